@@ -1,0 +1,113 @@
+import { networkInterfaces } from 'os';
+import { parseArgs } from 'util';
+import { Cidr, familyOf, formatCidr, parseAddress, parseCidr } from '../ipam/cidr';
+
+export interface Config {
+  pluginSocket: string;
+  apiSocket: string;
+  stateDir: string;
+  dockerHost: string;
+  ipv4Range: Cidr;
+  ipv6Range?: Cidr;
+  debug: boolean;
+}
+
+export const USAGE = `Usage: cilium-agent [flags]
+
+  --plugin-socket PATH   Docker plugin socket; its file name is the driver name
+                         (default /run/docker/plugins/cilium.sock)
+  --api-socket PATH      agent API socket for the cilium CLI (default /var/run/cilium/cilium.sock)
+  --state-dir DIR        persistent state: store, logs (default /var/lib/cilium)
+  --docker-host URL      Docker API (default $DOCKER_HOST, else unix:///var/run/docker.sock)
+  --ipv4-range CIDR      this host's container range (default 10.N.0.0/16, N = last octet
+                         of the host's first global IPv4)
+  --ipv6-range CIDR      this host's IPv6 range (default f00d::<host IPv4 in hex>:0:0/96)
+  --enable-ipv6[=BOOL]   allocate IPv6 addresses (default true)
+  --debug                log every plugin call
+  -h, --help             this text
+`;
+
+/** Parses argv; throws an Error whose message is fit to print on bad flags. */
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config | 'help' {
+  const args = argv.map((a) => (a === '--enable-ipv6=false' ? '--disable-ipv6' : a === '--enable-ipv6=true' ? '--enable-ipv6' : a));
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      'plugin-socket': { type: 'string', default: '/run/docker/plugins/cilium.sock' },
+      'api-socket': { type: 'string', default: '/var/run/cilium/cilium.sock' },
+      'state-dir': { type: 'string', default: '/var/lib/cilium' },
+      'docker-host': { type: 'string', default: env.DOCKER_HOST || 'unix:///var/run/docker.sock' },
+      'ipv4-range': { type: 'string' },
+      'ipv6-range': { type: 'string' },
+      'enable-ipv6': { type: 'boolean', default: true },
+      'disable-ipv6': { type: 'boolean', default: false },
+      debug: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return 'help';
+  const hostIPv4 = firstGlobalIPv4();
+  const ipv4Range = rangeFlag('--ipv4-range', values['ipv4-range'] ?? `10.${hostIPv4 ? hostIPv4.split('.')[3] : '0'}.0.0/16`, 4);
+  const ipv6 = values['enable-ipv6'] && !values['disable-ipv6'];
+  const ipv6Range = ipv6 ? rangeFlag('--ipv6-range', values['ipv6-range'] ?? defaultIPv6Range(hostIPv4 ?? '0.0.0.0'), 6) : undefined;
+  for (const flag of ['plugin-socket', 'api-socket', 'state-dir'] as const) {
+    if (!values[flag].startsWith('/')) throw new Error(`--${flag} must be an absolute path, got "${values[flag]}"`);
+  }
+  if (!/^(unix|tcp|http|https):\/\//.test(values['docker-host'])) {
+    throw new Error(`--docker-host must be a unix:// or tcp:// URL, got "${values['docker-host']}"`);
+  }
+  return {
+    pluginSocket: values['plugin-socket'],
+    apiSocket: values['api-socket'],
+    stateDir: values['state-dir'],
+    dockerHost: values['docker-host'],
+    ipv4Range,
+    ...(ipv6Range ? { ipv6Range } : {}),
+    debug: values.debug,
+  };
+}
+
+function rangeFlag(flag: string, text: string, family: 4 | 6): Cidr {
+  let c: Cidr;
+  try {
+    c = parseCidr(text);
+  } catch (err) {
+    throw new Error(`${flag}: ${(err as Error).message}`);
+  }
+  if (c.family !== family) throw new Error(`${flag} must be an IPv${family} prefix, got ${text}`);
+  const minHostBits = family === 4 ? 2 : 8;
+  if ((family === 4 ? 32 : 128) - c.bits < minHostBits) throw new Error(`${flag} ${formatCidr(c)} is too small for containers`);
+  return c;
+}
+
+/** Cilium's per-host default: f00d::<host IPv4 as two hex words>:0:0/96 (10.0.2.15 -> f00d::a00:20f:0:0/96). */
+export function defaultIPv6Range(hostIPv4: string): string {
+  const o = hostIPv4.split('.').map(Number);
+  const hi = ((o[0]! << 8) | o[1]!).toString(16);
+  const lo = ((o[2]! << 8) | o[3]!).toString(16);
+  return `f00d::${hi}:${lo}:0:0/96`;
+}
+
+/** The host's first global IPv4 that is not one of ours. */
+function firstGlobalIPv4(): string | undefined {
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (name.startsWith('lxc') || name.startsWith('cilium_')) continue;
+    for (const a of addrs ?? []) {
+      if (a.family === 'IPv4' && !a.internal && !a.address.startsWith('169.254.')) return a.address;
+    }
+  }
+  return undefined;
+}
+
+/** Every address of the host, so IPAM never hands one of them to a container. */
+export function hostAddresses(): Array<{ family: 4 | 6; value: bigint }> {
+  const out: Array<{ family: 4 | 6; value: bigint }> = [];
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) {
+      const text = a.address.split('%')[0]!;
+      if (familyOf(text)) out.push(parseAddress(text));
+    }
+  }
+  return out;
+}

@@ -1,0 +1,43 @@
+import { promises as fs } from 'fs';
+import { createConnection } from 'net';
+import { dirname } from 'path';
+import { RequestListener, Server, createServer } from 'http';
+
+/**
+ * Serves HTTP on a root-only unix socket. A socket file left by a killed
+ * agent would make every engine call fail slowly, so it is removed; one that
+ * still answers belongs to a live agent and is an error.
+ */
+export async function listenUnix(path: string, handler: RequestListener): Promise<Server> {
+  await fs.mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  if (await answers(path)) throw new Error(`another process is already serving ${path}: stop it first`);
+  await fs.rm(path, { force: true });
+  const server = createServer(handler);
+  server.keepAliveTimeout = 5_000;
+  server.requestTimeout = 60_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  await fs.chmod(path, 0o600);
+  return server;
+}
+
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = createConnection(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}
+
+export async function closeServer(server: Server, path: string): Promise<void> {
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+  await fs.rm(path, { force: true });
+}

@@ -1,0 +1,48 @@
+import { join } from 'path';
+import { USAGE, parseConfig } from './config';
+import { startDaemon } from './daemon';
+import { createLogger } from './logger';
+
+async function main(): Promise<void> {
+  let cfg;
+  try {
+    cfg = parseConfig(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`cilium-agent: ${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (cfg === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('cilium-agent: must run as root (it creates network devices and serves /run/docker/plugins)\n');
+    process.exit(1);
+  }
+  const log = createLogger(join(cfg.stateDir, 'cilium-agent.log'), cfg.debug);
+  let daemon;
+  try {
+    daemon = await startDaemon(cfg, log);
+  } catch (err) {
+    log.error(`cannot start: ${(err as Error).message}`);
+    await new Promise((r) => setTimeout(r, 100)); // let winston flush the file transport
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal} received, shutting down`);
+    daemon.stop().then(
+      () => process.exit(0),
+      (err: Error) => {
+        log.error(`unclean shutdown: ${err.message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main();

@@ -1,0 +1,177 @@
+import { createRtNetlink, FlagsNew, RtNetlinkSocket } from 'netlink';
+import { Family } from '../ipam/cidr';
+
+/**
+ * The rtnetlink calls the datapath needs, on one socket, with no process
+ * spawned per operation. The `netlink` package encodes the fixed headers; the
+ * nested IFLA_LINKINFO that describes a veth pair is encoded here.
+ */
+
+const AF = { 4: 2, 6: 10 } as const;
+const IFLA_ADDRESS = 1;
+const IFLA_IFNAME = 3;
+const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+const VETH_INFO_PEER = 1;
+const IFINFOMSG_LEN = 16;
+const NLA_F_NESTED = 1 << 15;
+const CREATE = FlagsNew.CREATE | FlagsNew.EXCL;
+const TIMEOUT_MS = 5000;
+
+export class NetlinkError extends Error {
+  constructor(
+    readonly op: string,
+    readonly code: string,
+  ) {
+    super(`${op}: ${code}`);
+  }
+}
+
+let socket: RtNetlinkSocket | undefined;
+function rtnl(): RtNetlinkSocket {
+  socket ??= createRtNetlink();
+  return socket;
+}
+
+/** Runs one request, turning "Request rejected: EEXIST" into a NetlinkError with its errno name. */
+async function call<T>(op: string, fn: (s: RtNetlinkSocket) => Promise<T>): Promise<T> {
+  try {
+    return await fn(rtnl());
+  } catch (err) {
+    const m = /Request rejected: (\w+)/.exec((err as Error).message);
+    throw new NetlinkError(op, m?.[1] ?? (err as Error).message);
+  }
+}
+
+function attr(type: number, payload: Buffer): Buffer {
+  const len = 4 + payload.length;
+  const out = Buffer.alloc((len + 3) & ~3);
+  out.writeUInt16LE(len, 0);
+  out.writeUInt16LE(type, 2);
+  payload.copy(out, 4);
+  return out;
+}
+
+const cstring = (s: string) => Buffer.from(`${s}\0`);
+
+export function macBytes(mac: string): Buffer {
+  return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
+}
+
+export function addressBytes(family: Family, value: bigint): Buffer {
+  const n = family === 4 ? 4 : 16;
+  const b = Buffer.alloc(n);
+  for (let i = n - 1, v = value; i >= 0; i--, v >>= 8n) b[i] = Number(v & 0xffn);
+  return b;
+}
+
+export interface VethSpec {
+  name: string;
+  mac: string;
+  peerName: string;
+  peerMac: string;
+}
+
+/** Creates a veth pair in the current namespace; fails with EEXIST if the name is taken. */
+export async function createVeth(spec: VethSpec): Promise<void> {
+  const peerInfo = Buffer.concat([
+    Buffer.alloc(IFINFOMSG_LEN),
+    attr(IFLA_IFNAME, cstring(spec.peerName)),
+    attr(IFLA_ADDRESS, macBytes(spec.peerMac)),
+  ]);
+  const linkinfo = Buffer.concat([
+    attr(IFLA_INFO_KIND, cstring('veth')),
+    attr(IFLA_INFO_DATA | NLA_F_NESTED, attr(VETH_INFO_PEER | NLA_F_NESTED, peerInfo)),
+  ]);
+  await call(`create veth ${spec.name}`, (s) =>
+    s.newLink({}, { ifname: spec.name, address: macBytes(spec.mac), linkinfo }, { flags: CREATE, timeout: TIMEOUT_MS }),
+  );
+}
+
+/** @returns the interface index, or undefined when no such link exists. */
+export async function linkIndex(name: string): Promise<number | undefined> {
+  try {
+    const [link] = await call(`get link ${name}`, (s) => s.getLink({}, { ifname: name }, { timeout: TIMEOUT_MS }));
+    return link?.data.index;
+  } catch (err) {
+    if (err instanceof NetlinkError && err.code === 'ENODEV') return undefined;
+    throw err;
+  }
+}
+
+export async function listLinks(): Promise<Array<{ name: string; index: number }>> {
+  const links = await call('list links', (s) => s.getLinks(undefined, undefined, { timeout: TIMEOUT_MS }));
+  return links.map((l) => ({ name: l.attrs.ifname ?? '', index: l.data.index ?? 0 }));
+}
+
+export async function setUp(index: number): Promise<void> {
+  await call(`set link ${index} up`, (s) =>
+    s.setLink({ index, flags: { up: true }, change: { up: true } }, {}, { timeout: TIMEOUT_MS }),
+  );
+}
+
+/** Deletes a link by name; a link that is already gone is not an error (idempotent teardown). */
+export async function deleteLink(name: string): Promise<boolean> {
+  const index = await linkIndex(name);
+  if (index === undefined) return false;
+  try {
+    await call(`delete link ${name}`, (s) => s.delLink({ index }, {}, { timeout: TIMEOUT_MS }));
+  } catch (err) {
+    if (err instanceof NetlinkError && err.code === 'ENODEV') return false;
+    throw err;
+  }
+  return true;
+}
+
+/** Adds an address; one that is already there is fine (the host router is set up at every start). */
+export async function addAddress(index: number, family: Family, value: bigint, prefixlen: number): Promise<void> {
+  const addr = addressBytes(family, value);
+  try {
+    await call(`add address to link ${index}`, (s) =>
+      s.newAddress(
+        { family: AF[family], prefixlen, index, flags: family === 6 ? { nodad: true } : {} },
+        { local: addr, address: addr },
+        { flags: CREATE, timeout: TIMEOUT_MS },
+      ),
+    );
+  } catch (err) {
+    if (!(err instanceof NetlinkError && err.code === 'EEXIST')) throw err;
+  }
+}
+
+/** A directly connected route (scope link) to dst/bits out of oif, replacing any stale one. */
+export async function replaceRoute(family: Family, dst: bigint, bits: number, oif: number): Promise<void> {
+  await call(`route to ${dst} via ${oif}`, (s) =>
+    s.newRoute(
+      { family: AF[family], dstLen: bits, table: 254, protocol: 'STATIC', scope: 'LINK', type: 'UNICAST' },
+      { dst: addressBytes(family, dst), oif },
+      { flags: FlagsNew.CREATE | FlagsNew.REPLACE, timeout: TIMEOUT_MS },
+    ),
+  );
+}
+
+export interface RouteEntry {
+  family: Family;
+  dst: Buffer;
+  bits: number;
+  oif: number;
+}
+
+export async function listRoutes(family: Family): Promise<RouteEntry[]> {
+  const routes = await call('list routes', (s) => s.getRoutes({ family: AF[family] }, undefined, { timeout: TIMEOUT_MS }));
+  return routes
+    .filter((r) => r.data.table === 254 && r.attrs.dst !== undefined)
+    .map((r) => ({ family, dst: r.attrs.dst!, bits: r.data.dstLen ?? 0, oif: r.attrs.oif ?? 0 }));
+}
+
+/** Removes an address; one that is already gone is fine. */
+export async function deleteAddress(index: number, family: Family, value: bigint, prefixlen: number): Promise<void> {
+  const addr = addressBytes(family, value);
+  try {
+    await call(`delete address from link ${index}`, (s) =>
+      s.delAddress({ family: AF[family], prefixlen, index }, { local: addr, address: addr }, { timeout: TIMEOUT_MS }),
+    );
+  } catch (err) {
+    if (!(err instanceof NetlinkError && err.code === 'EADDRNOTAVAIL')) throw err;
+  }
+}

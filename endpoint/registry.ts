@@ -1,0 +1,62 @@
+import { KVStore, listJSON, putJSON } from '../store/kvstore';
+import { Endpoint } from './endpoint';
+
+const MAX_ENDPOINT_ID = 65535;
+const key = (dockerEndpointId: string) => `endpoint/${dockerEndpointId}`;
+
+/** Endpoints by Docker endpoint ID, mirrored in the store before any caller sees a change. */
+export class EndpointRegistry {
+  private readonly byDockerId = new Map<string, Endpoint>();
+  private readonly usedIds = new Set<number>();
+
+  private constructor(private readonly store: KVStore) {}
+
+  static async load(store: KVStore): Promise<EndpointRegistry> {
+    const reg = new EndpointRegistry(store);
+    for (const ep of await listJSON<Endpoint>(store, 'endpoint/')) reg.remember(ep);
+    return reg;
+  }
+
+  /** Lowest free ID; reserved synchronously so that concurrent creates never share one. */
+  reserveId(): number {
+    for (let id = 1; id <= MAX_ENDPOINT_ID; id++) {
+      if (!this.usedIds.has(id)) {
+        this.usedIds.add(id);
+        return id;
+      }
+    }
+    throw new Error(`all ${MAX_ENDPOINT_ID} endpoint IDs are in use on this host`);
+  }
+
+  unreserveId(id: number): void {
+    if (![...this.byDockerId.values()].some((e) => e.id === id)) this.usedIds.delete(id);
+  }
+
+  async save(ep: Endpoint): Promise<void> {
+    await this.store.batch([putJSON(key(ep.dockerEndpointId), ep)]);
+    this.remember(ep);
+  }
+
+  async remove(ep: Endpoint): Promise<void> {
+    await this.store.batch([{ type: 'del', key: key(ep.dockerEndpointId) }]);
+    this.byDockerId.delete(ep.dockerEndpointId);
+    this.usedIds.delete(ep.id);
+  }
+
+  byDockerEndpoint(dockerEndpointId: string): Endpoint | undefined {
+    return this.byDockerId.get(dockerEndpointId);
+  }
+
+  byId(id: number): Endpoint | undefined {
+    return [...this.byDockerId.values()].find((e) => e.id === id);
+  }
+
+  list(): Endpoint[] {
+    return [...this.byDockerId.values()].sort((a, b) => a.id - b.id);
+  }
+
+  private remember(ep: Endpoint): void {
+    this.byDockerId.set(ep.dockerEndpointId, ep);
+    this.usedIds.add(ep.id);
+  }
+}

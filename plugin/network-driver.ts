@@ -1,0 +1,171 @@
+import { Logger } from 'winston';
+import { Family, parseAddress } from '../ipam/cidr';
+import { Ipam } from '../ipam/ipam';
+import { addRouterAddress, removeRouterAddress } from '../datapath/host-router';
+import { EndpointManager } from '../endpoint/manager';
+import { Network, NetworkFamily, NetworkRegistry } from './networks';
+import { Body, asBody, id, optionalArray, optionalObject, optionalString, stringMap } from './validate';
+
+const CONNECTED = 1;
+
+/**
+ * libnetwork's NetworkDriver.* calls. Creates, deletes, leaves and releases
+ * are idempotent because the engine only logs their errors and never retries.
+ */
+export class NetworkDriver {
+  constructor(
+    private readonly networks: NetworkRegistry,
+    private readonly endpoints: EndpointManager,
+    private readonly ipam: Ipam,
+    private readonly log: Logger,
+  ) {}
+
+  getCapabilities() {
+    return { Scope: 'local', ConnectivityScope: 'local' };
+  }
+
+  async createNetwork(raw: unknown) {
+    const b = asBody(raw);
+    const networkId = id(b, 'NetworkID');
+    const v4 = optionalArray(b, 'IPv4Data');
+    const v6 = optionalArray(b, 'IPv6Data');
+    if (v4.length > 1 || v6.length > 1) throw new Error('a cilium network takes at most one --subnet per address family');
+    if (v4.length === 0 && v6.length === 0) throw new Error('the network has no IPv4 or IPv6 pool');
+    if (this.networks.get(networkId)) return {};
+    const ipv4 = v4[0] && this.networkFamily(4, v4[0]);
+    const ipv6 = v6[0] && this.networkFamily(6, v6[0]);
+    const network: Network = { id: networkId, ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}), createdAt: new Date().toISOString() };
+    if (ipv4?.ownGateway) await addRouterAddress(parseAddress(ipv4.gateway));
+    try {
+      await this.networks.save(network);
+    } catch (err) {
+      if (ipv4?.ownGateway) await removeRouterAddress(parseAddress(ipv4.gateway));
+      throw err;
+    }
+    this.log.info(`network ${networkId.slice(0, 12)} created`, { network: networkId, ipv4, ipv6 });
+    return {};
+  }
+
+  async deleteNetwork(raw: unknown) {
+    const networkId = id(asBody(raw), 'NetworkID');
+    const network = this.networks.get(networkId);
+    if (!network) return {};
+    await this.networks.remove(networkId);
+    if (network.ipv4?.ownGateway) await removeRouterAddress(parseAddress(network.ipv4.gateway));
+    this.log.info(`network ${networkId.slice(0, 12)} deleted`, { network: networkId });
+    return {};
+  }
+
+  async createEndpoint(raw: unknown) {
+    const b = asBody(raw);
+    const networkId = id(b, 'NetworkID');
+    const endpointId = id(b, 'EndpointID');
+    const iface = optionalObject(b, 'Interface');
+    const ipv4 = optionalString(iface, 'Address');
+    const ipv6 = optionalString(iface, 'AddressIPv6');
+    const mac = optionalString(iface, 'MacAddress');
+    this.mustNetwork(networkId);
+    if (!ipv4 && !ipv6) throw new Error('the endpoint has no address: the network must use --ipam-driver cilium');
+    if (mac && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac)) throw new Error(`Interface.MacAddress "${mac}" is not a MAC address`);
+    for (const a of [ipv4, ipv6]) if (a) parseAddress(a.split('/')[0]!);
+    const ep = await this.endpoints.create({
+      dockerEndpointId: endpointId,
+      dockerNetworkId: networkId,
+      ...(ipv4 ? { ipv4 } : {}),
+      ...(ipv6 ? { ipv6 } : {}),
+      ...(mac ? { mac: mac.toLowerCase() } : {}),
+    });
+    // Echoing fields the engine filled makes it fail ("driver modified interface"): only the MAC we chose.
+    return mac ? {} : { Interface: { MacAddress: ep.mac } };
+  }
+
+  async deleteEndpoint(raw: unknown) {
+    const b = asBody(raw);
+    id(b, 'NetworkID');
+    await this.endpoints.delete(id(b, 'EndpointID'));
+    return {};
+  }
+
+  endpointOperInfo(raw: unknown) {
+    const b = asBody(raw);
+    id(b, 'NetworkID');
+    const ep = this.endpoints.registry.byDockerEndpoint(id(b, 'EndpointID'));
+    if (!ep) throw new Error(`endpoint ${String(b.EndpointID)} does not exist on this host`);
+    return { Value: { id: ep.id, ifName: ep.ifName, state: ep.state, ipv4: ep.ipv4 ?? '', ipv6: ep.ipv6 ?? '' } };
+  }
+
+  async join(raw: unknown) {
+    const b = asBody(raw);
+    const network = this.mustNetwork(id(b, 'NetworkID'));
+    const endpointId = id(b, 'EndpointID');
+    const sandboxKey = optionalString(b, 'SandboxKey');
+    if (!sandboxKey.startsWith('/')) throw new Error(`SandboxKey must be a network namespace path, got "${sandboxKey}"`);
+    const ep = await this.endpoints.join(endpointId, sandboxKey);
+    const answer: Body = { InterfaceName: { SrcName: ep.peerName, DstPrefix: 'eth' }, DisableGatewayService: false };
+    if (network.ipv4 && ep.ipv4) {
+      answer.Gateway = network.ipv4.gateway;
+      // A second attachment to the same gateway in one container would clash
+      // with the first one's route (EEXIST); the first route serves both.
+      if (!this.sandboxRoutesTo(sandboxKey, network.ipv4.gateway, endpointId)) {
+        answer.StaticRoutes = [{ Destination: `${network.ipv4.gateway}/32`, RouteType: CONNECTED }];
+      }
+    }
+    if (ep.ipv6) answer.GatewayIPv6 = this.endpoints.ipv6Gateway(ep);
+    return answer;
+  }
+
+  async leave(raw: unknown) {
+    const b = asBody(raw);
+    id(b, 'NetworkID');
+    await this.endpoints.leave(id(b, 'EndpointID'));
+    return {};
+  }
+
+  /** Port publishing (-p) is a driver's job for remote drivers; not supported yet, so say so in the log. */
+  programExternalConnectivity(raw: unknown) {
+    const b = asBody(raw);
+    const options = optionalObject(b, 'Options');
+    const portmap = options['com.docker.network.portmap'];
+    if (Array.isArray(portmap) && portmap.length > 0) {
+      this.log.warn('published ports (-p) are not supported by the cilium driver yet; they are ignored', { endpoint: b.EndpointID });
+    }
+    return {};
+  }
+
+  ok(raw: unknown) {
+    asBody(raw);
+    return {};
+  }
+
+  private networkFamily(family: Family, data: Body): NetworkFamily {
+    const pool = optionalString(data, 'Pool');
+    const gateway = optionalString(data, 'Gateway').split('/')[0]!;
+    stringMap(data, 'AuxAddresses');
+    if (gateway === '') {
+      if (family === 4) throw new Error(`IPv4Data has no Gateway`);
+      return { pool, gateway: '', ownGateway: false };
+    }
+    if (parseAddress(gateway).family !== family) throw new Error(`IPv${family}Data.Gateway "${gateway}" is not an IPv${family} address`);
+    return { pool, gateway, ownGateway: family === 4 && gateway !== this.ipam.routerAddress(4) };
+  }
+
+  private sandboxRoutesTo(sandboxKey: string, gateway: string, self: string): boolean {
+    return this.endpoints.registry
+      .list()
+      .some(
+        (e) =>
+          e.dockerEndpointId !== self &&
+          e.sandboxKey === sandboxKey &&
+          e.state === 'ready' &&
+          this.networks.get(e.dockerNetworkId)?.ipv4?.gateway === gateway,
+      );
+  }
+
+  private mustNetwork(networkId: string): Network {
+    const n = this.networks.get(networkId);
+    if (!n) {
+      throw new Error(`network ${networkId} is not known to this cilium agent (created before its state dir was wiped?): remove and re-create the network`);
+    }
+    return n;
+  }
+}

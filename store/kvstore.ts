@@ -1,0 +1,30 @@
+/**
+ * The key-value store every piece of persistent agent state goes through.
+ * The embedded backend is LevelDB; an etcd backend can implement the same
+ * contract (create-only writes map onto etcd transactions).
+ */
+export type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+
+export interface KVStore {
+  get(key: string): Promise<string | undefined>;
+  /** All entries whose key starts with prefix, in key order. */
+  list(prefix: string): Promise<Array<[string, string]>>;
+  /** Applies every op or none, durably, before resolving. */
+  batch(ops: Op[]): Promise<void>;
+  /** Writes key only if absent; false when it already existed (compare-and-set). */
+  create(key: string, value: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export async function getJSON<T>(store: KVStore, key: string): Promise<T | undefined> {
+  const raw = await store.get(key);
+  return raw === undefined ? undefined : (JSON.parse(raw) as T);
+}
+
+export async function listJSON<T>(store: KVStore, prefix: string): Promise<T[]> {
+  return (await store.list(prefix)).map(([, v]) => JSON.parse(v) as T);
+}
+
+export function putJSON(key: string, value: unknown): Op {
+  return { type: 'put', key, value: JSON.stringify(value) };
+}

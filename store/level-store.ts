@@ -1,0 +1,61 @@
+import { ClassicLevel } from 'classic-level';
+import { KVStore, Op } from './kvstore';
+
+/**
+ * Embedded LevelDB backend. Writes are synced to disk before they resolve so
+ * that an address answered to Docker is never forgotten, even on power loss.
+ * LevelDB's LOCK file keeps a second agent off the same state directory.
+ */
+export class LevelStore implements KVStore {
+  private chain: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly db: ClassicLevel<string, string>) {}
+
+  static async open(dir: string): Promise<LevelStore> {
+    const db = new ClassicLevel<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    try {
+      await db.open();
+    } catch (err) {
+      const cause = (err as { cause?: Error }).cause;
+      throw new Error(`cannot open state store ${dir}: ${cause?.message ?? (err as Error).message}`);
+    }
+    return new LevelStore(db);
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    return (await this.db.get(key)) ?? undefined;
+  }
+
+  async list(prefix: string): Promise<Array<[string, string]>> {
+    const out: Array<[string, string]> = [];
+    for await (const [k, v] of this.db.iterator({ gte: prefix, lt: prefix + '\uffff' })) out.push([k, v]);
+    return out;
+  }
+
+  batch(ops: Op[]): Promise<void> {
+    return this.serial(() => (ops.length === 0 ? Promise.resolve() : this.db.batch(ops, { sync: true })));
+  }
+
+  create(key: string, value: string): Promise<boolean> {
+    return this.serial(async () => {
+      if ((await this.db.get(key)) !== undefined) return false;
+      await this.db.put(key, value, { sync: true });
+      return true;
+    });
+  }
+
+  /**
+   * LevelDB may apply concurrent writes in any order; a release followed by a
+   * re-allocation of the same address must reach the disk in that order, and
+   * check-then-write must be atomic. One queue gives both.
+   */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}
