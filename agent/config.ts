@@ -89,10 +89,12 @@ export function defaultIPv6Range(hostIPv4: string): string {
   return `f00d::${hi}:${lo}:0:0/96`;
 }
 
+const isOwnDevice = (name: string) => name.startsWith('lxc') || name.startsWith('cilium_');
+
 /** The host's first global IPv4 that is not one of ours. */
 function firstGlobalIPv4(): string | undefined {
   for (const [name, addrs] of Object.entries(networkInterfaces())) {
-    if (name.startsWith('lxc') || name.startsWith('cilium_')) continue;
+    if (isOwnDevice(name)) continue;
     for (const a of addrs ?? []) {
       if (a.family === 'IPv4' && !a.internal && !a.address.startsWith('169.254.')) return a.address;
     }
@@ -100,10 +102,11 @@ function firstGlobalIPv4(): string | undefined {
   return undefined;
 }
 
-/** Every address of the host, so IPAM never hands one of them to a container. */
+/** Every address of the host, so IPAM never hands one of them to a container. Our own devices' addresses are IPAM's already. */
 export function hostAddresses(): Array<{ family: 4 | 6; value: bigint }> {
   const out: Array<{ family: 4 | 6; value: bigint }> = [];
-  for (const addrs of Object.values(networkInterfaces())) {
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (isOwnDevice(name)) continue;
     for (const a of addrs ?? []) {
       const text = a.address.split('%')[0]!;
       if (familyOf(text)) out.push(parseAddress(text));

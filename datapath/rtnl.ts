@@ -155,13 +155,15 @@ export interface RouteEntry {
   dst: Buffer;
   bits: number;
   oif: number;
+  /** Who installed it: the kernel for address prefixes, static for ours. */
+  protocol: string;
 }
 
 export async function listRoutes(family: Family): Promise<RouteEntry[]> {
   const routes = await call('list routes', (s) => s.getRoutes({ family: AF[family] }, undefined, { timeout: TIMEOUT_MS }));
   return routes
     .filter((r) => r.data.table === 254 && r.attrs.dst !== undefined)
-    .map((r) => ({ family, dst: r.attrs.dst!, bits: r.data.dstLen ?? 0, oif: r.attrs.oif ?? 0 }));
+    .map((r) => ({ family, dst: r.attrs.dst!, bits: r.data.dstLen ?? 0, oif: r.attrs.oif ?? 0, protocol: String(r.data.protocol) }));
 }
 
 /** Removes an address; one that is already gone is fine. */

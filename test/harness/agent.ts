@@ -1,0 +1,121 @@
+import { spawn, ChildProcess } from 'child_process';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'fs';
+import { request } from 'http';
+import { join, resolve } from 'path';
+import { waitFor } from './exec';
+
+const AGENT = resolve(__dirname, '../../agent/main.js');
+
+export interface HttpAnswer {
+  status: number;
+  body: unknown;
+}
+
+/** Raw HTTP over a unix socket: what the engine or a hostile client would send. */
+export function httpUnix(socketPath: string, method: string, path: string, body?: string | Buffer): Promise<HttpAnswer> {
+  return new Promise((resolvePromise, reject) => {
+    const req = request({ socketPath, method, path, timeout: 30_000 }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (data += c));
+      res.on('end', () => {
+        let parsed: unknown = data;
+        try {
+          parsed = JSON.parse(data);
+        } catch {
+          /* keep raw text: the caller asserts on it */
+        }
+        resolvePromise({ status: res.statusCode ?? 0, body: parsed });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+/**
+ * A cilium-agent process under test, with its own state dir, API socket and
+ * driver name (the plugin socket's file name), so it can run beside one
+ * brought up by the README.
+ */
+export class TestAgent {
+  readonly dir = mkdtempSync('/tmp/cilium-agent-');
+  readonly apiSocket = join(this.dir, 'api.sock');
+  readonly pluginSocket: string;
+  private proc?: ChildProcess;
+
+  constructor(
+    readonly driver: string,
+    private readonly args: string[],
+  ) {
+    this.pluginSocket = `/run/docker/plugins/${driver}.sock`;
+  }
+
+  get stateDir(): string {
+    return join(this.dir, 'state');
+  }
+
+  async start(): Promise<void> {
+    const log = openSync(join(this.dir, 'agent.out'), 'a');
+    const proc = spawn(
+      process.execPath,
+      [AGENT, `--plugin-socket=${this.pluginSocket}`, `--api-socket=${this.apiSocket}`, `--state-dir=${this.stateDir}`, ...this.args],
+      { stdio: ['ignore', log, log] },
+    );
+    this.proc = proc;
+    await waitFor(
+      'cilium-agent to answer Plugin.Activate',
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`agent exited ${proc.exitCode}: ${this.logTail()}`);
+        return (await this.plugin('Plugin.Activate', '')).status === 200;
+      },
+      20_000,
+    );
+  }
+
+  /** SIGKILL: no chance to clean up, as in a crash. */
+  async kill9(): Promise<void> {
+    await this.signal('SIGKILL');
+  }
+
+  async stop(): Promise<void> {
+    await this.signal('SIGTERM');
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.exitCode === null ? this.proc.pid : undefined;
+  }
+
+  plugin(method: string, body: string | object): Promise<HttpAnswer> {
+    return httpUnix(this.pluginSocket, 'POST', `/${method}`, typeof body === 'string' ? body : JSON.stringify(body));
+  }
+
+  async api<T>(path: string): Promise<T> {
+    const a = await httpUnix(this.apiSocket, 'GET', path);
+    if (a.status !== 200) throw new Error(`GET ${path}: ${a.status} ${JSON.stringify(a.body)}`);
+    return a.body as T;
+  }
+
+  logTail(lines = 40): string {
+    try {
+      return readFileSync(join(this.dir, 'agent.out'), 'utf8').split('\n').slice(-lines).join('\n');
+    } catch {
+      return '';
+    }
+  }
+
+  async destroy(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private async signal(sig: NodeJS.Signals): Promise<void> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill(sig);
+    await exited;
+  }
+}

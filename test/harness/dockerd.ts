@@ -1,0 +1,124 @@
+import { spawn, ChildProcess } from 'child_process';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'fs';
+import { join } from 'path';
+import { Result, must, run, waitFor } from './exec';
+
+/**
+ * A private dockerd: own data root, exec root, pid file and socket, no
+ * iptables, so it never touches the machine's own Docker.
+ */
+export class TestDockerd {
+  readonly dir: string;
+  readonly socket: string;
+  private proc?: ChildProcess;
+
+  constructor(readonly extraArgs: string[] = ['--bridge=none']) {
+    this.dir = mkdtempSync('/tmp/cilium-dockerd-');
+    this.socket = join(this.dir, 'docker.sock');
+  }
+
+  get host(): string {
+    return `unix://${this.socket}`;
+  }
+
+  get execRoot(): string {
+    return join(this.dir, 'exec');
+  }
+
+  async start(): Promise<void> {
+    const log = openSync(join(this.dir, 'dockerd.log'), 'a');
+    this.proc = spawn(
+      'dockerd',
+      [
+        '--iptables=false',
+        '--ip6tables=false',
+        `--data-root=${join(this.dir, 'data')}`,
+        `--exec-root=${this.execRoot}`,
+        `--pidfile=${join(this.dir, 'dockerd.pid')}`,
+        `-H`, this.host,
+        '--log-level=warn',
+        ...this.extraArgs,
+      ],
+      { stdio: ['ignore', log, log] },
+    );
+    await waitFor('dockerd to answer', async () => (await this.docker(['version', '--format', '{{.Server.Version}}'])).code === 0, 60_000, 200).catch((err: Error) => {
+      throw new Error(`${err.message}\n${this.logTail()}`);
+    });
+  }
+
+  docker(args: string[], timeoutMs = 90_000): Promise<Result> {
+    return run('docker', ['-H', this.host, ...args], { timeoutMs });
+  }
+
+  /** docker ... that must succeed; returns trimmed stdout. */
+  async ok(args: string[], timeoutMs = 90_000): Promise<string> {
+    return (await must('docker', ['-H', this.host, ...args], { timeoutMs })).trim();
+  }
+
+  logTail(lines = 30): string {
+    try {
+      return readFileSync(join(this.dir, 'dockerd.log'), 'utf8').split('\n').slice(-lines).join('\n');
+    } catch {
+      return '';
+    }
+  }
+
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
+    if (proc.exitCode === null) {
+      proc.kill('SIGKILL');
+      await exited;
+    }
+  }
+
+  /** Stops and removes all its state, unmounting what a hard stop may have left mounted. */
+  async destroy(): Promise<void> {
+    await this.stop();
+    const mounts = readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? '')
+      .filter((m) => m.startsWith(this.dir))
+      .sort((a, b) => b.length - a.length);
+    for (const m of mounts) await run('umount', ['-l', m]);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The offline test image: busybox-static and its applets, a web root, nothing from a registry. */
+export async function buildBusyboxImage(d: TestDockerd, tag = 'bbox:latest'): Promise<void> {
+  const root = mkdtempSync('/tmp/cilium-rootfs-');
+  try {
+    const script = [
+      'set -e',
+      `cd ${root}`,
+      'mkdir -p bin www tmp etc',
+      'cp /bin/busybox bin/busybox',
+      'for a in $(bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "bin/$a"; done',
+      // busybox 1.35 as built by Debian crashes on "wget -T"; apply that timeout from outside.
+      // bin/wget is an applet link so far: replace the link, do not write through it.
+      'rm bin/wget',
+      `cat > bin/wget <<'W'
+#!/bin/sh
+t=
+for a; do
+  shift
+  if [ "$t" = next ]; then t=$a; continue; fi
+  case $a in -T) t=next ;; -T*) t=\${a#-T} ;; *) set -- "$@" "$a" ;; esac
+done
+exec /bin/busybox timeout "\${t:-30}" /bin/busybox wget "$@"
+W`,
+      'chmod +x bin/wget',
+      'echo "hello from cilium" > www/index.html',
+      'echo "root:x:0:0:root:/:/bin/sh" > etc/passwd',
+      'echo "root:x:0:" > etc/group',
+    ].join('\n');
+    await must('sh', ['-c', script]);
+    await must('sh', ['-c', `tar -C ${root} -c . | docker -H ${d.host} import -c 'CMD ["/bin/sh"]' - ${tag}`], { timeoutMs: 120_000 });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
