@@ -1,6 +1,6 @@
 import { spawn, ChildProcess } from 'child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync } from 'fs';
-import { join } from 'path';
+import { join, resolve } from 'path';
 import { Result, must, run, waitFor } from './exec';
 
 /**
@@ -88,37 +88,7 @@ export class TestDockerd {
   }
 }
 
-/** The offline test image: busybox-static and its applets, a web root, nothing from a registry. */
+/** The offline test image, built by the same script the README's bring-up uses. */
 export async function buildBusyboxImage(d: TestDockerd, tag = 'bbox:latest'): Promise<void> {
-  const root = mkdtempSync('/tmp/cilium-rootfs-');
-  try {
-    const script = [
-      'set -e',
-      `cd ${root}`,
-      'mkdir -p bin www tmp etc',
-      'cp /bin/busybox bin/busybox',
-      'for a in $(bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "bin/$a"; done',
-      // busybox 1.35 as built by Debian crashes on "wget -T"; apply that timeout from outside.
-      // bin/wget is an applet link so far: replace the link, do not write through it.
-      'rm bin/wget',
-      `cat > bin/wget <<'W'
-#!/bin/sh
-t=
-for a; do
-  shift
-  if [ "$t" = next ]; then t=$a; continue; fi
-  case $a in -T) t=next ;; -T*) t=\${a#-T} ;; *) set -- "$@" "$a" ;; esac
-done
-exec /bin/busybox timeout "\${t:-30}" /bin/busybox wget "$@"
-W`,
-      'chmod +x bin/wget',
-      'echo "hello from cilium" > www/index.html',
-      'echo "root:x:0:0:root:/:/bin/sh" > etc/passwd',
-      'echo "root:x:0:" > etc/group',
-    ].join('\n');
-    await must('sh', ['-c', script]);
-    await must('sh', ['-c', `tar -C ${root} -c . | docker -H ${d.host} import -c 'CMD ["/bin/sh"]' - ${tag}`], { timeoutMs: 120_000 });
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  await must('env', [`DOCKER_HOST=${d.host}`, 'bash', resolve(__dirname, '../../../scripts/build-image.sh'), tag], { timeoutMs: 120_000 });
 }
