@@ -1,15 +1,170 @@
 /*
- * Program for the host side of an endpoint's veth (tc clsact).
- * Compiled once at build time; per-endpoint values arrive through read-only
- * globals and maps, so creating an endpoint never runs the compiler.
- * The foundation passes traffic untouched; identity-based policy builds on it.
+ * Programs for the host side of an endpoint's veth (tc clsact):
+ *   cil_from_container on ingress: what the container sends (its egress),
+ *   cil_to_container on egress: what the container receives (its ingress).
+ * Compiled once at build time and loaded once per agent; each endpoint's
+ * values live in cilium_lxc keyed by the veth's ifindex, so creating an
+ * endpoint or changing policy is a map update, never a compile or a load.
  */
 #include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/parse.h"
+#include "lib/events.h"
+#include "lib/policy.h"
+
+/* Agent configuration, set in .rodata before load. */
+const volatile __u32 host_to_endpoint_allowed = 1;
+
+struct arp_eth_ipv4 {
+	__be16 htype;
+	__be16 ptype;
+	__u8 hlen;
+	__u8 plen;
+	__be16 op;
+	__u8 sha[6];
+	__u8 spa[4];
+	__u8 tha[6];
+	__u8 tpa[4];
+};
+
+static __always_inline int same(const __u8 *a, const __u8 *b, int n)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		if (i < n && a[i] != b[i])
+			return 0;
+	return 1;
+}
+
+static __always_inline int is_zero(const __u8 *a, int n)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		if (i < n && a[i])
+			return 0;
+	return 1;
+}
+
+/* Link-local (fe80::/10) or unspecified: the sources ND and MLD legitimately use. */
+static __always_inline int ipv6_local_source(const __u8 *a)
+{
+	return (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || is_zero(a, 16);
+}
+
+static __always_inline int icmp6_local_control(__u8 type)
+{
+	return icmp6_is_nd(type) || type == 130 || type == 131 || type == 132 || type == 143;
+}
+
+/* Policy for one packet of an endpoint, in one direction. */
+static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_info *ep, const struct flow *f,
+				   __u8 dir, __u8 icmp_type)
+{
+	__u32 peer, src, dst;
+	struct policy_value *pv;
+	__u32 enforce_flag = dir == DIR_INGRESS ? EP_F_INGRESS_ENFORCE : EP_F_EGRESS_ENFORCE;
+
+	peer = ipcache_identity(dir == DIR_INGRESS ? f->saddr : f->daddr);
+	src = dir == DIR_INGRESS ? peer : ep->identity;
+	dst = dir == DIR_INGRESS ? ep->identity : peer;
+	if (ep->flags & EP_F_NOT_READY)
+		return drop(skb, REASON_NOT_READY, dir, ep->ep_id, src, dst, f);
+	if (ct_known(f, ep->ep_id, dir, skb->len))
+		goto pass;
+	/* ICMP errors report on an existing exchange; they cannot open one. */
+	if ((f->proto == IPPROTO_ICMP && icmp4_is_error(icmp_type)) ||
+	    (f->proto == IPPROTO_ICMPV6 && icmp6_is_error(icmp_type)))
+		goto pass;
+	if (dir == DIR_INGRESS && peer == ID_HOST && host_to_endpoint_allowed)
+		goto allow;
+	if (!(ep->flags & enforce_flag))
+		goto allow;
+	pv = policy_lookup(ep->ep_id, peer, f, dir);
+	if (!pv)
+		return drop(skb, REASON_POLICY_DENIED, dir, ep->ep_id, src, dst, f);
+	__sync_fetch_and_add(&pv->packets, 1);
+	__sync_fetch_and_add(&pv->bytes, skb->len);
+	emit(skb, EVENT_POLICY_VERDICT, REASON_FORWARDED, dir, ep->ep_id, src, dst, f);
+allow:
+	ct_create(f, ep->ep_id, dir, peer, skb->len);
+pass:
+	count(REASON_FORWARDED, dir, skb->len);
+	return TC_ACT_OK;
+}
 
 SEC("tc")
 int cil_from_container(struct __sk_buff *skb)
 {
-	return TC_ACT_OK;
+	__u32 ifindex = skb->ifindex;
+	struct endpoint_info *ep = bpf_map_lookup_elem(&cilium_lxc, &ifindex);
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct flow f = {};
+	__u16 eth_proto = 0;
+	__u8 icmp_type;
+	int r;
+
+	if (!ep)
+		return drop(skb, REASON_UNKNOWN_ENDPOINT, DIR_EGRESS, 0, 0, 0, &f);
+	if ((void *)(eth + 1) > end)
+		return drop(skb, REASON_INVALID_PACKET, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
+	if (!same(eth->h_source, ep->mac, 6))
+		return drop(skb, REASON_INVALID_SMAC, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
+
+	r = parse_flow(skb, &f, &eth_proto, &icmp_type);
+	if (r == PARSE_DROP)
+		return drop(skb, REASON_INVALID_PACKET, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
+	if (r == PARSE_NOT_IP) {
+		struct arp_eth_ipv4 *arp = (void *)(eth + 1);
+
+		if (eth_proto != ETH_P_ARP)
+			return drop(skb, REASON_UNSUPPORTED_L3, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
+		if ((void *)(arp + 1) > end)
+			return drop(skb, REASON_INVALID_PACKET, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
+		/* An ARP probe has no sender address; anything else must be the endpoint's own. */
+		if (!is_zero(arp->spa, 4) && !same(arp->spa, ep->ipv4, 4))
+			return drop(skb, REASON_INVALID_SIP, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
+		return TC_ACT_OK;
+	}
+
+	if (f.family == 4) {
+		if (is_zero(ep->ipv4, 4) || !same(f.saddr + 12, ep->ipv4, 4))
+			return drop(skb, REASON_INVALID_SIP, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
+	} else {
+		if (f.proto == IPPROTO_ICMPV6 && icmp6_local_control(icmp_type) && ipv6_local_source(f.saddr))
+			return TC_ACT_OK;
+		if (is_zero(ep->ipv6, 16) || !same(f.saddr, ep->ipv6, 16))
+			return drop(skb, REASON_INVALID_SIP, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
+		if (f.proto == IPPROTO_ICMPV6 && icmp6_local_control(icmp_type))
+			return TC_ACT_OK;
+	}
+	return enforce(skb, ep, &f, DIR_EGRESS, icmp_type);
+}
+
+SEC("tc")
+int cil_to_container(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct endpoint_info *ep = bpf_map_lookup_elem(&cilium_lxc, &ifindex);
+	struct flow f = {};
+	__u16 eth_proto = 0;
+	__u8 icmp_type;
+	int r;
+
+	if (!ep)
+		return drop(skb, REASON_UNKNOWN_ENDPOINT, DIR_INGRESS, 0, 0, 0, &f);
+	r = parse_flow(skb, &f, &eth_proto, &icmp_type);
+	if (r == PARSE_DROP)
+		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS, ep->ep_id, 0, ep->identity, &f);
+	if (r == PARSE_NOT_IP) {
+		if (eth_proto == ETH_P_ARP)
+			return TC_ACT_OK;
+		return drop(skb, REASON_UNSUPPORTED_L3, DIR_INGRESS, ep->ep_id, 0, ep->identity, &f);
+	}
+	if (f.proto == IPPROTO_ICMPV6 && icmp6_local_control(icmp_type))
+		return TC_ACT_OK;
+	return enforce(skb, ep, &f, DIR_INGRESS, icmp_type);
 }
 
 char _license[] SEC("license") = "GPL";

@@ -1,9 +1,64 @@
-/* Shared definitions for the endpoint programs. */
+/* Shared definitions for the endpoint programs; mirrored in datapath/maps. */
 #ifndef CILIUM_COMMON_H
 #define CILIUM_COMMON_H
 
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/in.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/icmp.h>
+#include <linux/icmpv6.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+/* Reserved identities, as in Cilium. */
+#define ID_WORLD 2
+#define ID_HOST 1
+#define ID_INIT 5
+
+/* Directions, from the endpoint's point of view. */
+#define DIR_INGRESS 1
+#define DIR_EGRESS 2
+
+/* Drop and verdict reasons carried in events and metrics. */
+#define REASON_FORWARDED 0
+#define REASON_POLICY_DENIED 1
+#define REASON_INVALID_SMAC 2
+#define REASON_INVALID_SIP 3
+#define REASON_UNKNOWN_ENDPOINT 4
+#define REASON_UNSUPPORTED_L3 5
+#define REASON_NOT_READY 6
+#define REASON_INVALID_PACKET 7
+
+/* Endpoint flags. */
+#define EP_F_INGRESS_ENFORCE 1
+#define EP_F_EGRESS_ENFORCE 2
+#define EP_F_NOT_READY 4 /* identity not known yet: fail closed */
+
+/* Every address is held as 16 bytes; IPv4 as ::ffff:a.b.c.d. */
+struct flow {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport; /* network order */
+	__u16 dport; /* network order */
+	__u8 proto;
+	__u8 family; /* 4 or 6 */
+	__u8 tcp_flags;
+	__u8 pad;
+};
+
+struct endpoint_info {
+	__u32 ep_id;
+	__u32 flags;
+	__u32 identity;
+	__u8 mac[6];
+	__u8 pad[2];
+	__u8 ipv4[4];
+	__u8 ipv6[16];
+};
 
 #endif

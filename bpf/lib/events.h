@@ -1,0 +1,65 @@
+/* Datapath events to the agent through the ring buffer, and verdict metrics. */
+#ifndef CILIUM_EVENTS_H
+#define CILIUM_EVENTS_H
+
+#include "maps.h"
+
+#define EVENT_DROP 1
+#define EVENT_POLICY_VERDICT 2
+
+struct event {
+	__u8 type;
+	__u8 reason;
+	__u8 dir;
+	__u8 pad;
+	__u32 ep_id;
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u32 len;
+	__u32 ifindex;
+	struct flow flow;
+};
+
+static __always_inline void count(__u8 reason, __u8 dir, __u32 len)
+{
+	struct metrics_key k = { .reason = reason, .dir = dir };
+	struct metrics_value *v = bpf_map_lookup_elem(&cilium_metrics, &k);
+
+	if (v) {
+		v->packets++;
+		v->bytes += len;
+	} else {
+		struct metrics_value init = { .packets = 1, .bytes = len };
+		bpf_map_update_elem(&cilium_metrics, &k, &init, BPF_NOEXIST);
+	}
+}
+
+static __always_inline void emit(struct __sk_buff *skb, __u8 type, __u8 reason, __u8 dir, __u32 ep_id,
+				 __u32 src_id, __u32 dst_id, const struct flow *f)
+{
+	struct event *e = bpf_ringbuf_reserve(&cilium_events, sizeof(*e), 0);
+
+	if (!e)
+		return; /* monitor lagging: the verdict stands, only its report is lost */
+	e->type = type;
+	e->reason = reason;
+	e->dir = dir;
+	e->pad = 0;
+	e->ep_id = ep_id;
+	e->src_identity = src_id;
+	e->dst_identity = dst_id;
+	e->len = skb->len;
+	e->ifindex = skb->ifindex;
+	__builtin_memcpy(&e->flow, f, sizeof(*f));
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline int drop(struct __sk_buff *skb, __u8 reason, __u8 dir, __u32 ep_id, __u32 src_id,
+				__u32 dst_id, const struct flow *f)
+{
+	count(reason, dir, skb->len);
+	emit(skb, EVENT_DROP, reason, dir, ep_id, src_id, dst_id, f);
+	return TC_ACT_SHOT;
+}
+
+#endif

@@ -1,0 +1,102 @@
+/* Maps shared by every endpoint program; pinned by the agent under its BPF root. */
+#ifndef CILIUM_MAPS_H
+#define CILIUM_MAPS_H
+
+#include "common.h"
+
+/* ifindex of the host-side veth -> endpoint. Written before the program is attached. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct endpoint_info);
+} cilium_lxc SEC(".maps");
+
+struct ipcache_key {
+	__u32 prefixlen; /* over addr, IPv4 as ::ffff:0:0/96 + n */
+	__u8 addr[16];
+};
+
+struct ipcache_value {
+	__u32 identity;
+	__u32 flags;
+};
+
+/* prefix -> security identity: endpoints, the host, CIDR identities. A miss is "world". */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 524288);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ipcache_key);
+	__type(value, struct ipcache_value);
+} cilium_ipcache SEC(".maps");
+
+struct policy_key {
+	__u32 ep_id;
+	__u32 identity; /* 0: any identity */
+	__u16 dport;    /* network order; 0: any port */
+	__u8 proto;     /* 0: any protocol */
+	__u8 dir;
+};
+
+struct policy_value {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* What each endpoint allows, keyed by peer identity and L4 port, with hit counters. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1048576);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct policy_key);
+	__type(value, struct policy_value);
+} cilium_policy SEC(".maps");
+
+struct ct_key {
+	struct flow flow;
+	__u32 ep_id;
+	__u32 dir;
+};
+
+struct ct_value {
+	__u64 packets;
+	__u64 bytes;
+	__u32 peer_identity;
+	__u32 pad;
+};
+
+/* Connections an endpoint's policy allowed: their later packets and replies pass. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct ct_key);
+	__type(value, struct ct_value);
+} cilium_ct SEC(".maps");
+
+/* Drops and policy verdicts for the agent's monitor. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} cilium_events SEC(".maps");
+
+struct metrics_key {
+	__u8 reason;
+	__u8 dir;
+	__u16 pad;
+};
+
+struct metrics_value {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Packets and bytes by verdict reason and direction, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct metrics_key);
+	__type(value, struct metrics_value);
+} cilium_metrics SEC(".maps");
+
+#endif

@@ -1,0 +1,52 @@
+import { Family, parseAddress } from '../../ipam/cidr';
+import { BpfDatapath } from './loader';
+import { EP_FLAGS } from './maps';
+
+export const ID_HOST = 1;
+export const ID_INIT = 5;
+
+/** What the datapath needs to know of one endpoint. */
+export interface EndpointDatapathState {
+  id: number;
+  ifIndex: number;
+  mac: string;
+  ipv4?: string;
+  ipv6?: string;
+  identity: number;
+  ingressEnforced: boolean;
+  egressEnforced: boolean;
+  /** Until the identity is known the endpoint passes nothing (fail closed). */
+  ready: boolean;
+}
+
+function addresses(ep: { ipv4?: string; ipv6?: string }): Array<{ family: Family; value: bigint }> {
+  return [ep.ipv4, ep.ipv6].filter((a): a is string => !!a).map(parseAddress);
+}
+
+/** Writes the endpoint's map entry and its addresses' identity. Idempotent. */
+export function programEndpoint(dp: BpfDatapath, ep: EndpointDatapathState): void {
+  const flags =
+    (ep.ingressEnforced ? EP_FLAGS.ingressEnforce : 0) | (ep.egressEnforced ? EP_FLAGS.egressEnforce : 0) | (ep.ready ? 0 : EP_FLAGS.notReady);
+  for (const a of addresses(ep)) dp.maps.ipcache.set(a.family, a.value, a.family === 4 ? 32 : 128, ep.identity);
+  dp.maps.endpoints.set(ep.ifIndex, {
+    epId: ep.id,
+    flags,
+    identity: ep.identity,
+    mac: ep.mac,
+    ...(ep.ipv4 ? { ipv4: parseAddress(ep.ipv4).value } : {}),
+    ...(ep.ipv6 ? { ipv6: parseAddress(ep.ipv6).value } : {}),
+  });
+}
+
+/** Removes everything the datapath holds for the endpoint. Idempotent. */
+export function unprogramEndpoint(dp: BpfDatapath, ep: { id: number; ifIndex: number; ipv4?: string; ipv6?: string }): void {
+  dp.maps.endpoints.delete(ep.ifIndex);
+  for (const a of addresses(ep)) dp.maps.ipcache.delete(a.family, a.value, a.family === 4 ? 32 : 128);
+  for (const p of dp.maps.policy.entries()) if (p.epId === ep.id) dp.maps.policy.revoke(p);
+  dp.maps.ct.flushEndpoint(ep.id);
+}
+
+/** The host's own addresses carry the host identity, so policy can tell the host from the world. */
+export function programHostAddresses(dp: BpfDatapath, hostAddresses: Array<{ family: Family; value: bigint }>): void {
+  for (const a of hostAddresses) dp.maps.ipcache.set(a.family, a.value, a.family === 4 ? 32 : 128, ID_HOST);
+}

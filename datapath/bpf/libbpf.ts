@@ -1,0 +1,56 @@
+import koffi from 'koffi';
+
+/**
+ * The libbpf 1.x calls the agent needs, bound through koffi onto libbpf.so.1:
+ * no process is forked per map or attach operation. Integer calls return
+ * -errno; pointer calls return null and set errno.
+ */
+const lib = koffi.load('libbpf.so.1');
+
+const Obj = koffi.opaque('bpf_object');
+const Map = koffi.opaque('bpf_map');
+const Prog = koffi.opaque('bpf_program');
+const Ring = koffi.opaque('ring_buffer');
+export const SampleFn = koffi.proto('int ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
+
+export type Pointer = object;
+
+export const bpf = {
+  openFile: lib.func('bpf_object__open_file', koffi.pointer(Obj), ['str', 'void *']),
+  load: lib.func('bpf_object__load', 'int', [koffi.pointer(Obj)]),
+  close: lib.func('bpf_object__close', 'void', [koffi.pointer(Obj)]),
+  findMap: lib.func('bpf_object__find_map_by_name', koffi.pointer(Map), [koffi.pointer(Obj), 'str']),
+  findProgram: lib.func('bpf_object__find_program_by_name', koffi.pointer(Prog), [koffi.pointer(Obj), 'str']),
+  mapFd: lib.func('bpf_map__fd', 'int', [koffi.pointer(Map)]),
+  mapSetPinPath: lib.func('bpf_map__set_pin_path', 'int', [koffi.pointer(Map), 'str']),
+  mapSetInitialValue: lib.func('bpf_map__set_initial_value', 'int', [koffi.pointer(Map), 'void *', 'size_t']),
+  programFd: lib.func('bpf_program__fd', 'int', [koffi.pointer(Prog)]),
+  mapUpdate: lib.func('bpf_map_update_elem', 'int', ['int', 'void *', 'void *', 'uint64_t']),
+  mapLookup: lib.func('bpf_map_lookup_elem', 'int', ['int', 'void *', 'void *']),
+  mapDelete: lib.func('bpf_map_delete_elem', 'int', ['int', 'void *']),
+  mapNextKey: lib.func('bpf_map_get_next_key', 'int', ['int', 'void *', 'void *']),
+  tcHookCreate: lib.func('bpf_tc_hook_create', 'int', ['void *']),
+  tcAttach: lib.func('bpf_tc_attach', 'int', ['void *', 'void *']),
+  ringNew: lib.func('ring_buffer__new', koffi.pointer(Ring), ['int', koffi.pointer(SampleFn), 'void *', 'void *']),
+  ringConsume: lib.func('ring_buffer__consume', 'int', [koffi.pointer(Ring)]),
+  ringFree: lib.func('ring_buffer__free', 'void', [koffi.pointer(Ring)]),
+};
+
+export const errnoName = (code: number): string => {
+  const name = Object.entries(koffi.os.errno).find(([, v]) => v === Math.abs(code))?.[0];
+  return name ?? `errno ${Math.abs(code)}`;
+};
+
+/** Throws "<what>: <ERRNO>" for a negative libbpf return. */
+export function check(ret: number, what: string): number {
+  if (ret < 0) throw new Error(`${what}: ${errnoName(ret)}`);
+  return ret;
+}
+
+/** For pointer-returning calls: null means failure, with the reason in errno. */
+export function checkPtr<T>(ptr: T | null, what: string): T {
+  if (ptr === null) throw new Error(`${what}: ${errnoName(koffi.errno())}`);
+  return ptr;
+}
+
+export { koffi };

@@ -1,0 +1,129 @@
+import { mkdirSync } from 'fs';
+import { join, resolve } from 'path';
+import { Pointer, bpf, check, checkPtr } from './libbpf';
+import { BpfMap, possibleCpus } from './map';
+import { CtMap, EndpointMap, IpcacheMap, MetricsMap, PolicyMap } from './maps';
+
+const OBJECT = resolve(__dirname, '../../../bpf/bpf_lxc.o');
+const TC_INGRESS = 1;
+const TC_EGRESS = 2;
+const TC_F_REPLACE = 1;
+/** One fixed filter slot per hook, so a restarted agent replaces its predecessor's program. */
+const HANDLE = 1;
+const PRIORITY = 1;
+
+const MAPS = {
+  cilium_lxc: [4, 40],
+  cilium_ipcache: [20, 8],
+  cilium_policy: [12, 16],
+  cilium_ct: [48, 24],
+  cilium_events: [0, 0],
+  cilium_metrics: [4, 16],
+} as const;
+
+export interface DatapathConfig {
+  /** Directory on bpffs where the maps are pinned; they outlive the agent. */
+  bpfRoot: string;
+  hostToEndpointAllowed: boolean;
+}
+
+export interface Maps {
+  endpoints: EndpointMap;
+  ipcache: IpcacheMap;
+  policy: PolicyMap;
+  ct: CtMap;
+  metrics: MetricsMap;
+  eventsFd: number;
+}
+
+/**
+ * The endpoint programs, loaded once per agent start. Pinned maps are reused
+ * when present, so enforcement state survives restarts and programs already
+ * attached keep enforcing while the agent is down.
+ */
+export class BpfDatapath {
+  private constructor(
+    private readonly obj: Pointer,
+    readonly maps: Maps,
+    private readonly fromContainerFd: number,
+    private readonly toContainerFd: number,
+  ) {}
+
+  static load(cfg: DatapathConfig): BpfDatapath {
+    mkdirSync(cfg.bpfRoot, { recursive: true, mode: 0o700 });
+    const obj = checkPtr(bpf.openFile(OBJECT, null), `open ${OBJECT} (run npm run build)`);
+    try {
+      for (const name of Object.keys(MAPS)) {
+        const m = checkPtr(bpf.findMap(obj, name), `find map ${name}`);
+        check(bpf.mapSetPinPath(m, join(cfg.bpfRoot, name)), `pin path for ${name}`);
+      }
+      const rodata = Buffer.alloc(4);
+      rodata.writeUInt32LE(cfg.hostToEndpointAllowed ? 1 : 0, 0);
+      check(bpf.mapSetInitialValue(checkPtr(bpf.findMap(obj, '.rodata'), 'find .rodata'), rodata, rodata.length), 'set .rodata');
+      check(
+        bpf.load(obj),
+        `load BPF programs (maps pinned in ${cfg.bpfRoot} by an incompatible version must be removed first)`,
+      );
+      const fd = (name: keyof typeof MAPS) => check(bpf.mapFd(checkPtr(bpf.findMap(obj, name), name)), `fd of ${name}`);
+      const map = (name: keyof typeof MAPS, valueSize: number = MAPS[name][1]) => new BpfMap(name, fd(name), MAPS[name][0], valueSize);
+      const maps: Maps = {
+        endpoints: new EndpointMap(map('cilium_lxc')),
+        ipcache: new IpcacheMap(map('cilium_ipcache')),
+        policy: new PolicyMap(map('cilium_policy')),
+        ct: new CtMap(map('cilium_ct')),
+        metrics: new MetricsMap(map('cilium_metrics', 16 * possibleCpus())),
+        eventsFd: fd('cilium_events'),
+      };
+      const prog = (name: string) => check(bpf.programFd(checkPtr(bpf.findProgram(obj, name), name)), `fd of ${name}`);
+      return new BpfDatapath(obj, maps, prog('cil_from_container'), prog('cil_to_container'));
+    } catch (err) {
+      bpf.close(obj);
+      throw err;
+    }
+  }
+
+  /**
+   * Attaches both programs to an endpoint's host-side veth (clsact ingress
+   * and egress), replacing what a previous agent attached. A fresh veth gets
+   * its clsact qdisc first; on a known one the qdisc is assumed, because
+   * creating an existing qdisc (or attaching without one) makes the kernel
+   * log a spurious error.
+   */
+  attach(ifindex: number, fresh: boolean): void {
+    const createHook = () => check(bpf.tcHookCreate(tcHook(ifindex, TC_INGRESS | TC_EGRESS)), `create clsact on ifindex ${ifindex}`);
+    const attachBoth = () =>
+      bpf.tcAttach(tcHook(ifindex, TC_INGRESS), tcOpts(this.fromContainerFd)) ||
+      bpf.tcAttach(tcHook(ifindex, TC_EGRESS), tcOpts(this.toContainerFd));
+    if (fresh) createHook();
+    let r = attachBoth();
+    if (r < 0 && !fresh) {
+      createHook();
+      r = attachBoth();
+    }
+    check(r, `attach endpoint programs on ifindex ${ifindex}`);
+  }
+
+  close(): void {
+    bpf.close(this.obj);
+  }
+}
+
+/** struct bpf_tc_hook { size_t sz; int ifindex; enum attach_point; __u32 parent; } (24 bytes) */
+function tcHook(ifindex: number, point: number): Buffer {
+  const b = Buffer.alloc(24);
+  b.writeBigUInt64LE(24n, 0);
+  b.writeInt32LE(ifindex, 8);
+  b.writeUInt32LE(point, 12);
+  return b;
+}
+
+/** struct bpf_tc_opts { size_t sz; int prog_fd; __u32 flags, prog_id, handle, priority; } (32 bytes) */
+function tcOpts(progFd: number): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeBigUInt64LE(32n, 0);
+  b.writeInt32LE(progFd, 8);
+  b.writeUInt32LE(TC_F_REPLACE, 12);
+  b.writeUInt32LE(HANDLE, 20);
+  b.writeUInt32LE(PRIORITY, 24);
+  return b;
+}

@@ -1,0 +1,67 @@
+import { readFileSync } from 'fs';
+import { bpf, check, errnoName } from './libbpf';
+
+export const BPF_ANY = 0;
+export const BPF_NOEXIST = 1;
+const ENOENT = -2;
+
+/** One BPF map by fd, with fixed-size binary keys and values encoded by its caller. */
+export class BpfMap {
+  constructor(
+    readonly name: string,
+    readonly fd: number,
+    readonly keySize: number,
+    readonly valueSize: number,
+  ) {}
+
+  update(key: Buffer, value: Buffer, flags = BPF_ANY): void {
+    check(bpf.mapUpdate(this.fd, key, value, flags), `update ${this.name}`);
+  }
+
+  lookup(key: Buffer): Buffer | undefined {
+    const value = Buffer.alloc(this.valueSize);
+    const r = bpf.mapLookup(this.fd, key, value);
+    if (r === ENOENT) return undefined;
+    check(r, `lookup ${this.name}`);
+    return value;
+  }
+
+  /** @returns false when the key was not there (idempotent removal). */
+  delete(key: Buffer): boolean {
+    const r = bpf.mapDelete(this.fd, key);
+    if (r === ENOENT) return false;
+    check(r, `delete from ${this.name}`);
+    return true;
+  }
+
+  keys(): Buffer[] {
+    const out: Buffer[] = [];
+    let prev: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(this.keySize);
+      const r = bpf.mapNextKey(this.fd, prev, next);
+      if (r === ENOENT) return out;
+      if (r < 0) throw new Error(`iterate ${this.name}: ${errnoName(r)}`);
+      out.push(next);
+      prev = next;
+    }
+  }
+
+  entries(): Array<[Buffer, Buffer]> {
+    const out: Array<[Buffer, Buffer]> = [];
+    for (const k of this.keys()) {
+      const v = this.lookup(k);
+      if (v) out.push([k, v]);
+    }
+    return out;
+  }
+}
+
+/** Per-CPU maps return one value slot (8-byte aligned) per possible CPU. */
+export function possibleCpus(): number {
+  const text = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim();
+  return text.split(',').reduce((n, part) => {
+    const [a, b] = part.split('-').map(Number);
+    return n + (b === undefined ? 1 : b - a! + 1);
+  }, 0);
+}

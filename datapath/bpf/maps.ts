@@ -1,0 +1,180 @@
+import { Family } from '../../ipam/cidr';
+import { addressBytes, macBytes } from '../rtnl';
+import { BpfMap, possibleCpus } from './map';
+
+/**
+ * Typed views of the pinned maps, byte for byte as bpf/lib/maps.h declares
+ * them. Addresses are 16 bytes; IPv4 is held as ::ffff:a.b.c.d.
+ */
+
+export const DIR = { ingress: 1, egress: 2 } as const;
+export type Direction = keyof typeof DIR;
+export const EP_FLAGS = { ingressEnforce: 1, egressEnforce: 2, notReady: 4 } as const;
+
+export function addr16(family: Family, value: bigint): Buffer {
+  return family === 6 ? addressBytes(6, value) : Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]), addressBytes(4, value)]);
+}
+
+/** The reverse of addr16: the family and text form of a 16-byte address. */
+export function fromAddr16(b: Buffer): { family: Family; value: bigint } {
+  const mapped = b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
+  const bytes = mapped ? b.subarray(12, 16) : b;
+  return { family: mapped ? 4 : 6, value: BigInt(`0x${bytes.toString('hex') || '0'}`) };
+}
+
+export interface EndpointInfo {
+  epId: number;
+  flags: number;
+  identity: number;
+  mac: string;
+  ipv4?: bigint;
+  ipv6?: bigint;
+}
+
+export class EndpointMap {
+  constructor(readonly map: BpfMap) {}
+
+  set(ifindex: number, e: EndpointInfo): void {
+    const v = Buffer.alloc(40);
+    v.writeUInt32LE(e.epId, 0);
+    v.writeUInt32LE(e.flags, 4);
+    v.writeUInt32LE(e.identity, 8);
+    macBytes(e.mac).copy(v, 12);
+    if (e.ipv4 !== undefined) addressBytes(4, e.ipv4).copy(v, 20);
+    if (e.ipv6 !== undefined) addressBytes(6, e.ipv6).copy(v, 24);
+    this.map.update(u32(ifindex), v);
+  }
+
+  get(ifindex: number): { epId: number; flags: number; identity: number } | undefined {
+    const v = this.map.lookup(u32(ifindex));
+    return v && { epId: v.readUInt32LE(0), flags: v.readUInt32LE(4), identity: v.readUInt32LE(8) };
+  }
+
+  delete(ifindex: number): boolean {
+    return this.map.delete(u32(ifindex));
+  }
+
+  ifindexes(): number[] {
+    return this.map.keys().map((k) => k.readUInt32LE(0));
+  }
+}
+
+export class IpcacheMap {
+  constructor(readonly map: BpfMap) {}
+
+  /** prefix bits are those of the family (32 for a host IPv4). */
+  set(family: Family, value: bigint, bits: number, identity: number): void {
+    const v = Buffer.alloc(8);
+    v.writeUInt32LE(identity, 0);
+    this.map.update(ipcacheKey(family, value, bits), v);
+  }
+
+  delete(family: Family, value: bigint, bits: number): boolean {
+    return this.map.delete(ipcacheKey(family, value, bits));
+  }
+
+  entries(): Array<{ family: Family; value: bigint; bits: number; identity: number }> {
+    return this.map.entries().map(([k, v]) => {
+      const a = fromAddr16(k.subarray(4, 20));
+      const len = k.readUInt32LE(0);
+      return { ...a, bits: a.family === 4 ? len - 96 : len, identity: v.readUInt32LE(0) };
+    });
+  }
+}
+
+function ipcacheKey(family: Family, value: bigint, bits: number): Buffer {
+  const k = Buffer.alloc(20);
+  k.writeUInt32LE(family === 4 ? bits + 96 : bits, 0);
+  addr16(family, value).copy(k, 4);
+  return k;
+}
+
+export interface PolicyKey {
+  epId: number;
+  identity: number;
+  port: number;
+  proto: number;
+  dir: Direction;
+}
+
+export class PolicyMap {
+  constructor(readonly map: BpfMap) {}
+
+  static key(p: PolicyKey): Buffer {
+    const k = Buffer.alloc(12);
+    k.writeUInt32LE(p.epId, 0);
+    k.writeUInt32LE(p.identity, 4);
+    k.writeUInt16BE(p.port, 8); // network order, as the program compares it
+    k.writeUInt8(p.proto, 10);
+    k.writeUInt8(DIR[p.dir], 11);
+    return k;
+  }
+
+  static parse(k: Buffer): PolicyKey {
+    return {
+      epId: k.readUInt32LE(0),
+      identity: k.readUInt32LE(4),
+      port: k.readUInt16BE(8),
+      proto: k.readUInt8(10),
+      dir: k.readUInt8(11) === DIR.ingress ? 'ingress' : 'egress',
+    };
+  }
+
+  /** Adds an allow entry; an existing one keeps its counters. */
+  allow(p: PolicyKey): void {
+    try {
+      this.map.update(PolicyMap.key(p), Buffer.alloc(16), 1 /* BPF_NOEXIST */);
+    } catch (err) {
+      if (!/EEXIST/.test((err as Error).message)) throw err;
+    }
+  }
+
+  revoke(p: PolicyKey): void {
+    this.map.delete(PolicyMap.key(p));
+  }
+
+  entries(): Array<PolicyKey & { packets: bigint; bytes: bigint }> {
+    return this.map.entries().map(([k, v]) => ({ ...PolicyMap.parse(k), packets: v.readBigUInt64LE(0), bytes: v.readBigUInt64LE(8) }));
+  }
+}
+
+export class CtMap {
+  constructor(readonly map: BpfMap) {}
+
+  /** Forgets an endpoint's connections, so a reused endpoint ID inherits none. */
+  flushEndpoint(epId: number): number {
+    let n = 0;
+    for (const k of this.map.keys()) if (k.readUInt32LE(40) === epId && this.map.delete(k)) n++;
+    return n;
+  }
+
+  count(): number {
+    return this.map.keys().length;
+  }
+}
+
+export class MetricsMap {
+  private readonly cpus = possibleCpus();
+
+  constructor(readonly map: BpfMap) {}
+
+  /** Totals over CPUs, by reason and direction. */
+  read(): Array<{ reason: number; dir: Direction; packets: bigint; bytes: bigint }> {
+    return this.map.keys().map((k) => {
+      const v = this.map.lookup(k) ?? Buffer.alloc(16 * this.cpus);
+      let packets = 0n;
+      let bytes = 0n;
+      for (let c = 0; c < this.cpus; c++) {
+        packets += v.readBigUInt64LE(c * 16);
+        bytes += v.readBigUInt64LE(c * 16 + 8);
+      }
+      return { reason: k.readUInt8(0), dir: k.readUInt8(1) === DIR.ingress ? 'ingress' : 'egress', packets, bytes };
+    });
+  }
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n, 0);
+  return b;
+}
