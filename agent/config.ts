@@ -1,6 +1,7 @@
 import { networkInterfaces } from 'os';
 import { parseArgs } from 'util';
 import { Cidr, familyOf, formatCidr, parseAddress, parseCidr } from '../ipam/cidr';
+import { EnforcementMode } from '../policy/resolve';
 
 export interface Config {
   pluginSocket: string;
@@ -9,6 +10,11 @@ export interface Config {
   dockerHost: string;
   ipv4Range: Cidr;
   ipv6Range?: Cidr;
+  bpfRoot: string;
+  enforcement: EnforcementMode;
+  /** Host-to-endpoint traffic passes whatever the policy says (Cilium's --allow-localhost=always). */
+  allowLocalhost: boolean;
+  identityGraceMs: number;
   debug: boolean;
 }
 
@@ -23,6 +29,10 @@ export const USAGE = `Usage: cilium-agent [flags]
                          of the host's first global IPv4)
   --ipv6-range CIDR      this host's IPv6 range (default f00d::<host IPv4 in hex>:0:0/96)
   --enable-ipv6[=BOOL]   allocate IPv6 addresses (default true)
+  --bpf-root DIR         where BPF maps are pinned, on bpffs (default /sys/fs/bpf/cilium)
+  --enable-policy MODE   default (enforce where a rule selects), always, never (default default)
+  --allow-localhost MODE always (the host reaches every endpoint) or policy (default always)
+  --identity-grace SECS  keep an unused identity this long before releasing it (default 300)
   --debug                log every plugin call
   -h, --help             this text
 `;
@@ -42,6 +52,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       'ipv6-range': { type: 'string' },
       'enable-ipv6': { type: 'boolean', default: true },
       'disable-ipv6': { type: 'boolean', default: false },
+      'bpf-root': { type: 'string', default: '/sys/fs/bpf/cilium' },
+      'enable-policy': { type: 'string', default: 'default' },
+      'allow-localhost': { type: 'string', default: 'always' },
+      'identity-grace': { type: 'string', default: '300' },
       debug: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -51,7 +65,15 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const ipv4Range = rangeFlag('--ipv4-range', values['ipv4-range'] ?? `10.${hostIPv4 ? hostIPv4.split('.')[3] : '0'}.0.0/16`, 4);
   const ipv6 = values['enable-ipv6'] && !values['disable-ipv6'];
   const ipv6Range = ipv6 ? rangeFlag('--ipv6-range', values['ipv6-range'] ?? defaultIPv6Range(hostIPv4 ?? '0.0.0.0'), 6) : undefined;
-  for (const flag of ['plugin-socket', 'api-socket', 'state-dir'] as const) {
+  const enforcement = values['enable-policy'];
+  if (enforcement !== 'default' && enforcement !== 'always' && enforcement !== 'never') {
+    throw new Error(`--enable-policy must be default, always or never, got "${enforcement}"`);
+  }
+  if (values['allow-localhost'] !== 'always' && values['allow-localhost'] !== 'policy') {
+    throw new Error(`--allow-localhost must be always or policy, got "${values['allow-localhost']}"`);
+  }
+  if (!/^\d+(\.\d+)?$/.test(values['identity-grace'])) throw new Error(`--identity-grace must be a number of seconds, got "${values['identity-grace']}"`);
+  for (const flag of ['plugin-socket', 'api-socket', 'state-dir', 'bpf-root'] as const) {
     if (!values[flag].startsWith('/')) throw new Error(`--${flag} must be an absolute path, got "${values[flag]}"`);
   }
   if (!/^(unix|tcp|http|https):\/\//.test(values['docker-host'])) {
@@ -64,6 +86,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     dockerHost: values['docker-host'],
     ipv4Range,
     ...(ipv6Range ? { ipv6Range } : {}),
+    bpfRoot: values['bpf-root'],
+    enforcement,
+    allowLocalhost: values['allow-localhost'] === 'always',
+    identityGraceMs: Number(values['identity-grace']) * 1000,
     debug: values.debug,
   };
 }

@@ -3,77 +3,112 @@ import { Server } from 'http';
 import { join } from 'path';
 import { Logger } from 'winston';
 import { apiApp } from '../api/server';
+import { EventReader } from '../datapath/bpf/events';
+import { programHostAddresses } from '../datapath/bpf/endpoint-program';
+import { BpfDatapath } from '../datapath/bpf/loader';
 import { RouterAddress, ensureHostRouter } from '../datapath/host-router';
 import { EndpointManager } from '../endpoint/manager';
+import { PolicySync } from '../endpoint/policy-sync';
 import { EndpointRegistry } from '../endpoint/registry';
+import { IdentityAllocator } from '../identity/allocator';
 import { Ipam } from '../ipam/ipam';
 import { lastAddress, parseAddress } from '../ipam/cidr';
+import { ContainerResolver } from '../labels/container-resolver';
+import { dockerClient } from '../labels/docker-client';
+import { EventLog } from '../monitor/event-log';
 import { IpamDriver } from '../plugin/ipam-driver';
 import { NetworkDriver } from '../plugin/network-driver';
 import { NetworkRegistry } from '../plugin/networks';
 import { pluginApp } from '../plugin/server';
+import { PolicyRepository } from '../policy/repository';
 import { LevelStore } from '../store/level-store';
 import { Config, hostAddresses } from './config';
 import { closeServer, listenUnix } from './listen';
 
-export const VERSION = '0.1.0';
+export const VERSION = '0.2.0';
 
 export interface Daemon {
   stop(): Promise<void>;
 }
 
 /**
- * Start-up order matters: state is loaded and the datapath's host side is
- * ready before the plugin socket appears, because the engine may call the
- * plugin the instant the socket exists.
+ * Start-up order matters: state is loaded, the datapath is loaded and every
+ * known endpoint re-attached before the plugin socket appears, because the
+ * engine may call the plugin the instant the socket exists.
  */
 export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
   await fs.mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
   const store = await LevelStore.open(join(cfg.stateDir, 'store'));
-  const servers: Array<[Server, string]> = [];
+  const closers: Array<() => Promise<void> | void> = [() => store.close()];
+  const stop = async () => {
+    for (const c of closers.reverse()) await c();
+  };
   try {
     const routerV4 = cfg.ipv4Range.base + 1n;
     const routerV6 = cfg.ipv6Range && cfg.ipv6Range.base + 1n;
     if (lastAddress(cfg.ipv4Range) <= routerV4) throw new Error('--ipv4-range leaves no room for a router address');
+    const host = hostAddresses();
     const ipam = await Ipam.load(store, {
       4: { range: cfg.ipv4Range, router: routerV4 },
       ...(cfg.ipv6Range && routerV6 ? { 6: { range: cfg.ipv6Range, router: routerV6 } } : {}),
-      hostAddresses: hostAddresses(),
+      hostAddresses: host,
     });
     const networks = await NetworkRegistry.load(store);
     const registry = await EndpointRegistry.load(store);
-    const endpoints = new EndpointManager(registry, log);
 
     const routers: RouterAddress[] = [{ family: 4, value: routerV4 }];
     if (routerV6) routers.push({ family: 6, value: routerV6 });
     for (const n of networks.list()) if (n.ipv4?.ownGateway) routers.push(parseAddress(n.ipv4.gateway));
     await ensureHostRouter(routers, cfg.ipv6Range !== undefined);
 
-    const net = new NetworkDriver(networks, endpoints, ipam, log);
+    const dp = BpfDatapath.load({ bpfRoot: cfg.bpfRoot, hostToEndpointAllowed: cfg.allowLocalhost });
+    closers.push(() => dp.close());
+    programHostAddresses(dp, [...host, ...routers]);
+    const events = new EventLog();
+    const reader = new EventReader(dp.maps.eventsFd, (e) => events.push(e));
+    closers.push(() => reader.close());
+
+    let sync: PolicySync | undefined;
+    const identities = await IdentityAllocator.load(store, log, cfg.identityGraceMs, () => sync?.regenerate());
+    const repo = await PolicyRepository.load(store);
+    sync = new PolicySync(dp, registry, identities, repo, cfg.enforcement, log);
+    let manager: EndpointManager | undefined;
+    const resolver = new ContainerResolver(dockerClient(cfg.dockerHost), log, (id, info) => manager!.assignContainer(id, info));
+    closers.push(() => resolver.stop());
+    manager = new EndpointManager(registry, dp, identities, sync, resolver, log);
+    await manager.restore();
+    void resolver.start();
+
+    const net = new NetworkDriver(networks, manager, ipam, log);
     const ipamDriver = new IpamDriver(ipam, log);
-    servers.push([
-      await listenUnix(cfg.apiSocket, apiApp({ version: VERSION, startedAt: new Date(), endpoints: registry, networks, ipam, stateDir: cfg.stateDir, pluginSocket: cfg.pluginSocket })),
+    const serve = async (path: string, app: Parameters<typeof listenUnix>[1]) => {
+      const server: Server = await listenUnix(path, app);
+      closers.push(() => closeServer(server, path));
+    };
+    await serve(
       cfg.apiSocket,
-    ]);
-    servers.push([await listenUnix(cfg.pluginSocket, pluginApp(net, ipamDriver, log)), cfg.pluginSocket]);
+      apiApp({ version: VERSION, startedAt: new Date(), endpoints: registry, networks, ipam, identities, repo, sync, events, dp, log, stateDir: cfg.stateDir, pluginSocket: cfg.pluginSocket }),
+    );
+    // Last: from here on the engine can reach us.
+    await serve(cfg.pluginSocket, pluginApp(net, ipamDriver, log));
     log.info('cilium-agent ready', {
       pluginSocket: cfg.pluginSocket,
       apiSocket: cfg.apiSocket,
       ipv4Range: ipam.hostRange(4),
       ipv6Range: ipam.hostRange(6),
+      bpfRoot: cfg.bpfRoot,
       endpoints: registry.list().length,
       networks: networks.list().length,
+      policyRevision: repo.revision,
     });
   } catch (err) {
-    for (const [s, path] of servers) await closeServer(s, path);
-    await store.close();
+    await stop();
     throw err;
   }
   return {
     async stop() {
-      // The plugin socket goes first so the engine sees a clean "no plugin" rather than half-closed state.
-      for (const [s, path] of servers.reverse()) await closeServer(s, path);
-      await store.close();
+      // Programs stay attached and maps pinned: enforcement goes on while the agent is down.
+      await stop();
       log.info('cilium-agent stopped');
     },
   };

@@ -1,8 +1,17 @@
 import express, { NextFunction, Request, Response } from 'express';
-import { EndpointRegistry } from '../endpoint/registry';
+import { Logger } from 'winston';
+import { BpfDatapath } from '../datapath/bpf/loader';
 import { Endpoint } from '../endpoint/endpoint';
+import { PolicySync } from '../endpoint/policy-sync';
+import { EndpointRegistry } from '../endpoint/registry';
+import { IdentityAllocator } from '../identity/allocator';
+import { formatAddress } from '../ipam/cidr';
 import { Ipam } from '../ipam/ipam';
+import { normalize } from '../labels/labels';
+import { EventLog, LoggedEvent } from '../monitor/event-log';
 import { NetworkRegistry } from '../plugin/networks';
+import { PolicyRepository } from '../policy/repository';
+import { PolicyResolver } from '../policy/resolve';
 
 export interface ApiDeps {
   version: string;
@@ -10,15 +19,41 @@ export interface ApiDeps {
   endpoints: EndpointRegistry;
   networks: NetworkRegistry;
   ipam: Ipam;
+  identities: IdentityAllocator;
+  repo: PolicyRepository;
+  sync: PolicySync;
+  events: EventLog;
+  dp: BpfDatapath;
+  log: Logger;
   stateDir: string;
   pluginSocket: string;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** "id=app1" means the container label; "reserved:host" and other sources are kept as written. */
+export function userLabels(list: string[]): string[] {
+  return normalize(list.filter(Boolean).map((l) => (/^[a-z-]+:/.test(l) ? l : `container:${l}`)));
 }
 
 /** The agent's JSON REST API (Cilium's /v1 shapes) that the cilium CLI talks to. */
 export function apiApp(d: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
-  app.use(express.json({ limit: '1mb' }));
+  app.use(express.json({ limit: '4mb', type: () => true }));
+  const labelsOf = (id: number) => d.identities.get(id)?.labels ?? d.sync.knownIdentities().find((i) => i.id === id)?.labels ?? [];
+  const endpointView = (e: Endpoint) => {
+    const p = d.sync.policyOf(e.id);
+    return { ...e, policy: { ingressEnforced: p?.ingressEnforced ?? false, egressEnforced: p?.egressEnforced ?? false, allows: p?.allows.length ?? 0 } };
+  };
+  const withLabels = (e: LoggedEvent) => ({ ...e, srcLabels: labelsOf(e.srcIdentity), dstLabels: labelsOf(e.dstIdentity) });
 
   app.get('/v1/healthz', (_req, res) => {
     res.json({
@@ -28,19 +63,16 @@ export function apiApp(d: ApiDeps): express.Express {
       pluginSocket: d.pluginSocket,
       endpoints: countBy(d.endpoints.list(), (e) => e.state),
       networks: d.networks.list().length,
+      identities: d.identities.list().length,
+      policyRevision: d.repo.revision,
       ipam: d.ipam.snapshot().map(({ allocations: _a, ...pool }) => pool),
     });
   });
   app.get('/v1/endpoint', (_req, res) => {
-    res.json(d.endpoints.list());
+    res.json(d.endpoints.list().map(endpointView));
   });
   app.get('/v1/endpoint/:id', (req, res) => {
-    const ep = findEndpoint(d.endpoints, String(req.params.id));
-    if (!ep) {
-      res.status(404).json({ error: `endpoint ${req.params.id} not found` });
-      return;
-    }
-    res.json(ep);
+    res.json(endpointView(findEndpoint(d.endpoints, String(req.params.id))));
   });
   app.get('/v1/network', (_req, res) => {
     res.json(d.networks.list());
@@ -48,20 +80,87 @@ export function apiApp(d: ApiDeps): express.Express {
   app.get('/v1/ipam', (_req, res) => {
     res.json(d.ipam.snapshot());
   });
+  app.get('/v1/identity', (_req, res) => {
+    res.json(d.sync.knownIdentities().map((i) => ({ id: i.id, labels: i.labels, users: d.identities.users(i.id) })));
+  });
+  app.get('/v1/identity/:id', (req, res) => {
+    const i = d.sync.knownIdentities().find((x) => String(x.id) === req.params.id);
+    if (!i) throw new HttpError(404, `identity ${req.params.id} not found`);
+    res.json({ id: i.id, labels: i.labels, users: d.identities.users(i.id) });
+  });
+  app.get('/v1/policy', (req, res) => {
+    const labels = String(req.query.labels ?? '').split(',').filter(Boolean);
+    res.json({ revision: d.repo.revision, rules: d.repo.select(labels) });
+  });
+  app.put('/v1/policy', async (req, res) => {
+    let revision: number;
+    try {
+      revision = await d.repo.import(req.body);
+    } catch (err) {
+      throw new HttpError(400, (err as Error).message);
+    }
+    d.sync.regenerate();
+    d.log.info(`policy imported, revision ${revision}`);
+    res.json({ revision });
+  });
+  app.delete('/v1/policy', async (req, res) => {
+    const body = (req.body ?? {}) as { labels?: unknown; all?: unknown };
+    const labels = Array.isArray(body.labels) ? body.labels.map(String) : [];
+    if (labels.length === 0 && body.all !== true) throw new HttpError(400, 'give labels of the rules to delete, or all: true');
+    const result = await d.repo.delete(labels);
+    d.sync.regenerate();
+    res.json(result);
+  });
+  app.post('/v1/policy/resolve', (req, res) => {
+    const b = (req.body ?? {}) as { from?: unknown; to?: unknown; dport?: unknown; protocol?: unknown };
+    if (!Array.isArray(b.from) || !Array.isArray(b.to)) throw new HttpError(400, 'from and to must be lists of labels');
+    const from = userLabels(b.from.map(String));
+    const to = userLabels(b.to.map(String));
+    const port = Number(b.dport ?? 0);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new HttpError(400, `dport ${String(b.dport)} is not a port`);
+    const proto = { TCP: 6, UDP: 17, ANY: 0, ICMP: 1 }[String(b.protocol ?? 'TCP').toUpperCase()];
+    if (proto === undefined) throw new HttpError(400, `protocol ${String(b.protocol)} is not TCP, UDP, ICMP or ANY`);
+    // Label sets with no identity yet get provisional numbers, so a trace works before any container exists.
+    const known = d.sync.knownIdentities();
+    const idOf = (labels: string[], provisional: number) => known.find((i) => JSON.stringify(i.labels) === JSON.stringify(labels))?.id ?? provisional;
+    const srcId = idOf(from, -1);
+    const dstId = idOf(to, -2);
+    const extra = [srcId < 0 ? { id: srcId, labels: from } : undefined, dstId < 0 ? { id: dstId, labels: to } : undefined].filter((x) => x !== undefined);
+    const resolver = new PolicyResolver(d.repo.rules, [...known, ...extra], 'default');
+    const trace = resolver.trace(from, to, srcId, dstId, port, proto);
+    res.json({ verdict: trace.allowed ? 'ALLOWED' : 'DENIED', steps: trace.steps, srcIdentity: srcId, dstIdentity: dstId });
+  });
+  app.get('/v1/events', (req, res) => {
+    const since = Number(req.query.since ?? 0);
+    const type = req.query.type ? String(req.query.type) : undefined;
+    res.json(d.events.since(since).filter((e) => !type || e.type === type).map(withLabels));
+  });
+  app.get('/v1/bpf/policy/:id', (req, res) => {
+    const ep = findEndpoint(d.endpoints, String(req.params.id));
+    const entries = d.dp.maps.policy.entries().filter((e) => e.epId === ep.id);
+    res.json(entries.map((e) => ({ ...e, packets: e.packets.toString(), bytes: e.bytes.toString(), labels: e.identity === 0 ? ['reserved:all'] : labelsOf(e.identity) })));
+  });
+  app.get('/v1/bpf/ipcache', (_req, res) => {
+    res.json(d.dp.maps.ipcache.entries().map((e) => ({ prefix: `${formatAddress(e.family, e.value)}/${e.bits}`, identity: e.identity })));
+  });
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: `no such API route: ${req.method} ${req.path}` });
   });
-  app.use((err: Error & { status?: number }, _req: Request, res: Response, _next: NextFunction) => {
-    res.status(err.status && err.status < 500 ? err.status : 500).json({ error: err.message });
+  app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
+    const status = err instanceof HttpError ? err.status : err.status && err.status < 500 ? err.status : 500;
+    res.status(status).json({ error: err.type === 'entity.parse.failed' ? `malformed JSON: ${err.message}` : err.message });
   });
   return app;
 }
 
-/** An endpoint by numeric ID or by Docker endpoint ID (or a unique prefix of one). */
-function findEndpoint(reg: EndpointRegistry, key: string): Endpoint | undefined {
-  if (/^\d+$/.test(key)) return reg.byId(Number(key));
-  const matches = reg.list().filter((e) => e.dockerEndpointId.startsWith(key));
-  return matches.length === 1 ? matches[0] : undefined;
+/** An endpoint by numeric ID, container name, or Docker endpoint/container ID prefix. */
+function findEndpoint(reg: EndpointRegistry, key: string): Endpoint {
+  const all = reg.list();
+  const matches = /^\d+$/.test(key)
+    ? all.filter((e) => e.id === Number(key))
+    : all.filter((e) => e.containerName === key || e.dockerEndpointId.startsWith(key) || (e.containerId?.startsWith(key) ?? false));
+  if (matches.length === 1) return matches[0]!;
+  throw new HttpError(404, matches.length ? `"${key}" matches ${matches.length} endpoints: be more specific` : `endpoint ${key} not found`);
 }
 
 function countBy<T>(items: T[], key: (t: T) => string): Record<string, number> {

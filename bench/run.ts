@@ -21,7 +21,7 @@ function machine(): string {
 /** Runs every benchmark side by side with its baselines and rewrites bench/RESULTS.md. */
 async function main(): Promise<void> {
   const d = new TestDockerd();
-  const agent = new TestAgent(DRIVER, ['--ipv4-range=10.214.0.0/16', '--ipv6-range=f00d::d6:0:0/96']);
+  const agent = new TestAgent(DRIVER, ['--ipv4-range=10.214.0.0/16', '--ipv6-range=f00d::d6:0:0/96', `--docker-host=${d.host}`]);
   try {
     await d.start();
     await buildBusyboxImage(d, 'bbox:latest');

@@ -56,6 +56,20 @@ static __always_inline int icmp6_local_control(__u8 type)
 	return icmp6_is_nd(type) || type == 130 || type == 131 || type == 132 || type == 143;
 }
 
+/*
+ * The source address is the endpoint's own, or another address of the same
+ * container (a container on two networks answers through its default route).
+ */
+static __always_inline int source_owned(const struct endpoint_info *ep, const __u8 *saddr, const __u8 *own, int n)
+{
+	struct ipcache_value *v;
+
+	if (!is_zero(own, n) && same(saddr + 16 - n, own, n))
+		return 1;
+	v = ipcache_lookup(saddr);
+	return ep->owner && v && v->owner == ep->owner;
+}
+
 /* Policy for one packet of an endpoint, in one direction. */
 static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_info *ep, const struct flow *f,
 				   __u8 dir, __u8 icmp_type)
@@ -69,7 +83,7 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_
 	dst = dir == DIR_INGRESS ? ep->identity : peer;
 	if (ep->flags & EP_F_NOT_READY)
 		return drop(skb, REASON_NOT_READY, dir, ep->ep_id, src, dst, f);
-	if (ct_known(f, ep->ep_id, dir, skb->len))
+	if (ct_known(f, ep->owner, dir, skb->len))
 		goto pass;
 	/* ICMP errors report on an existing exchange; they cannot open one. */
 	if ((f->proto == IPPROTO_ICMP && icmp4_is_error(icmp_type)) ||
@@ -86,7 +100,7 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_
 	__sync_fetch_and_add(&pv->bytes, skb->len);
 	emit(skb, EVENT_POLICY_VERDICT, REASON_FORWARDED, dir, ep->ep_id, src, dst, f);
 allow:
-	ct_create(f, ep->ep_id, dir, peer, skb->len);
+	ct_create(f, ep->owner, dir, peer, skb->len);
 pass:
 	count(REASON_FORWARDED, dir, skb->len);
 	return TC_ACT_OK;
@@ -129,12 +143,12 @@ int cil_from_container(struct __sk_buff *skb)
 	}
 
 	if (f.family == 4) {
-		if (is_zero(ep->ipv4, 4) || !same(f.saddr + 12, ep->ipv4, 4))
+		if (!source_owned(ep, f.saddr, ep->ipv4, 4))
 			return drop(skb, REASON_INVALID_SIP, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
 	} else {
 		if (f.proto == IPPROTO_ICMPV6 && icmp6_local_control(icmp_type) && ipv6_local_source(f.saddr))
 			return TC_ACT_OK;
-		if (is_zero(ep->ipv6, 16) || !same(f.saddr, ep->ipv6, 16))
+		if (!source_owned(ep, f.saddr, ep->ipv6, 16))
 			return drop(skb, REASON_INVALID_SIP, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
 		if (f.proto == IPPROTO_ICMPV6 && icmp6_local_control(icmp_type))
 			return TC_ACT_OK;

@@ -1,8 +1,8 @@
 /** What the agent knows of one container attachment. */
-export type EndpointState = 'creating' | 'ready' | 'disconnected';
+export type EndpointState = 'waiting-for-identity' | 'ready' | 'disconnected';
 
 export interface Endpoint {
-  /** Small per-host number, as in Cilium; what the CLI and (later) BPF maps use. */
+  /** Small per-host number, as in Cilium; the key of its policy in the datapath. */
   id: number;
   dockerEndpointId: string;
   dockerNetworkId: string;
@@ -15,6 +15,12 @@ export interface Endpoint {
   ipv4?: string;
   ipv6?: string;
   sandboxKey?: string;
+  containerId?: string;
+  containerName?: string;
+  /** Sorted "source:key=value"; empty until the container is known. */
+  labels: string[];
+  /** 5 (init) until the labels are known: the endpoint passes nothing until then. */
+  identity: number;
   state: EndpointState;
   createdAt: string;
 }

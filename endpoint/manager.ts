@@ -1,7 +1,14 @@
 import { Logger } from 'winston';
-import { Family, parseAddress } from '../ipam/cidr';
+import { parseAddress } from '../ipam/cidr';
 import { EndpointAddress, linkLocalFromMac, linkNames, setupEndpointLink, teardownEndpointLink } from '../datapath/endpoint-link';
+import { BpfDatapath } from '../datapath/bpf/loader';
+import { unprogramEndpoint } from '../datapath/bpf/endpoint-program';
+import { linkIndex } from '../datapath/rtnl';
+import { IdentityAllocator } from '../identity/allocator';
+import { MIN_USER_IDENTITY, RESERVED } from '../identity/reserved';
+import { ContainerInfo } from '../labels/container-resolver';
 import { Endpoint } from './endpoint';
+import { PolicySync } from './policy-sync';
 import { EndpointRegistry } from './registry';
 
 export interface CreateRequest {
@@ -14,10 +21,24 @@ export interface CreateRequest {
   mac?: string;
 }
 
-/** The endpoint lifecycle: each step a short story over the datapath and the registry. */
+/** Where the manager asks for a joined endpoint's container to be found. */
+export interface ContainerLookup {
+  watch(dockerEndpointId: string, networkId: string): void;
+  unwatch(dockerEndpointId: string): void;
+}
+
+/**
+ * The endpoint lifecycle. An endpoint is enforced from the moment its veth
+ * exists: first fail-closed under the init identity, then under the identity
+ * of its container's labels once the container is known.
+ */
 export class EndpointManager {
   constructor(
     readonly registry: EndpointRegistry,
+    private readonly dp: BpfDatapath,
+    private readonly identities: IdentityAllocator,
+    readonly policy: PolicySync,
+    private readonly lookup: ContainerLookup,
     private readonly log: Logger,
   ) {}
 
@@ -26,10 +47,9 @@ export class EndpointManager {
     if (existing) return existing;
     const names = linkNames(req.dockerEndpointId);
     const peerMac = req.mac ?? names.peerMac;
-    const addresses = [req.ipv4, req.ipv6].filter((a): a is string => !!a).map(toEndpointAddress);
     const id = this.registry.reserveId();
     try {
-      const ifIndex = await setupEndpointLink({ ...names, peerMac }, addresses);
+      const ifIndex = await setupEndpointLink({ ...names, peerMac }, [req.ipv4, req.ipv6].filter((a): a is string => !!a).map(toAddress));
       const ep: Endpoint = {
         id,
         dockerEndpointId: req.dockerEndpointId,
@@ -39,14 +59,20 @@ export class EndpointManager {
         ifIndex,
         mac: peerMac,
         hostMac: names.hostMac,
-        ...(req.ipv4 ? { ipv4: stripPrefix(req.ipv4) } : {}),
-        ...(req.ipv6 ? { ipv6: stripPrefix(req.ipv6) } : {}),
-        state: 'creating',
+        ...(req.ipv4 ? { ipv4: bare(req.ipv4) } : {}),
+        ...(req.ipv6 ? { ipv6: bare(req.ipv6) } : {}),
+        labels: [],
+        identity: RESERVED.init,
+        state: 'waiting-for-identity',
         createdAt: new Date().toISOString(),
       };
       try {
+        // The programs are attached before the engine can move the peer into the container.
+        this.policy.program(ep);
+        this.dp.attach(ifIndex, true);
         await this.registry.save(ep);
       } catch (err) {
+        unprogramEndpoint(this.dp, ep, false);
         await teardownEndpointLink(names.hostName);
         throw err;
       }
@@ -59,25 +85,81 @@ export class EndpointManager {
 
   async join(dockerEndpointId: string, sandboxKey: string): Promise<Endpoint> {
     const ep = this.must(dockerEndpointId);
-    const joined: Endpoint = { ...ep, sandboxKey, state: 'ready' };
+    const joined: Endpoint = { ...ep, sandboxKey };
     await this.registry.save(joined);
+    this.policy.program(joined); // now it knows its container: its owner number
+    if (joined.state !== 'waiting-for-identity') return joined;
+    // docker network connect of a container we already serve: its container
+    // and labels are known, so it is enforced under its identity at once.
+    const sibling = this.registry.list().find((e) => e.sandboxKey === sandboxKey && e.state === 'ready' && e.containerId);
+    if (sibling) {
+      await this.assignContainer(dockerEndpointId, { containerId: sibling.containerId!, name: sibling.containerName ?? '', labels: sibling.labels });
+      return this.must(dockerEndpointId);
+    }
+    this.lookup.watch(joined.dockerEndpointId, joined.dockerNetworkId);
     return joined;
+  }
+
+  /** The container and its labels are known: give the endpoint its identity and policy. */
+  async assignContainer(dockerEndpointId: string, info: ContainerInfo): Promise<void> {
+    const ep = this.registry.byDockerEndpoint(dockerEndpointId);
+    if (!ep) return;
+    const identity = await this.identities.acquire(info.labels);
+    if (!this.registry.byDockerEndpoint(dockerEndpointId)) {
+      this.identities.release(identity.id); // deleted while we allocated
+      return;
+    }
+    if (ep.identity >= MIN_USER_IDENTITY) this.identities.release(ep.identity);
+    const ready: Endpoint = { ...ep, containerId: info.containerId, containerName: info.name, labels: info.labels, identity: identity.id, state: 'ready' };
+    await this.registry.save(ready);
+    this.policy.regenerate();
+    this.log.info(`endpoint ${ep.id} has identity ${identity.id}`, { endpoint: ep.id, container: info.name, labels: info.labels, identity: identity.id });
   }
 
   /** Idempotent: the engine only logs a failure here. */
   async leave(dockerEndpointId: string): Promise<void> {
     const ep = this.registry.byDockerEndpoint(dockerEndpointId);
     if (!ep || ep.state === 'disconnected') return;
+    this.lookup.unwatch(dockerEndpointId);
     await this.registry.save({ ...ep, state: 'disconnected' });
   }
 
-  /** Idempotent: removes the veth pair (and so its routes) and forgets the endpoint. */
+  /** Idempotent: removes the veth pair (and so its routes and programs), its maps entries, and the endpoint. */
   async delete(dockerEndpointId: string): Promise<void> {
     const ep = this.registry.byDockerEndpoint(dockerEndpointId);
     if (!ep) return;
+    this.lookup.unwatch(dockerEndpointId);
     await teardownEndpointLink(ep.ifName);
+    const shared = this.registry.list().some((e) => e.id !== ep.id && e.sandboxKey !== undefined && e.sandboxKey === ep.sandboxKey);
+    unprogramEndpoint(this.dp, ep, !shared);
     await this.registry.remove(ep);
+    this.policy.forget(ep.id);
+    if (ep.identity >= MIN_USER_IDENTITY) this.identities.release(ep.identity);
     this.log.info(`endpoint ${ep.id} deleted`, { endpoint: ep.id, ifName: ep.ifName });
+  }
+
+  /**
+   * After an agent restart: re-attach this agent's programs (the old ones kept
+   * enforcing meanwhile), take back identity references, resume lookups.
+   */
+  async restore(): Promise<void> {
+    for (const ep of this.registry.list()) {
+      const index = await linkIndex(ep.ifName);
+      if (index !== ep.ifIndex) {
+        this.log.warn(`endpoint ${ep.id}: ${ep.ifName} is gone (left for reconciliation)`, { endpoint: ep.id });
+        continue;
+      }
+      let current = ep;
+      if (ep.state === 'ready') {
+        const { id } = await this.identities.acquire(ep.labels);
+        if (id !== ep.identity) await this.registry.save((current = { ...ep, identity: id }));
+      }
+      this.policy.program(current);
+      this.dp.attach(ep.ifIndex, false);
+      if (ep.state === 'waiting-for-identity' && ep.sandboxKey) this.lookup.watch(ep.dockerEndpointId, ep.dockerNetworkId);
+    }
+    this.policy.regenerate();
+    this.identities.sweepUnused();
   }
 
   ipv6Gateway(ep: Endpoint): string {
@@ -91,11 +173,10 @@ export class EndpointManager {
   }
 }
 
-function stripPrefix(cidr: string): string {
+function bare(cidr: string): string {
   return cidr.split('/')[0]!;
 }
 
-function toEndpointAddress(cidr: string): EndpointAddress {
-  const { family, value } = parseAddress(stripPrefix(cidr));
-  return { family: family as Family, value };
+function toAddress(cidr: string): EndpointAddress {
+  return parseAddress(bare(cidr));
 }

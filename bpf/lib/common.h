@@ -55,6 +55,7 @@ struct endpoint_info {
 	__u32 ep_id;
 	__u32 flags;
 	__u32 identity;
+	__u32 owner; /* the container (sandbox) it belongs to; 0 until joined */
 	__u8 mac[6];
 	__u8 pad[2];
 	__u8 ipv4[4];

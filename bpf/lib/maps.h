@@ -19,7 +19,7 @@ struct ipcache_key {
 
 struct ipcache_value {
 	__u32 identity;
-	__u32 flags;
+	__u32 owner; /* for endpoint addresses: the container holding it, else 0 */
 };
 
 /* prefix -> security identity: endpoints, the host, CIDR identities. A miss is "world". */
@@ -53,9 +53,13 @@ struct {
 	__type(value, struct policy_value);
 } cilium_policy SEC(".maps");
 
+/*
+ * Scoped by container rather than endpoint: a container on two networks may
+ * receive a connection on one interface and answer through the other.
+ */
 struct ct_key {
 	struct flow flow;
-	__u32 ep_id;
+	__u32 owner;
 	__u32 dir;
 };
 
@@ -66,7 +70,7 @@ struct ct_value {
 	__u32 pad;
 };
 
-/* Connections an endpoint's policy allowed: their later packets and replies pass. */
+/* Connections a container's policy allowed: their later packets and replies pass. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 262144);

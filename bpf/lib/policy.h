@@ -4,13 +4,18 @@
 
 #include "maps.h"
 
-static __always_inline __u32 ipcache_identity(const __u8 *addr)
+static __always_inline struct ipcache_value *ipcache_lookup(const __u8 *addr)
 {
 	struct ipcache_key k = { .prefixlen = 128 };
-	struct ipcache_value *v;
 
 	__builtin_memcpy(k.addr, addr, 16);
-	v = bpf_map_lookup_elem(&cilium_ipcache, &k);
+	return bpf_map_lookup_elem(&cilium_ipcache, &k);
+}
+
+static __always_inline __u32 ipcache_identity(const __u8 *addr)
+{
+	struct ipcache_value *v = ipcache_lookup(addr);
+
 	return v ? v->identity : ID_WORLD;
 }
 
@@ -49,26 +54,26 @@ static __always_inline struct policy_value *policy_lookup(__u32 ep_id, __u32 id,
 	return policy_try(ep_id, 0, 0, 0, dir);
 }
 
-static __always_inline void ct_key_of(struct ct_key *k, const struct flow *f, __u32 ep_id, __u32 dir)
+static __always_inline void ct_key_of(struct ct_key *k, const struct flow *f, __u32 owner, __u32 dir)
 {
 	__builtin_memcpy(&k->flow, f, sizeof(*f));
 	k->flow.tcp_flags = 0;
-	k->ep_id = ep_id;
+	k->owner = owner;
 	k->dir = dir;
 }
 
-/* True when the packet belongs to a connection this endpoint already allowed, either way. */
-static __always_inline int ct_known(const struct flow *f, __u32 ep_id, __u8 dir, __u32 len)
+/* True when the packet belongs to a connection this container already allowed, either way. */
+static __always_inline int ct_known(const struct flow *f, __u32 owner, __u8 dir, __u32 len)
 {
 	struct ct_key k = {};
 	struct ct_value *v;
 	struct flow rev = {};
 
-	ct_key_of(&k, f, ep_id, dir);
+	ct_key_of(&k, f, owner, dir);
 	v = bpf_map_lookup_elem(&cilium_ct, &k);
 	if (!v) {
 		flow_reverse(f, &rev);
-		ct_key_of(&k, &rev, ep_id, dir == DIR_INGRESS ? DIR_EGRESS : DIR_INGRESS);
+		ct_key_of(&k, &rev, owner, dir == DIR_INGRESS ? DIR_EGRESS : DIR_INGRESS);
 		v = bpf_map_lookup_elem(&cilium_ct, &k);
 	}
 	if (!v)
@@ -78,12 +83,12 @@ static __always_inline int ct_known(const struct flow *f, __u32 ep_id, __u8 dir,
 	return 1;
 }
 
-static __always_inline void ct_create(const struct flow *f, __u32 ep_id, __u8 dir, __u32 peer, __u32 len)
+static __always_inline void ct_create(const struct flow *f, __u32 owner, __u8 dir, __u32 peer, __u32 len)
 {
 	struct ct_key k = {};
 	struct ct_value v = { .packets = 1, .bytes = len, .peer_identity = peer };
 
-	ct_key_of(&k, f, ep_id, dir);
+	ct_key_of(&k, f, owner, dir);
 	bpf_map_update_elem(&cilium_ct, &k, &v, BPF_ANY);
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'crypto';
 import { Family, parseAddress } from '../../ipam/cidr';
 import { BpfDatapath } from './loader';
 import { EP_FLAGS } from './maps';
@@ -12,11 +13,18 @@ export interface EndpointDatapathState {
   mac: string;
   ipv4?: string;
   ipv6?: string;
+  sandboxKey?: string;
   identity: number;
   ingressEnforced: boolean;
   egressEnforced: boolean;
   /** Until the identity is known the endpoint passes nothing (fail closed). */
   ready: boolean;
+}
+
+/** Endpoints in one network namespace belong to one container: they share a non-zero owner number. */
+export function ownerOf(sandboxKey: string | undefined): number {
+  if (!sandboxKey) return 0;
+  return createHash('sha256').update(sandboxKey).digest().readUInt32LE(0) || 1;
 }
 
 function addresses(ep: { ipv4?: string; ipv6?: string }): Array<{ family: Family; value: bigint }> {
@@ -27,23 +35,28 @@ function addresses(ep: { ipv4?: string; ipv6?: string }): Array<{ family: Family
 export function programEndpoint(dp: BpfDatapath, ep: EndpointDatapathState): void {
   const flags =
     (ep.ingressEnforced ? EP_FLAGS.ingressEnforce : 0) | (ep.egressEnforced ? EP_FLAGS.egressEnforce : 0) | (ep.ready ? 0 : EP_FLAGS.notReady);
-  for (const a of addresses(ep)) dp.maps.ipcache.set(a.family, a.value, a.family === 4 ? 32 : 128, ep.identity);
+  const owner = ownerOf(ep.sandboxKey);
+  for (const a of addresses(ep)) dp.maps.ipcache.set(a.family, a.value, a.family === 4 ? 32 : 128, ep.identity, owner);
   dp.maps.endpoints.set(ep.ifIndex, {
     epId: ep.id,
     flags,
     identity: ep.identity,
+    owner,
     mac: ep.mac,
     ...(ep.ipv4 ? { ipv4: parseAddress(ep.ipv4).value } : {}),
     ...(ep.ipv6 ? { ipv6: parseAddress(ep.ipv6).value } : {}),
   });
 }
 
-/** Removes everything the datapath holds for the endpoint. Idempotent. */
-export function unprogramEndpoint(dp: BpfDatapath, ep: { id: number; ifIndex: number; ipv4?: string; ipv6?: string }): void {
+/**
+ * Removes everything the datapath holds for the endpoint. Idempotent.
+ * lastOfContainer: no other endpoint shares its sandbox, so its connections go too.
+ */
+export function unprogramEndpoint(dp: BpfDatapath, ep: { id: number; ifIndex: number; ipv4?: string; ipv6?: string; sandboxKey?: string }, lastOfContainer: boolean): void {
   dp.maps.endpoints.delete(ep.ifIndex);
   for (const a of addresses(ep)) dp.maps.ipcache.delete(a.family, a.value, a.family === 4 ? 32 : 128);
   for (const p of dp.maps.policy.entries()) if (p.epId === ep.id) dp.maps.policy.revoke(p);
-  dp.maps.ct.flushEndpoint(ep.id);
+  if (lastOfContainer && ep.sandboxKey) dp.maps.ct.flushOwner(ownerOf(ep.sandboxKey));
 }
 
 /** The host's own addresses carry the host identity, so policy can tell the host from the world. */

@@ -13,7 +13,7 @@ const HANDLE = 1;
 const PRIORITY = 1;
 
 const MAPS = {
-  cilium_lxc: [4, 40],
+  cilium_lxc: [4, 44],
   cilium_ipcache: [20, 8],
   cilium_policy: [12, 16],
   cilium_ct: [48, 24],

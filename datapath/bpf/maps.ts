@@ -26,6 +26,8 @@ export interface EndpointInfo {
   epId: number;
   flags: number;
   identity: number;
+  /** The container (sandbox) the endpoint belongs to; 0 until joined. */
+  owner: number;
   mac: string;
   ipv4?: bigint;
   ipv6?: bigint;
@@ -35,13 +37,14 @@ export class EndpointMap {
   constructor(readonly map: BpfMap) {}
 
   set(ifindex: number, e: EndpointInfo): void {
-    const v = Buffer.alloc(40);
+    const v = Buffer.alloc(44);
     v.writeUInt32LE(e.epId, 0);
     v.writeUInt32LE(e.flags, 4);
     v.writeUInt32LE(e.identity, 8);
-    macBytes(e.mac).copy(v, 12);
-    if (e.ipv4 !== undefined) addressBytes(4, e.ipv4).copy(v, 20);
-    if (e.ipv6 !== undefined) addressBytes(6, e.ipv6).copy(v, 24);
+    v.writeUInt32LE(e.owner, 12);
+    macBytes(e.mac).copy(v, 16);
+    if (e.ipv4 !== undefined) addressBytes(4, e.ipv4).copy(v, 24);
+    if (e.ipv6 !== undefined) addressBytes(6, e.ipv6).copy(v, 28);
     this.map.update(u32(ifindex), v);
   }
 
@@ -62,10 +65,11 @@ export class EndpointMap {
 export class IpcacheMap {
   constructor(readonly map: BpfMap) {}
 
-  /** prefix bits are those of the family (32 for a host IPv4). */
-  set(family: Family, value: bigint, bits: number, identity: number): void {
+  /** prefix bits are those of the family (32 for a host IPv4); owner names the container holding an endpoint address. */
+  set(family: Family, value: bigint, bits: number, identity: number, owner = 0): void {
     const v = Buffer.alloc(8);
     v.writeUInt32LE(identity, 0);
+    v.writeUInt32LE(owner, 4);
     this.map.update(ipcacheKey(family, value, bits), v);
   }
 
@@ -141,10 +145,10 @@ export class PolicyMap {
 export class CtMap {
   constructor(readonly map: BpfMap) {}
 
-  /** Forgets an endpoint's connections, so a reused endpoint ID inherits none. */
-  flushEndpoint(epId: number): number {
+  /** Forgets a container's connections once its last endpoint goes. */
+  flushOwner(owner: number): number {
     let n = 0;
-    for (const k of this.map.keys()) if (k.readUInt32LE(40) === epId && this.map.delete(k)) n++;
+    for (const k of this.map.keys()) if (k.readUInt32LE(40) === owner && this.map.delete(k)) n++;
     return n;
   }
 

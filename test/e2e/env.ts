@@ -18,8 +18,12 @@ interface Pool {
 /** One private dockerd, the offline image and an agent: what every e2e suite stands on. */
 export class Env {
   readonly dockerd = new TestDockerd();
-  readonly agent = new TestAgent(DRIVER, [`--ipv4-range=${V4_RANGE}`, `--ipv6-range=${V6_RANGE}`]);
+  readonly agent: TestAgent;
   baselineLinks = 0;
+
+  constructor(agentArgs: string[] = []) {
+    this.agent = new TestAgent(DRIVER, [`--ipv4-range=${V4_RANGE}`, `--ipv6-range=${V6_RANGE}`, `--docker-host=${this.dockerd.host}`, ...agentArgs]);
+  }
 
   async up(): Promise<void> {
     this.baselineLinks = (await lxcLinks()).length;

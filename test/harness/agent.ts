@@ -1,7 +1,7 @@
 import { spawn, ChildProcess } from 'child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync } from 'fs';
 import { request } from 'http';
-import { join, resolve } from 'path';
+import { basename, join, resolve } from 'path';
 import { waitFor } from './exec';
 
 const AGENT = resolve(__dirname, '../../agent/main.js');
@@ -57,11 +57,16 @@ export class TestAgent {
     return join(this.dir, 'state');
   }
 
+  /** Its own pinned maps, so it never shares enforcement state with another agent. */
+  get bpfRoot(): string {
+    return `/sys/fs/bpf/${basename(this.dir)}`;
+  }
+
   async start(): Promise<void> {
     const log = openSync(join(this.dir, 'agent.out'), 'a');
     const proc = spawn(
       process.execPath,
-      [AGENT, `--plugin-socket=${this.pluginSocket}`, `--api-socket=${this.apiSocket}`, `--state-dir=${this.stateDir}`, ...this.args],
+      [AGENT, `--plugin-socket=${this.pluginSocket}`, `--api-socket=${this.apiSocket}`, `--state-dir=${this.stateDir}`, `--bpf-root=${this.bpfRoot}`, ...this.args],
       { stdio: ['ignore', log, log] },
     );
     this.proc = proc;
@@ -109,6 +114,7 @@ export class TestAgent {
   async destroy(): Promise<void> {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.bpfRoot, { recursive: true, force: true });
   }
 
   private async signal(sig: NodeJS.Signals): Promise<void> {

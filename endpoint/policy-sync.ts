@@ -1,0 +1,133 @@
+import { Logger } from 'winston';
+import { BpfDatapath } from '../datapath/bpf/loader';
+import { PolicyKey, PolicyMap } from '../datapath/bpf/maps';
+import { programEndpoint } from '../datapath/bpf/endpoint-program';
+import { formatCidr, parseCidr } from '../ipam/cidr';
+import { IdentityAllocator } from '../identity/allocator';
+import { MIN_CIDR_IDENTITY } from '../identity/reserved';
+import { EndpointPolicy, EnforcementMode, KnownIdentity, PolicyResolver, rulePrefixes } from '../policy/resolve';
+import { PolicyRepository } from '../policy/repository';
+import { Endpoint } from './endpoint';
+import { EndpointRegistry } from './registry';
+
+const hex = (k: PolicyKey) => PolicyMap.key(k).toString('hex');
+
+/**
+ * Keeps the kernel's policy in step with the rules and identities: it
+ * computes what each endpoint should allow and writes only the difference,
+ * adding before removing so that no change opens or closes more than it says.
+ */
+export class PolicySync {
+  /** What the policy map holds, per endpoint ID (read back from the kernel at start). */
+  private readonly current = new Map<number, Map<string, PolicyKey>>();
+  private readonly cidrIds = new Map<string, number>();
+  private readonly lastPolicy = new Map<number, EndpointPolicy>();
+
+  constructor(
+    private readonly dp: BpfDatapath,
+    private readonly registry: EndpointRegistry,
+    private readonly identities: IdentityAllocator,
+    private readonly repo: PolicyRepository,
+    private readonly mode: EnforcementMode,
+    private readonly log: Logger,
+  ) {
+    for (const e of dp.maps.policy.entries()) this.entriesOf(e.epId).set(hex(e), e);
+    for (const e of dp.maps.ipcache.entries()) {
+      if (e.identity >= MIN_CIDR_IDENTITY) this.cidrIds.set(formatCidr({ family: e.family, base: e.value, bits: e.bits }), e.identity);
+    }
+  }
+
+  knownIdentities(): KnownIdentity[] {
+    const cidr = [...this.cidrIds].map(([p, id]) => ({ id, labels: [`cidr:${p}`, 'reserved:world'], cidr: parseCidr(p) }));
+    return [...this.identities.list(), ...cidr];
+  }
+
+  resolver(): PolicyResolver {
+    return new PolicyResolver(this.repo.rules, this.knownIdentities(), this.mode);
+  }
+
+  policyOf(epId: number): EndpointPolicy | undefined {
+    return this.lastPolicy.get(epId);
+  }
+
+  /** Brings every ready endpoint's policy (and the CIDR identities) in line with the rules. */
+  regenerate(): void {
+    const t0 = process.hrtime.bigint();
+    const staleCidrs = this.assignCidrIdentities();
+    const resolver = this.resolver();
+    const removals: PolicyKey[] = [];
+    let added = 0;
+    for (const ep of this.registry.list()) {
+      if (ep.state !== 'ready') continue;
+      const policy = resolver.forEndpoint(ep.labels);
+      const desired = new Map<string, PolicyKey>();
+      for (const a of policy.allows) {
+        const k: PolicyKey = { epId: ep.id, identity: a.identity, port: a.port, proto: a.proto, dir: a.dir };
+        desired.set(hex(k), k);
+      }
+      const have = this.entriesOf(ep.id);
+      for (const [h, k] of desired) {
+        if (!have.has(h)) {
+          this.dp.maps.policy.allow(k);
+          have.set(h, k);
+          added++;
+        }
+      }
+      for (const [h, k] of have) if (!desired.has(h)) removals.push(k);
+      this.lastPolicy.set(ep.id, policy);
+    }
+    for (const [prefix, id] of this.cidrIds) {
+      const c = parseCidr(prefix);
+      this.dp.maps.ipcache.set(c.family, c.base, c.bits, id);
+    }
+    for (const ep of this.registry.list()) if (ep.state === 'ready') this.program(ep);
+    for (const prefix of staleCidrs) {
+      const c = parseCidr(prefix);
+      this.dp.maps.ipcache.delete(c.family, c.base, c.bits);
+    }
+    for (const k of removals) {
+      this.dp.maps.policy.revoke(k);
+      this.current.get(k.epId)?.delete(hex(k));
+    }
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (added || removals.length) this.log.info(`policy regenerated: +${added} -${removals.length} entries in ${ms.toFixed(1)} ms`, { revision: this.repo.revision });
+  }
+
+  /** Writes the endpoint's datapath state from its current identity and policy. */
+  program(ep: Endpoint): void {
+    const policy = this.lastPolicy.get(ep.id);
+    programEndpoint(this.dp, {
+      id: ep.id,
+      ifIndex: ep.ifIndex,
+      mac: ep.mac,
+      ...(ep.ipv4 ? { ipv4: ep.ipv4 } : {}),
+      ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}),
+      ...(ep.sandboxKey ? { sandboxKey: ep.sandboxKey } : {}),
+      identity: ep.identity,
+      ingressEnforced: policy?.ingressEnforced ?? false,
+      egressEnforced: policy?.egressEnforced ?? false,
+      ready: ep.state === 'ready',
+    });
+  }
+
+  forget(epId: number): void {
+    this.current.delete(epId);
+    this.lastPolicy.delete(epId);
+  }
+
+  /** Gives every prefix the rules name an identity; returns prefixes no rule names any more. */
+  private assignCidrIdentities(): string[] {
+    const wanted = new Set(rulePrefixes(this.repo.rules));
+    const stale = [...this.cidrIds.keys()].filter((p) => !wanted.has(p));
+    for (const p of stale) this.cidrIds.delete(p);
+    let next = Math.max(MIN_CIDR_IDENTITY - 1, ...this.cidrIds.values()) + 1;
+    for (const p of wanted) if (!this.cidrIds.has(p)) this.cidrIds.set(p, next++);
+    return stale;
+  }
+
+  private entriesOf(epId: number): Map<string, PolicyKey> {
+    let m = this.current.get(epId);
+    if (!m) this.current.set(epId, (m = new Map()));
+    return m;
+  }
+}

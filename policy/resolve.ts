@@ -1,0 +1,217 @@
+import { Cidr, contains, formatCidr, parseCidr } from '../ipam/cidr';
+import { RESERVED } from '../identity/reserved';
+import { EgressRule, Entity, IngressRule, Rule, Selector, ruleLabels } from './rule';
+import { isEmpty, matches } from './selector';
+
+export type EnforcementMode = 'default' | 'always' | 'never';
+export type Dir = 'ingress' | 'egress';
+
+export interface KnownIdentity {
+  id: number;
+  labels: string[];
+  /** For CIDR identities: the prefix the ipcache maps to it. */
+  cidr?: Cidr;
+}
+
+export interface Allow {
+  identity: number; // 0: any identity
+  port: number; // 0: any port
+  proto: number; // 0: any protocol
+  dir: Dir;
+}
+
+export interface EndpointPolicy {
+  ingressEnforced: boolean;
+  egressEnforced: boolean;
+  allows: Allow[];
+}
+
+const PROTO: Record<string, number> = { TCP: 6, UDP: 17, ANY: 0, '': 0 };
+const isWorld = (i: KnownIdentity) => i.labels.includes('reserved:world');
+
+/**
+ * Turns rules into per-endpoint allow entries over the identities known now.
+ * Selector results are memoised for the life of one resolver, which is built
+ * afresh whenever rules or identities change.
+ */
+export class PolicyResolver {
+  private readonly selected = new Map<string, number[]>();
+
+  constructor(
+    private readonly rules: Rule[],
+    private readonly identities: KnownIdentity[],
+    private readonly mode: EnforcementMode,
+  ) {}
+
+  forEndpoint(labels: string[]): EndpointPolicy {
+    const rules = this.rules.filter((r) => matches(r.endpointSelector, labels));
+    const ingressEnforced = this.mode === 'always' || (this.mode === 'default' && rules.some((r) => r.ingress !== undefined));
+    const egressEnforced = this.mode === 'always' || (this.mode === 'default' && rules.some((r) => r.egress !== undefined));
+    const allows = new Map<string, Allow>();
+    const add = (a: Allow) => allows.set(`${a.identity}/${a.port}/${a.proto}/${a.dir}`, a);
+    const ingressRequires = rules.flatMap((r) => (r.ingress ?? []).flatMap((i) => i.fromRequires ?? []));
+    const egressRequires = rules.flatMap((r) => (r.egress ?? []).flatMap((e) => e.toRequires ?? []));
+    for (const r of rules) {
+      if (ingressEnforced) for (const i of r.ingress ?? []) this.expand(ingressPeers(i), i.toPorts, ingressRequires, 'ingress', add);
+      if (egressEnforced) for (const e of r.egress ?? []) this.expand(egressPeers(e), e.toPorts, egressRequires, 'egress', add);
+    }
+    return { ingressEnforced, egressEnforced, allows: [...allows.values()] };
+  }
+
+  /** Would traffic from src labels reach dst labels on this port? Each step says why. */
+  trace(src: string[], dst: string[], srcIdentity: number, dstIdentity: number, port: number, proto: number): { allowed: boolean; steps: string[] } {
+    const steps: string[] = [];
+    const check = (labels: string[], peer: number, dir: Dir): boolean => {
+      const rules = this.rules.filter((r) => matches(r.endpointSelector, labels));
+      const who = labels.join(' ') || '(no labels)';
+      steps.push(`${dir === 'egress' ? 'Egress from' : 'Ingress to'} ${who}: ${rules.length} rule(s) select it${rules.length ? ': ' + rules.map(describe).join('; ') : ''}`);
+      const pol = this.forEndpoint(labels);
+      const enforced = dir === 'ingress' ? pol.ingressEnforced : pol.egressEnforced;
+      if (!enforced) {
+        steps.push(`  ${dir} is not enforced (${this.mode === 'never' ? 'enforcement mode never' : 'no selecting rule has an ' + dir + ' section'}): ALLOWED`);
+        return true;
+      }
+      const hit = lookup(pol.allows, peer, port, proto, dir);
+      steps.push(hit ? `  allowed by entry identity=${hit.identity || 'any'} port=${hit.port || 'any'} proto=${protoName(hit.proto)}: ALLOWED` : `  no entry allows identity ${peer} to port ${port || 'any'}/${protoName(proto)}: DENIED`);
+      return hit !== undefined;
+    };
+    const allowed = check(src, dstIdentity, 'egress') && check(dst, srcIdentity, 'ingress');
+    return { allowed, steps };
+  }
+
+  private expand(
+    peers: Peers,
+    toPorts: Array<{ ports?: Array<{ port: string; protocol?: string }> }> | undefined,
+    requires: Selector[],
+    dir: Dir,
+    add: (a: Allow) => void,
+  ): void {
+    let ids = this.peerIdentities(peers);
+    if (ids.length === 0 && !peers.any) return;
+    if (peers.any) ids = [0];
+    if (requires.length > 0) {
+      const universe = ids.includes(0) ? this.identities.map((i) => i.id) : ids;
+      ids = universe.filter((id) => {
+        const ident = this.identities.find((i) => i.id === id);
+        return ident !== undefined && requires.every((s) => matches(s, ident.labels));
+      });
+    }
+    const ports = (toPorts ?? []).flatMap((p) => p.ports ?? []);
+    const l4 = ports.length ? ports.map((p) => ({ port: Number(p.port), proto: PROTO[(p.protocol ?? '').toUpperCase()]! })) : [{ port: 0, proto: 0 }];
+    for (const identity of ids) for (const p of l4) add({ identity, ...p, dir });
+  }
+
+  private peerIdentities(p: Peers): number[] {
+    const out = new Set<number>();
+    for (const s of p.endpoints) for (const id of this.select(s)) out.add(id);
+    for (const e of p.entities) for (const id of this.entity(e)) out.add(id);
+    for (const c of p.cidrs) for (const id of this.cidrIdentities(c.cidr, c.except)) out.add(id);
+    return [...out];
+  }
+
+  private select(s: Selector): number[] {
+    const key = JSON.stringify(s);
+    let ids = this.selected.get(key);
+    if (!ids) {
+      // Endpoint selectors never pick the world or CIDR prefixes; an empty one picks every endpoint identity.
+      ids = this.identities.filter((i) => !isWorld(i) && (isEmpty(s) || matches(s, i.labels))).map((i) => i.id);
+      this.selected.set(key, ids);
+    }
+    return ids;
+  }
+
+  private entity(e: Entity): number[] {
+    switch (e) {
+      case 'all':
+        return [0];
+      case 'world':
+        return this.identities.filter(isWorld).map((i) => i.id);
+      case 'cluster':
+        return this.identities.filter((i) => !isWorld(i)).map((i) => i.id);
+      default:
+        return [RESERVED[e]];
+    }
+  }
+
+  /** The prefix's identity and every more specific one inside it, except those inside an except prefix. */
+  private cidrIdentities(cidr: string, except: string[]): number[] {
+    const outer = parseCidr(cidr);
+    const holes = except.map(parseCidr);
+    const within = (inner: Cidr, c: Cidr) => inner.bits >= c.bits && contains(c, inner.family, inner.base);
+    return this.identities
+      .filter((i) => i.cidr && within(i.cidr, outer) && !holes.some((h) => within(i.cidr!, h)))
+      .map((i) => i.id);
+  }
+}
+
+interface Peers {
+  endpoints: Selector[];
+  entities: Entity[];
+  cidrs: Array<{ cidr: string; except: string[] }>;
+  /** No peer field at all: the rule is about ports, for any peer. */
+  any: boolean;
+}
+
+function ingressPeers(i: IngressRule): Peers {
+  return peers(i.fromEndpoints, i.fromEntities, i.fromCIDR, i.fromCIDRSet, i.toPorts !== undefined);
+}
+
+function egressPeers(e: EgressRule): Peers {
+  return peers(e.toEndpoints, e.toEntities, e.toCIDR, e.toCIDRSet, e.toPorts !== undefined);
+}
+
+function peers(
+  endpoints: Selector[] | undefined,
+  entities: string[] | undefined,
+  cidr: string[] | undefined,
+  cidrSet: Array<{ cidr: string; except?: string[] }> | undefined,
+  hasPorts: boolean,
+): Peers {
+  const none = endpoints === undefined && entities === undefined && cidr === undefined && cidrSet === undefined;
+  return {
+    endpoints: endpoints ?? [],
+    entities: (entities ?? []) as Entity[],
+    cidrs: [...(cidr ?? []).map((c) => ({ cidr: c, except: [] })), ...(cidrSet ?? []).map((c) => ({ cidr: c.cidr, except: c.except ?? [] }))],
+    any: none && hasPorts,
+  };
+}
+
+/** Every CIDR prefix the rules name (with except prefixes), canonical. */
+export function rulePrefixes(rules: Rule[]): string[] {
+  const out = new Set<string>();
+  for (const r of rules) {
+    for (const p of [...(r.ingress ?? []), ...(r.egress ?? [])] as Array<IngressRule & EgressRule>) {
+      for (const c of [...(p.fromCIDR ?? []), ...(p.toCIDR ?? [])]) out.add(formatCidr(parseCidr(c)));
+      for (const s of [...(p.fromCIDRSet ?? []), ...(p.toCIDRSet ?? [])]) {
+        out.add(formatCidr(parseCidr(s.cidr)));
+        for (const e of s.except ?? []) out.add(formatCidr(parseCidr(e)));
+      }
+    }
+  }
+  return [...out].sort();
+}
+
+/** The datapath's lookup order, so a trace answers exactly as the kernel would. */
+export function lookup(allows: Allow[], identity: number, port: number, proto: number, dir: Dir): Allow | undefined {
+  const icmp = proto === 1 || proto === 58;
+  const p = icmp ? 0 : port;
+  const order: Array<[number, number, number]> = [];
+  if (p) order.push([identity, p, proto], [identity, p, 0]);
+  order.push([identity, 0, 0]);
+  if (p) order.push([0, p, proto], [0, p, 0]);
+  order.push([0, 0, 0]);
+  for (const [i, po, pr] of order) {
+    const hit = allows.find((a) => a.dir === dir && a.identity === i && a.port === po && a.proto === pr);
+    if (hit) return hit;
+  }
+  return undefined;
+}
+
+export function protoName(p: number): string {
+  return p === 6 ? 'TCP' : p === 17 ? 'UDP' : p === 0 ? 'ANY' : String(p);
+}
+
+function describe(r: Rule): string {
+  const l = ruleLabels(r);
+  return l.length ? l.join(',') : JSON.stringify(r.endpointSelector);
+}

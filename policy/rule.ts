@@ -1,0 +1,59 @@
+/** Cilium's policy rule JSON, as users write it (v1.x). */
+export interface Selector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: Array<{ key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }>;
+}
+
+export interface PortProtocol {
+  port: string;
+  protocol?: string;
+}
+
+export interface PortRule {
+  ports?: PortProtocol[];
+}
+
+export interface CidrSet {
+  cidr: string;
+  except?: string[];
+}
+
+export interface IngressRule {
+  fromEndpoints?: Selector[];
+  fromRequires?: Selector[];
+  fromCIDR?: string[];
+  fromCIDRSet?: CidrSet[];
+  fromEntities?: string[];
+  toPorts?: PortRule[];
+}
+
+export interface EgressRule {
+  toEndpoints?: Selector[];
+  toRequires?: Selector[];
+  toCIDR?: string[];
+  toCIDRSet?: CidrSet[];
+  toEntities?: string[];
+  toPorts?: PortRule[];
+}
+
+export interface RuleLabel {
+  key: string;
+  value?: string;
+  source?: string;
+}
+
+export interface Rule {
+  endpointSelector: Selector;
+  ingress?: IngressRule[];
+  egress?: EgressRule[];
+  labels?: RuleLabel[];
+  description?: string;
+}
+
+export const ENTITIES = ['all', 'world', 'host', 'init', 'cluster', 'remote-node', 'health', 'unmanaged'] as const;
+export type Entity = (typeof ENTITIES)[number];
+
+/** A rule's labels as "source:key=value" strings (source defaults to "unspec", as in Cilium). */
+export function ruleLabels(r: Rule): string[] {
+  return (r.labels ?? []).map((l) => `${l.source ?? 'unspec'}:${l.key}${l.value ? `=${l.value}` : ''}`).sort();
+}

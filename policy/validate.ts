@@ -1,0 +1,125 @@
+import { parseCidr } from '../ipam/cidr';
+import { ENTITIES, Rule } from './rule';
+
+type Json = unknown;
+
+class Invalid extends Error {}
+
+/**
+ * Checks a list of rules strictly: an unknown field is an error (a typo must
+ * not silently widen or narrow a policy). The message names the rule and the
+ * field at fault; nothing is imported unless every rule is valid.
+ */
+export function validateRules(input: Json): Rule[] {
+  const rules = Array.isArray(input) ? input : [input];
+  if (rules.length === 0) throw new Error('the policy holds no rules');
+  rules.forEach((r, i) => {
+    try {
+      rule(r);
+    } catch (err) {
+      if (!(err instanceof Invalid)) throw err;
+      throw new Error(`rule ${i}${ruleName(r)}: ${err.message}`);
+    }
+  });
+  return rules as Rule[];
+}
+
+function ruleName(r: Json): string {
+  const labels = (r as { labels?: Array<{ key?: unknown; value?: unknown }> })?.labels;
+  if (!Array.isArray(labels) || labels.length === 0) return '';
+  return ` (${labels.map((l) => `${String(l?.key)}${l?.value ? `=${String(l.value)}` : ''}`).join(',')})`;
+}
+
+function fail(path: string, msg: string): never {
+  throw new Invalid(`${path}: ${msg}`);
+}
+
+function object(v: Json, path: string, allowed: string[]): Record<string, Json> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) fail(path, `must be an object, got ${JSON.stringify(v)}`);
+  for (const k of Object.keys(v)) {
+    if (k === 'rules') fail(`${path}.rules`, 'L7 rules are not supported yet; remove "rules" to enforce at L4');
+    if (!allowed.includes(k)) fail(`${path}.${k}`, `unknown field (expected one of ${allowed.join(', ')})`);
+  }
+  return v as Record<string, Json>;
+}
+
+function list(v: Json, path: string, each: (x: Json, p: string) => void): void {
+  if (v === undefined) return;
+  if (!Array.isArray(v)) fail(path, `must be a list, got ${JSON.stringify(v)}`);
+  v.forEach((x, i) => each(x, `${path}[${i}]`));
+}
+
+function str(v: Json, path: string): string {
+  if (typeof v !== 'string') fail(path, `must be a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function rule(v: Json): void {
+  const r = object(v, 'rule', ['endpointSelector', 'ingress', 'egress', 'labels', 'description']);
+  if (r.endpointSelector === undefined) fail('endpointSelector', 'is required (use {} to select every endpoint)');
+  selector(r.endpointSelector, 'endpointSelector');
+  list(r.ingress, 'ingress', (x, p) => peerRule(x, p, 'from'));
+  list(r.egress, 'egress', (x, p) => peerRule(x, p, 'to'));
+  list(r.labels, 'labels', (x, p) => {
+    const l = object(x, p, ['key', 'value', 'source']);
+    str(l.key, `${p}.key`);
+    if (l.value !== undefined) str(l.value, `${p}.value`);
+    if (l.source !== undefined) str(l.source, `${p}.source`);
+  });
+  if (r.description !== undefined) str(r.description, 'description');
+}
+
+function peerRule(v: Json, path: string, dir: 'from' | 'to'): void {
+  const fields = [`${dir}Endpoints`, `${dir}Requires`, `${dir}CIDR`, `${dir}CIDRSet`, `${dir}Entities`, 'toPorts'];
+  const r = object(v, path, fields);
+  list(r[`${dir}Endpoints`], `${path}.${dir}Endpoints`, selector);
+  list(r[`${dir}Requires`], `${path}.${dir}Requires`, selector);
+  list(r[`${dir}CIDR`], `${path}.${dir}CIDR`, (x, p) => cidr(x, p));
+  list(r[`${dir}CIDRSet`], `${path}.${dir}CIDRSet`, (x, p) => {
+    const s = object(x, p, ['cidr', 'except']);
+    const outer = cidr(s.cidr, `${p}.cidr`);
+    list(s.except, `${p}.except`, (e, q) => {
+      const inner = cidr(e, q);
+      if (inner.family !== outer.family || inner.bits < outer.bits) fail(q, `${str(e, q)} is not inside ${str(s.cidr, `${p}.cidr`)}`);
+    });
+  });
+  list(r[`${dir}Entities`], `${path}.${dir}Entities`, (x, p) => {
+    if (!(ENTITIES as readonly string[]).includes(str(x, p))) fail(p, `unknown entity "${String(x)}" (expected one of ${ENTITIES.join(', ')})`);
+  });
+  list(r.toPorts, `${path}.toPorts`, (x, p) => {
+    const pr = object(x, p, ['ports']);
+    list(pr.ports, `${p}.ports`, (y, q) => {
+      const pp = object(y, q, ['port', 'protocol']);
+      const port = str(pp.port, `${q}.port`);
+      if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) fail(`${q}.port`, `"${port}" is not a port number (1-65535)`);
+      if (pp.protocol !== undefined && !['TCP', 'UDP', 'ANY', ''].includes(str(pp.protocol, `${q}.protocol`).toUpperCase())) {
+        fail(`${q}.protocol`, `"${String(pp.protocol)}" is not TCP, UDP or ANY`);
+      }
+    });
+  });
+}
+
+function selector(v: Json, path: string): void {
+  const s = object(v, path, ['matchLabels', 'matchExpressions']);
+  if (s.matchLabels !== undefined) {
+    const m = object(s.matchLabels, `${path}.matchLabels`, Object.keys(s.matchLabels as object));
+    for (const [k, val] of Object.entries(m)) str(val, `${path}.matchLabels.${k}`);
+  }
+  list(s.matchExpressions, `${path}.matchExpressions`, (x, p) => {
+    const e = object(x, p, ['key', 'operator', 'values']);
+    str(e.key, `${p}.key`);
+    const op = str(e.operator, `${p}.operator`);
+    if (!['In', 'NotIn', 'Exists', 'DoesNotExist'].includes(op)) fail(`${p}.operator`, `"${op}" is not In, NotIn, Exists or DoesNotExist`);
+    list(e.values, `${p}.values`, (y, q) => str(y, q));
+    if ((op === 'In' || op === 'NotIn') && !Array.isArray(e.values)) fail(`${p}.values`, `is required with ${op}`);
+  });
+}
+
+function cidr(v: Json, path: string) {
+  try {
+    return parseCidr(str(v, path));
+  } catch (err) {
+    if (err instanceof Invalid) throw err;
+    return fail(path, (err as Error).message);
+  }
+}
