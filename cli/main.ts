@@ -1,3 +1,4 @@
+import { readFileSync } from 'fs';
 import { Endpoint } from '../endpoint/endpoint';
 import { apiCall } from './client';
 import { table } from './table';
@@ -9,6 +10,11 @@ Commands:
   endpoint list          endpoints on this host
   endpoint get ID        one endpoint (numeric ID or Docker endpoint ID prefix)
   ipam                   address pools and allocations
+  identity list          security identities and their labels
+  policy import FILE|-   import rules (Cilium's JSON); prints Revision: N
+  policy get [LABEL...]  rules, all or those carrying every label
+  policy delete LABEL... | --all
+                         delete rules; prints Revision: N
   version                client and agent version
 
 The API socket is --api-socket, else $CILIUM_SOCK, else /var/run/cilium/cilium.sock.
@@ -83,6 +89,38 @@ async function run(argv: string[]): Promise<number> {
             (p.allocations ?? []).map((a) => `  ${a.address}  ${a.owner}\n`).join(''))
           .join('\n'),
       );
+      return 0;
+    }
+    case 'identity list': {
+      const ids = await apiCall<Array<{ id: number; labels: string[] }>>(socket, 'GET', '/v1/identity');
+      out(ids, () => table(['ID', 'LABELS'], ids.map((i) => [String(i.id), i.labels.join(' ')])));
+      return 0;
+    }
+    case 'policy import': {
+      if (!arg) throw new Error('policy import needs a file (or - for standard input)');
+      const text = readFileSync(arg === '-' ? 0 : arg, 'utf8');
+      let rules: unknown;
+      try {
+        rules = JSON.parse(text);
+      } catch (err) {
+        throw new Error(`${arg === '-' ? 'standard input' : arg} is not JSON: ${(err as Error).message}`);
+      }
+      const r = await apiCall<{ revision: number }>(socket, 'PUT', '/v1/policy', rules);
+      out(r, () => `Revision: ${r.revision}\n`);
+      return 0;
+    }
+    case 'policy get': {
+      const labels = args.slice(2);
+      const r = await apiCall<{ revision: number; rules: unknown[] }>(socket, 'GET', `/v1/policy?labels=${encodeURIComponent(labels.join(','))}`);
+      process.stdout.write(`${JSON.stringify(r.rules, null, 2)}\nRevision: ${r.revision}\n`);
+      return 0;
+    }
+    case 'policy delete': {
+      const labels = args.slice(2).filter((a) => a !== '--all');
+      const all = args.includes('--all');
+      if (!all && labels.length === 0) throw new Error('policy delete needs labels of the rules to delete, or --all');
+      const r = await apiCall<{ revision: number; deleted: number }>(socket, 'DELETE', '/v1/policy', all ? { all: true } : { labels });
+      out(r, () => `Deleted ${r.deleted} rule(s)\nRevision: ${r.revision}\n`);
       return 0;
     }
     default:

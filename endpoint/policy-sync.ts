@@ -38,7 +38,9 @@ export class PolicySync {
   }
 
   knownIdentities(): KnownIdentity[] {
-    const cidr = [...this.cidrIds].map(([p, id]) => ({ id, labels: [`cidr:${p}`, 'reserved:world'], cidr: parseCidr(p) }));
+    const cidr = [...this.cidrIds]
+      .map(([p, id]) => ({ id, labels: [`cidr:${p}`, 'reserved:world'], cidr: parseCidr(p) }))
+      .sort((a, b) => a.id - b.id);
     return [...this.identities.list(), ...cidr];
   }
 

@@ -13,6 +13,8 @@ for a in $(bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "bin/$a"
 # Debian's busybox 1.35 crashes on "wget -T": apply that timeout from outside.
 # bin/wget is an applet link so far: replace the link, do not write through it.
 # (Inside "sh -c", busybox sh prefers its applet: call /bin/wget there.)
+# No exec: as "docker run ... wget" the script is PID 1, and a PID 1 ignores the
+# timeout's SIGTERM; wget must run as a child for the timeout to stop it.
 rm bin/wget
 cat > bin/wget <<'W'
 #!/bin/sh
@@ -22,7 +24,7 @@ for a; do
   if [ "$t" = next ]; then t=$a; continue; fi
   case $a in -T) t=next ;; -T*) t=${a#-T} ;; *) set -- "$@" "$a" ;; esac
 done
-exec /bin/busybox timeout "${t:-30}" /bin/busybox wget "$@"
+/bin/busybox timeout "${t:-30}" /bin/busybox wget "$@"
 W
 chmod +x bin/wget
 echo "hello from cilium" > www/index.html
