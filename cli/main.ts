@@ -71,8 +71,14 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     case 'endpoint list': {
-      const eps = await apiCall<Endpoint[]>(socket, 'GET', '/v1/endpoint');
-      out(eps, () => table(['ENDPOINT', 'IPv6', 'IPv4', 'INTERFACE', 'STATUS'], eps.map((e) => [String(e.id), e.ipv6 ?? '', e.ipv4 ?? '', e.ifName, e.state])));
+      const eps = await apiCall<Array<Endpoint & { policy: { ingressEnforced: boolean; egressEnforced: boolean } }>>(socket, 'GET', '/v1/endpoint');
+      const onOff = (b: boolean) => (b ? 'Enabled' : 'Disabled');
+      out(eps, () =>
+        table(
+          ['ENDPOINT', 'POLICY (ingress)', 'POLICY (egress)', 'IDENTITY', 'LABELS (source:key[=value])', 'IPv6', 'IPv4', 'STATUS'],
+          eps.map((e) => [String(e.id), onOff(e.policy.ingressEnforced), onOff(e.policy.egressEnforced), String(e.identity), e.labels.join(' ') || 'reserved:init', e.ipv6 ?? '', e.ipv4 ?? '', e.state]),
+        ),
+      );
       return 0;
     }
     case 'endpoint get': {
