@@ -1,4 +1,4 @@
-import { parseCidr } from '../ipam/cidr';
+import { contains, parseCidr } from '../ipam/cidr';
 import { ENTITIES, Rule } from './rule';
 
 type Json = unknown;
@@ -80,7 +80,7 @@ function peerRule(v: Json, path: string, dir: 'from' | 'to'): void {
     const outer = cidr(s.cidr, `${p}.cidr`);
     list(s.except, `${p}.except`, (e, q) => {
       const inner = cidr(e, q);
-      if (inner.family !== outer.family || inner.bits < outer.bits) fail(q, `${str(e, q)} is not inside ${str(s.cidr, `${p}.cidr`)}`);
+      if (inner.family !== outer.family || inner.bits < outer.bits || !contains(outer, inner.family, inner.base)) fail(q, `${str(e, q)} is not inside ${str(s.cidr, `${p}.cidr`)}`);
     });
   });
   list(r[`${dir}Entities`], `${path}.${dir}Entities`, (x, p) => {

@@ -1,6 +1,7 @@
 import assert from 'assert';
 import { writeFileSync } from 'fs';
 import { join } from 'path';
+import { httpUnix } from '../harness/agent';
 import { run } from '../harness/exec';
 import { OutsideHost } from '../harness/netns';
 import { Env, IMAGE, WGET } from './env';
@@ -91,6 +92,11 @@ describe('identities and L3/L4 policy enforced in BPF (real dockerd, kernel, pac
     assert.notStrictEqual(await fetch('app3', 'http://app1/'), 0, 'app3 -> app1:80 denied');
     assert.notStrictEqual(await fetch('app2', `http://${await ip('app1')}:81/`), 0, 'app2 -> app1:81 denied');
     assert.strictEqual(await fetch('app1', 'http://app2/'), 0, 'app1 -> app2: egress not selected');
+    const verdict = async (from: string, to: string, dport: number) =>
+      ((await httpUnix(env.agent.apiSocket, 'POST', '/v1/policy/resolve', JSON.stringify({ from: [from], to: [to], dport }))).body as { verdict: string }).verdict;
+    assert.strictEqual(await verdict('id=app2', 'id=app1', 80), 'ALLOWED');
+    assert.strictEqual(await verdict('id=app3', 'id=app1', 80), 'DENIED');
+    assert.strictEqual(await verdict('id=app2', 'id=app1', 81), 'DENIED');
     const drops = (await env.agent.api<Ev[]>(`/v1/events?type=drop&since=${since}`)).filter((e) => e.reasonName === 'Policy denied' && e.dport === 80);
     const d = drops.find((e) => e.srcLabels.includes('container:id=app3'));
     assert.ok(d, `no drop event for app3 -> app1: ${JSON.stringify(drops)}`);
