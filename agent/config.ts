@@ -15,6 +15,8 @@ export interface Config {
   /** Host-to-endpoint traffic passes whatever the policy says (Cilium's --allow-localhost=always). */
   allowLocalhost: boolean;
   identityGraceMs: number;
+  /** host:port for /metrics, or '' for none. */
+  prometheusAddr: string;
   debug: boolean;
 }
 
@@ -33,6 +35,8 @@ export const USAGE = `Usage: cilium-agent [flags]
   --enable-policy MODE   default (enforce where a rule selects), always, never (default default)
   --allow-localhost MODE always (the host reaches every endpoint) or policy (default always)
   --identity-grace SECS  keep an unused identity this long before releasing it (default 300)
+  --prometheus-serve-addr HOST:PORT
+                         Prometheus metrics at /metrics; empty to disable (default 127.0.0.1:9962)
   --debug                log every plugin call
   -h, --help             this text
 `;
@@ -56,6 +60,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       'enable-policy': { type: 'string', default: 'default' },
       'allow-localhost': { type: 'string', default: 'always' },
       'identity-grace': { type: 'string', default: '300' },
+      'prometheus-serve-addr': { type: 'string', default: '127.0.0.1:9962' },
       debug: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -90,6 +95,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     enforcement,
     allowLocalhost: values['allow-localhost'] === 'always',
     identityGraceMs: Number(values['identity-grace']) * 1000,
+    prometheusAddr: values['prometheus-serve-addr'],
     debug: values.debug,
   };
 }

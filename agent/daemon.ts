@@ -15,6 +15,7 @@ import { Ipam } from '../ipam/ipam';
 import { lastAddress, parseAddress } from '../ipam/cidr';
 import { ContainerResolver } from '../labels/container-resolver';
 import { dockerClient } from '../labels/docker-client';
+import { Metrics } from '../metrics/metrics';
 import { EventLog } from '../monitor/event-log';
 import { IpamDriver } from '../plugin/ipam-driver';
 import { NetworkDriver } from '../plugin/network-driver';
@@ -24,6 +25,7 @@ import { PolicyRepository } from '../policy/repository';
 import { LevelStore } from '../store/level-store';
 import { Config, hostAddresses } from './config';
 import { closeServer, listenUnix } from './listen';
+import { RecentErrors } from './logger';
 
 export const VERSION = '0.2.0';
 
@@ -36,9 +38,10 @@ export interface Daemon {
  * known endpoint re-attached before the plugin socket appears, because the
  * engine may call the plugin the instant the socket exists.
  */
-export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
+export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors): Promise<Daemon> {
   await fs.mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
-  const store = await LevelStore.open(join(cfg.stateDir, 'store'));
+  let metrics: Metrics | undefined;
+  const store = await LevelStore.open(join(cfg.stateDir, 'store'), (op, s, ok) => metrics?.storeOp(op, s, ok));
   const closers: Array<() => Promise<void> | void> = [() => store.close()];
   const stop = async () => {
     for (const c of closers.reverse()) await c();
@@ -71,26 +74,33 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     let sync: PolicySync | undefined;
     const identities = await IdentityAllocator.load(store, log, cfg.identityGraceMs, () => sync?.regenerate());
     const repo = await PolicyRepository.load(store);
-    sync = new PolicySync(dp, registry, identities, repo, cfg.enforcement, log);
+    metrics = new Metrics({ endpoints: registry, identities, repo, ipam, bpfMetrics: dp.maps.metrics });
+    sync = new PolicySync(dp, registry, identities, repo, cfg.enforcement, log, metrics);
     let manager: EndpointManager | undefined;
-    const resolver = new ContainerResolver(dockerClient(cfg.dockerHost), log, (id, info) => manager!.assignContainer(id, info));
+    const docker = dockerClient(cfg.dockerHost);
+    const resolver = new ContainerResolver(docker, log, (id, info) => manager!.assignContainer(id, info));
     closers.push(() => resolver.stop());
-    manager = new EndpointManager(registry, dp, identities, sync, resolver, log);
+    manager = new EndpointManager(registry, dp, identities, sync, resolver, log, metrics);
     await manager.restore();
     void resolver.start();
 
     const net = new NetworkDriver(networks, manager, ipam, log);
     const ipamDriver = new IpamDriver(ipam, log);
+    if (cfg.prometheusAddr) {
+      const m = await metrics.serve(cfg.prometheusAddr);
+      closers.push(() => new Promise<void>((r) => m.close(() => r())));
+    }
     const serve = async (path: string, app: Parameters<typeof listenUnix>[1]) => {
       const server: Server = await listenUnix(path, app);
       closers.push(() => closeServer(server, path));
     };
     await serve(
       cfg.apiSocket,
-      apiApp({ version: VERSION, startedAt: new Date(), endpoints: registry, networks, ipam, identities, repo, sync, events, dp, log, stateDir: cfg.stateDir, pluginSocket: cfg.pluginSocket }),
+      apiApp({ version: VERSION, startedAt: new Date(), endpoints: registry, networks, ipam, identities, repo, sync, events, dp, log, stateDir: cfg.stateDir, pluginSocket: cfg.pluginSocket, hooks: metrics,
+        health: { docker: () => docker.ping().then(() => 'ok', (e: Error) => e.message), store: () => store.get('health').then(() => 'ok', (e: Error) => e.message), recentErrors: recent.entries, bpfRoot: cfg.bpfRoot, dockerHost: cfg.dockerHost } }),
     );
     // Last: from here on the engine can reach us.
-    await serve(cfg.pluginSocket, pluginApp(net, ipamDriver, log));
+    await serve(cfg.pluginSocket, pluginApp(net, ipamDriver, log, (m, secs, ok) => metrics!.pluginCall(m, secs, ok)));
     log.info('cilium-agent ready', {
       pluginSocket: cfg.pluginSocket,
       apiSocket: cfg.apiSocket,

@@ -1,11 +1,28 @@
 import winston from 'winston';
+import Transport from 'winston-transport';
+
+/** The last warnings and errors, for `cilium status`. */
+export class RecentErrors extends Transport {
+  readonly entries: Array<{ time: string; level: string; message: string }> = [];
+
+  constructor() {
+    super({ level: 'warn' });
+  }
+
+  override log(info: { level: string; message: unknown }, next: () => void): void {
+    this.entries.push({ time: new Date().toISOString(), level: info.level, message: String(info.message) });
+    if (this.entries.length > 10) this.entries.shift();
+    next();
+  }
+}
 
 /** Human-readable lines to stderr; JSON lines to a file in the state dir for tools. */
-export function createLogger(file: string, debug: boolean): winston.Logger {
+export function createLogger(file: string, debug: boolean, recent: RecentErrors): winston.Logger {
   const level = debug ? 'debug' : 'info';
   return winston.createLogger({
     level,
     transports: [
+      recent,
       new winston.transports.Console({
         stderrLevels: ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'],
         format: winston.format.combine(

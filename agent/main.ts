@@ -1,7 +1,7 @@
 import { join } from 'path';
 import { USAGE, parseConfig } from './config';
 import { startDaemon } from './daemon';
-import { createLogger } from './logger';
+import { RecentErrors, createLogger } from './logger';
 
 async function main(): Promise<void> {
   let cfg;
@@ -19,10 +19,11 @@ async function main(): Promise<void> {
     process.stderr.write('cilium-agent: must run as root (it creates network devices and serves /run/docker/plugins)\n');
     process.exit(1);
   }
-  const log = createLogger(join(cfg.stateDir, 'cilium-agent.log'), cfg.debug);
+  const recent = new RecentErrors();
+  const log = createLogger(join(cfg.stateDir, 'cilium-agent.log'), cfg.debug, recent);
   let daemon;
   try {
-    daemon = await startDaemon(cfg, log);
+    daemon = await startDaemon(cfg, log, recent);
   } catch (err) {
     log.error(`cannot start: ${(err as Error).message}`);
     await new Promise((r) => setTimeout(r, 100)); // let winston flush the file transport

@@ -1,6 +1,7 @@
 import express, { NextFunction, Request, Response } from 'express';
+import { existsSync } from 'fs';
 import { Logger } from 'winston';
-import { BpfDatapath } from '../datapath/bpf/loader';
+import { BpfDatapath, PINNED_MAPS } from '../datapath/bpf/loader';
 import { Endpoint } from '../endpoint/endpoint';
 import { PolicySync } from '../endpoint/policy-sync';
 import { EndpointRegistry } from '../endpoint/registry';
@@ -9,6 +10,7 @@ import { formatAddress } from '../ipam/cidr';
 import { Ipam } from '../ipam/ipam';
 import { normalize } from '../labels/labels';
 import { EventLog, LoggedEvent } from '../monitor/event-log';
+import { Hooks } from '../metrics/metrics';
 import { NetworkRegistry } from '../plugin/networks';
 import { PolicyRepository } from '../policy/repository';
 import { PolicyResolver } from '../policy/resolve';
@@ -27,6 +29,14 @@ export interface ApiDeps {
   log: Logger;
   stateDir: string;
   pluginSocket: string;
+  hooks?: Pick<Hooks, 'apiCall'>;
+  health: {
+    docker: () => Promise<string>;
+    store: () => Promise<string>;
+    recentErrors: Array<{ time: string; level: string; message: string }>;
+    bpfRoot: string;
+    dockerHost: string;
+  };
 }
 
 class HttpError extends Error {
@@ -47,25 +57,44 @@ export function userLabels(list: string[]): string[] {
 export function apiApp(d: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  app.use((req, res, next) => {
+    const t0 = process.hrtime.bigint();
+    res.on('finish', () => d.hooks?.apiCall((req.route?.path as string | undefined) ?? 'unmatched', req.method, res.statusCode, Number(process.hrtime.bigint() - t0) / 1e9));
+    next();
+  });
   app.use(express.json({ limit: '4mb', type: () => true }));
   const labelsOf = (id: number) => d.identities.get(id)?.labels ?? d.sync.knownIdentities().find((i) => i.id === id)?.labels ?? [];
   const endpointView = (e: Endpoint) => {
     const p = d.sync.policyOf(e.id);
     return { ...e, policy: { ingressEnforced: p?.ingressEnforced ?? false, egressEnforced: p?.egressEnforced ?? false, allows: p?.allows.length ?? 0 } };
   };
-  const withLabels = (e: LoggedEvent) => ({ ...e, srcLabels: labelsOf(e.srcIdentity), dstLabels: labelsOf(e.dstIdentity) });
+  const nameOf = (ip: string) => d.endpoints.list().find((e) => e.ipv4 === ip || e.ipv6 === ip)?.containerName;
+  const withLabels = (e: LoggedEvent) => ({
+    ...e,
+    srcLabels: labelsOf(e.srcIdentity),
+    dstLabels: labelsOf(e.dstIdentity),
+    srcName: nameOf(e.src),
+    dstName: nameOf(e.dst),
+    endpointName: d.endpoints.byId(e.endpoint)?.containerName,
+  });
 
-  app.get('/v1/healthz', (_req, res) => {
+  app.get('/v1/healthz', async (_req, res) => {
+    const [docker, store] = await Promise.all([d.health.docker(), d.health.store()]);
     res.json({
       version: d.version,
+      startedAt: d.startedAt.toISOString(),
       uptimeSeconds: Math.round((Date.now() - d.startedAt.getTime()) / 1000),
       stateDir: d.stateDir,
       pluginSocket: d.pluginSocket,
+      kvstore: { backend: 'leveldb', path: `${d.stateDir}/store`, status: store },
+      docker: { host: d.health.dockerHost, status: docker },
       endpoints: countBy(d.endpoints.list(), (e) => e.state),
       networks: d.networks.list().length,
       identities: d.identities.list().length,
       policyRevision: d.repo.revision,
       ipam: d.ipam.snapshot().map(({ allocations: _a, ...pool }) => pool),
+      bpfMaps: PINNED_MAPS.map((name) => ({ name, path: `${d.health.bpfRoot}/${name}`, pinned: existsSync(`${d.health.bpfRoot}/${name}`) })),
+      recentErrors: d.health.recentErrors,
     });
   });
   app.get('/v1/endpoint', (_req, res) => {
@@ -141,7 +170,33 @@ export function apiApp(d: ApiDeps): express.Express {
     res.json(entries.map((e) => ({ ...e, packets: e.packets.toString(), bytes: e.bytes.toString(), labels: e.identity === 0 ? ['reserved:all'] : labelsOf(e.identity) })));
   });
   app.get('/v1/bpf/ipcache', (_req, res) => {
-    res.json(d.dp.maps.ipcache.entries().map((e) => ({ prefix: `${formatAddress(e.family, e.value)}/${e.bits}`, identity: e.identity })));
+    res.json(d.dp.maps.ipcache.entries().map((e) => ({ prefix: `${formatAddress(e.family, e.value)}/${e.bits}`, identity: e.identity, labels: labelsOf(e.identity) })));
+  });
+  app.get('/v1/bpf/ct', (_req, res) => {
+    res.json(d.dp.maps.ct.entries().map((e) => ({ ...e, packets: e.packets.toString(), bytes: e.bytes.toString() })));
+  });
+  app.get('/v1/bpf/endpoint', (_req, res) => {
+    res.json(d.dp.maps.endpoints.entries());
+  });
+  // A live stream of datapath events, one JSON object a line; a heartbeat line keeps idle streams honest.
+  app.get('/v1/monitor', (req, res) => {
+    const types = String(req.query.types ?? '').split(',').filter(Boolean);
+    const endpoint = req.query.endpoint === undefined ? undefined : Number(req.query.endpoint);
+    const related = (e: LoggedEvent) => {
+      if (endpoint === undefined) return true;
+      const ep = d.endpoints.byId(endpoint);
+      return e.endpoint === endpoint || (ep !== undefined && [ep.ipv4, ep.ipv6].some((a) => a && (a === e.src || a === e.dst)));
+    };
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
+    res.write(`${JSON.stringify({ type: 'hello', startedAt: d.startedAt.toISOString() })}\n`);
+    const stop = d.events.subscribe((e) => {
+      if ((types.length === 0 || types.includes(e.type)) && related(e)) res.write(`${JSON.stringify(withLabels(e))}\n`);
+    });
+    const beat = setInterval(() => res.write(`${JSON.stringify({ type: 'heartbeat' })}\n`), 5000);
+    res.on('close', () => {
+      stop();
+      clearInterval(beat);
+    });
   });
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: `no such API route: ${req.method} ${req.path}` });

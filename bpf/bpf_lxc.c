@@ -89,10 +89,10 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_
 	if ((f->proto == IPPROTO_ICMP && icmp4_is_error(icmp_type)) ||
 	    (f->proto == IPPROTO_ICMPV6 && icmp6_is_error(icmp_type)))
 		goto pass;
-	if (dir == DIR_INGRESS && peer == ID_HOST && host_to_endpoint_allowed)
+	if ((dir == DIR_INGRESS && peer == ID_HOST && host_to_endpoint_allowed) || !(ep->flags & enforce_flag)) {
+		emit(skb, EVENT_TRACE, REASON_FORWARDED, dir, ep->ep_id, src, dst, f);
 		goto allow;
-	if (!(ep->flags & enforce_flag))
-		goto allow;
+	}
 	pv = policy_lookup(ep->ep_id, peer, f, dir);
 	if (!pv)
 		return drop(skb, REASON_POLICY_DENIED, dir, ep->ep_id, src, dst, f);

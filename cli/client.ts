@@ -1,7 +1,5 @@
 import { request } from 'http';
 
-export class AgentUnreachable extends Error {}
-
 /** GET/PUT/DELETE against the agent API socket; JSON in, JSON out. */
 export function apiCall<T>(socketPath: string, method: string, path: string, body?: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -28,7 +26,7 @@ export function apiCall<T>(socketPath: string, method: string, path: string, bod
     req.on('timeout', () => req.destroy(new Error(`cilium-agent at ${socketPath} did not answer within 10s`)));
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'EACCES') {
-        reject(new AgentUnreachable(`cannot reach cilium-agent at ${socketPath} (${err.code}): is it running? start it with "scripts/up.sh" or "bin/cilium-agent"`));
+        reject(new Error(`cannot reach cilium-agent at ${socketPath} (${err.code}): is it running? start it with "scripts/up.sh" or "bin/cilium-agent"`));
       } else reject(err);
     });
     if (payload) req.write(payload);

@@ -1,143 +1,108 @@
-import { readFileSync } from 'fs';
-import { Endpoint } from '../endpoint/endpoint';
-import { apiCall } from './client';
-import { table } from './table';
+import { bpfCtList, bpfEndpointList, bpfIpcacheList, bpfPolicyGet, ipList } from './commands/bpf';
+import { endpointGet, endpointList } from './commands/endpoint';
+import { identityGet, identityList } from './commands/identity';
+import { ipam } from './commands/ipam';
+import { monitor } from './commands/monitor';
+import { policyDelete, policyGet, policyImport, policyTrace, policyValidate } from './commands/policy';
+import { status, version } from './commands/status';
+import { Command, Ctx, UsageError } from './context';
 
-const USAGE = `Usage: cilium [--api-socket PATH] COMMAND [-o json]
+/** Every command, by its words; also the source of bash completion. */
+const COMMANDS: Record<string, [Command, string]> = {
+  status: [status, 'agent, store, Docker, IPAM, endpoints, identities, policy, BPF maps, last errors (--verbose)'],
+  version: [version, 'client and agent version'],
+  'endpoint list': [endpointList, 'endpoints on this host'],
+  'endpoint get': [endpointGet, 'one endpoint: ID or container name'],
+  'identity list': [identityList, 'security identities and their labels'],
+  'identity get': [identityGet, 'one identity'],
+  'policy import': [policyImport, 'import rules from FILE or - ; prints Revision: N'],
+  'policy validate': [policyValidate, 'check FILE without importing (no agent needed)'],
+  'policy get': [policyGet, 'rules, all or those carrying every LABEL'],
+  'policy delete': [policyDelete, 'delete rules carrying every LABEL, or --all'],
+  'policy trace': [policyTrace, '-s LABELS|CONTAINER -d LABELS|CONTAINER [--dport N[/PROTO]]'],
+  'bpf policy get': [bpfPolicyGet, "an endpoint's policy map with packet and byte counters"],
+  'bpf ipcache list': [bpfIpcacheList, 'prefix -> identity, as the datapath sees it'],
+  'bpf ct list': [bpfCtList, 'tracked connections'],
+  'bpf endpoint list': [bpfEndpointList, 'the datapath endpoint map'],
+  'ip list': [ipList, 'addresses and prefixes with their identities and labels'],
+  ipam: [ipam, 'address pools and allocations'],
+  monitor: [monitor, 'live datapath events [-t drop|trace|policy-verdict] [--related-to EP]'],
+  'completion bash': [completion, 'a bash completion script: source <(cilium completion bash)'],
+};
 
-Commands:
-  status                 agent health, IPAM ranges, endpoints by state
-  endpoint list          endpoints on this host
-  endpoint get ID        one endpoint (numeric ID or Docker endpoint ID prefix)
-  ipam                   address pools and allocations
-  identity list          security identities and their labels
-  policy import FILE|-   import rules (Cilium's JSON); prints Revision: N
-  policy get [LABEL...]  rules, all or those carrying every label
-  policy delete LABEL... | --all
-                         delete rules; prints Revision: N
-  version                client and agent version
-
-The API socket is --api-socket, else $CILIUM_SOCK, else /var/run/cilium/cilium.sock.
-`;
-
-interface Pool {
-  id: string;
-  family: number;
-  cidr: string;
-  range: string;
-  capacity: string;
-  free: string;
-  allocations?: Array<{ address: string; owner: string }>;
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return [
+    'Usage: cilium [--api-socket PATH] COMMAND [ARGS] [-o json]',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([k, [, help]]) => `  ${k.padEnd(width)}  ${help}`),
+    '',
+    'The API socket is --api-socket, else $CILIUM_SOCK, else /var/run/cilium/cilium.sock.',
+    'Exit codes: 0 done, 1 failed (the agent said no, or is unreachable), 2 usage error.',
+    '',
+  ].join('\n');
 }
-interface Health {
-  version: string;
-  uptimeSeconds: number;
-  stateDir: string;
-  pluginSocket: string;
-  endpoints: Record<string, number>;
-  networks: number;
-  ipam: Pool[];
+
+async function completion(): Promise<number> {
+  const words: Record<string, Set<string>> = { '': new Set() };
+  for (const k of Object.keys(COMMANDS)) {
+    const parts = k.split(' ');
+    for (let i = 0; i < parts.length; i++) (words[parts.slice(0, i).join(' ')] ??= new Set()).add(parts[i]!);
+  }
+  const cases = Object.entries(words)
+    .map(([prefix, next]) => `    "${prefix}") opts="${[...next].join(' ')}" ;;`)
+    .join('\n');
+  process.stdout.write(`# bash completion for cilium; load with: source <(cilium completion bash)
+_cilium() {
+  local cur=\${COMP_WORDS[COMP_CWORD]} path="" opts=""
+  local i
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    case \${COMP_WORDS[i]} in -*) ;; *) path="\${path:+$path }\${COMP_WORDS[i]}" ;; esac
+  done
+  case "$path" in
+${cases}
+    *) opts="-o --api-socket" ;;
+  esac
+  COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+}
+complete -F _cilium cilium
+`);
+  return 0;
 }
 
 async function run(argv: string[]): Promise<number> {
   let socket = process.env.CILIUM_SOCK || '/var/run/cilium/cilium.sock';
-  const args: string[] = [];
   let json = false;
+  const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--api-socket') socket = argv[++i] ?? '';
-    else if (a === '-o' || a === '--output') json = argv[++i] === 'json';
-    else if (a === '-h' || a === '--help') args.push('help');
-    else args.push(a);
+    if (a === '--api-socket' || a === '-H') socket = argv[++i] ?? '';
+    else if (a === '-o' || a === '--output') {
+      const o = argv[++i];
+      if (o !== 'json') throw new UsageError(`-o ${o ?? ''}: only json is supported`);
+      json = true;
+    } else rest.push(a);
   }
-  const out = (v: unknown, human: () => string) => process.stdout.write(json ? `${JSON.stringify(v, null, 2)}\n` : human());
-  const [cmd, sub, arg] = args;
-  switch (`${cmd ?? 'help'} ${sub ?? ''}`.trim()) {
-    case 'help':
-      process.stdout.write(USAGE);
-      return 0;
-    case 'version': {
-      const h = await apiCall<Health>(socket, 'GET', '/v1/healthz');
-      out({ client: '0.1.0', agent: h.version }, () => `Client: 0.1.0\nDaemon: ${h.version}\n`);
-      return 0;
-    }
-    case 'status': {
-      const h = await apiCall<Health>(socket, 'GET', '/v1/healthz');
-      out(h, () => {
-        const eps = Object.entries(h.endpoints).map(([s, n]) => `${n} ${s}`).join(', ') || 'none';
-        const pools = h.ipam.map((p) => `  ${p.id.padEnd(28)} ${p.cidr.padEnd(24)} ${BigInt(p.capacity) - BigInt(p.free)}/${p.capacity} used\n`).join('');
-        return `Agent:        Ok   ${h.version} (up ${h.uptimeSeconds}s)\nPlugin:       ${h.pluginSocket}\nState:        ${h.stateDir}\nNetworks:     ${h.networks}\nEndpoints:    ${eps}\nIPAM:\n${pools}`;
-      });
-      return 0;
-    }
-    case 'endpoint list': {
-      const eps = await apiCall<Array<Endpoint & { policy: { ingressEnforced: boolean; egressEnforced: boolean } }>>(socket, 'GET', '/v1/endpoint');
-      const onOff = (b: boolean) => (b ? 'Enabled' : 'Disabled');
-      out(eps, () =>
-        table(
-          ['ENDPOINT', 'POLICY (ingress)', 'POLICY (egress)', 'IDENTITY', 'LABELS (source:key[=value])', 'IPv6', 'IPv4', 'STATUS'],
-          eps.map((e) => [String(e.id), onOff(e.policy.ingressEnforced), onOff(e.policy.egressEnforced), String(e.identity), e.labels.join(' ') || 'reserved:init', e.ipv6 ?? '', e.ipv4 ?? '', e.state]),
-        ),
-      );
-      return 0;
-    }
-    case 'endpoint get': {
-      if (!arg) throw new Error('endpoint get needs an endpoint ID');
-      const ep = await apiCall<Endpoint>(socket, 'GET', `/v1/endpoint/${encodeURIComponent(arg)}`);
-      process.stdout.write(`${JSON.stringify(ep, null, 2)}\n`);
-      return 0;
-    }
-    case 'ipam': {
-      const pools = await apiCall<Pool[]>(socket, 'GET', '/v1/ipam');
-      out(pools, () =>
-        pools
-          .map((p) => table(['POOL', 'CIDR', 'RANGE', 'FREE'], [[p.id, p.cidr, p.range, `${p.free}/${p.capacity}`]]) +
-            (p.allocations ?? []).map((a) => `  ${a.address}  ${a.owner}\n`).join(''))
-          .join('\n'),
-      );
-      return 0;
-    }
-    case 'identity list': {
-      const ids = await apiCall<Array<{ id: number; labels: string[] }>>(socket, 'GET', '/v1/identity');
-      out(ids, () => table(['ID', 'LABELS'], ids.map((i) => [String(i.id), i.labels.join(' ')])));
-      return 0;
-    }
-    case 'policy import': {
-      if (!arg) throw new Error('policy import needs a file (or - for standard input)');
-      const text = readFileSync(arg === '-' ? 0 : arg, 'utf8');
-      let rules: unknown;
-      try {
-        rules = JSON.parse(text);
-      } catch (err) {
-        throw new Error(`${arg === '-' ? 'standard input' : arg} is not JSON: ${(err as Error).message}`);
-      }
-      const r = await apiCall<{ revision: number }>(socket, 'PUT', '/v1/policy', rules);
-      out(r, () => `Revision: ${r.revision}\n`);
-      return 0;
-    }
-    case 'policy get': {
-      const labels = args.slice(2);
-      const r = await apiCall<{ revision: number; rules: unknown[] }>(socket, 'GET', `/v1/policy?labels=${encodeURIComponent(labels.join(','))}`);
-      process.stdout.write(`${JSON.stringify(r.rules, null, 2)}\nRevision: ${r.revision}\n`);
-      return 0;
-    }
-    case 'policy delete': {
-      const labels = args.slice(2).filter((a) => a !== '--all');
-      const all = args.includes('--all');
-      if (!all && labels.length === 0) throw new Error('policy delete needs labels of the rules to delete, or --all');
-      const r = await apiCall<{ revision: number; deleted: number }>(socket, 'DELETE', '/v1/policy', all ? { all: true } : { labels });
-      out(r, () => `Deleted ${r.deleted} rule(s)\nRevision: ${r.revision}\n`);
-      return 0;
-    }
-    default:
-      process.stderr.write(`cilium: unknown command "${args.join(' ')}"\n\n${USAGE}`);
-      return 2;
+  if (rest.length === 0 || rest[0] === 'help' || rest.includes('-h') || rest.includes('--help')) {
+    process.stdout.write(usage());
+    return rest.length === 0 ? 2 : 0;
   }
+  for (let n = Math.min(3, rest.length); n > 0; n--) {
+    const key = rest.slice(0, n).join(' ');
+    const cmd = COMMANDS[key];
+    if (cmd) return cmd[0](new Ctx(socket, json, rest.slice(n)));
+  }
+  throw new UsageError(`unknown command "${rest.join(' ')}"`);
 }
 
 run(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: Error) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`cilium: ${err.message}\n\n${usage()}`);
+      process.exit(2);
+    }
     process.stderr.write(`Error: ${err.message}\n`);
     process.exit(1);
   },

@@ -4,3 +4,5 @@ export function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('   ').trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
+
+export const proto = (p: number) => ({ 0: 'ANY', 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6' })[p] ?? String(p);

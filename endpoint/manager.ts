@@ -7,6 +7,7 @@ import { linkIndex } from '../datapath/rtnl';
 import { IdentityAllocator } from '../identity/allocator';
 import { MIN_USER_IDENTITY, RESERVED } from '../identity/reserved';
 import { ContainerInfo } from '../labels/container-resolver';
+import { Hooks } from '../metrics/metrics';
 import { Endpoint } from './endpoint';
 import { PolicySync } from './policy-sync';
 import { EndpointRegistry } from './registry';
@@ -40,11 +41,13 @@ export class EndpointManager {
     readonly policy: PolicySync,
     private readonly lookup: ContainerLookup,
     private readonly log: Logger,
+    private readonly hooks?: Pick<Hooks, 'endpointCreated' | 'endpointReady'>,
   ) {}
 
   async create(req: CreateRequest): Promise<Endpoint> {
     const existing = this.registry.byDockerEndpoint(req.dockerEndpointId);
     if (existing) return existing;
+    const t0 = process.hrtime.bigint();
     const names = linkNames(req.dockerEndpointId);
     const peerMac = req.mac ?? names.peerMac;
     const id = this.registry.reserveId();
@@ -76,6 +79,7 @@ export class EndpointManager {
         await teardownEndpointLink(names.hostName);
         throw err;
       }
+      this.hooks?.endpointCreated(Number(process.hrtime.bigint() - t0) / 1e9);
       this.log.info(`endpoint ${id} created`, { endpoint: id, ifName: ep.ifName, ipv4: ep.ipv4, ipv6: ep.ipv6 });
       return ep;
     } finally {
@@ -113,6 +117,7 @@ export class EndpointManager {
     const ready: Endpoint = { ...ep, containerId: info.containerId, containerName: info.name, labels: info.labels, identity: identity.id, state: 'ready' };
     await this.registry.save(ready);
     this.policy.regenerate();
+    this.hooks?.endpointReady((Date.now() - Date.parse(ep.createdAt)) / 1000);
     this.log.info(`endpoint ${ep.id} has identity ${identity.id}`, { endpoint: ep.id, container: info.name, labels: info.labels, identity: identity.id });
   }
 

@@ -6,6 +6,7 @@ import { formatCidr, parseCidr } from '../ipam/cidr';
 import { IdentityAllocator } from '../identity/allocator';
 import { MIN_CIDR_IDENTITY } from '../identity/reserved';
 import { EndpointPolicy, EnforcementMode, KnownIdentity, PolicyResolver, rulePrefixes } from '../policy/resolve';
+import { Hooks } from '../metrics/metrics';
 import { PolicyRepository } from '../policy/repository';
 import { Endpoint } from './endpoint';
 import { EndpointRegistry } from './registry';
@@ -30,6 +31,7 @@ export class PolicySync {
     private readonly repo: PolicyRepository,
     private readonly mode: EnforcementMode,
     private readonly log: Logger,
+    private readonly hooks?: Pick<Hooks, 'policyRegenerated'>,
   ) {
     for (const e of dp.maps.policy.entries()) this.entriesOf(e.epId).set(hex(e), e);
     for (const e of dp.maps.ipcache.entries()) {
@@ -92,6 +94,7 @@ export class PolicySync {
       this.current.get(k.epId)?.delete(hex(k));
     }
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    this.hooks?.policyRegenerated(ms / 1000);
     if (added || removals.length) this.log.info(`policy regenerated: +${added} -${removals.length} entries in ${ms.toFixed(1)} ms`, { revision: this.repo.revision });
   }
 

@@ -1,6 +1,8 @@
 import { ClassicLevel } from 'classic-level';
 import { KVStore, Op } from './kvstore';
 
+export type StoreObserver = (op: string, seconds: number, ok: boolean) => void;
+
 /**
  * Embedded LevelDB backend. Writes are synced to disk before they resolve so
  * that an address answered to Docker is never forgotten, even on power loss.
@@ -9,9 +11,12 @@ import { KVStore, Op } from './kvstore';
 export class LevelStore implements KVStore {
   private chain: Promise<unknown> = Promise.resolve();
 
-  private constructor(private readonly db: ClassicLevel<string, string>) {}
+  private constructor(
+    private readonly db: ClassicLevel<string, string>,
+    private readonly observe: StoreObserver,
+  ) {}
 
-  static async open(dir: string): Promise<LevelStore> {
+  static async open(dir: string, observe: StoreObserver = () => undefined): Promise<LevelStore> {
     const db = new ClassicLevel<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     try {
       await db.open();
@@ -19,29 +24,46 @@ export class LevelStore implements KVStore {
       const cause = (err as { cause?: Error }).cause;
       throw new Error(`cannot open state store ${dir}: ${cause?.message ?? (err as Error).message}`);
     }
-    return new LevelStore(db);
+    return new LevelStore(db, observe);
   }
 
-  async get(key: string): Promise<string | undefined> {
-    return (await this.db.get(key)) ?? undefined;
+  get(key: string): Promise<string | undefined> {
+    return this.timed('get', async () => (await this.db.get(key)) ?? undefined);
   }
 
-  async list(prefix: string): Promise<Array<[string, string]>> {
-    const out: Array<[string, string]> = [];
-    for await (const [k, v] of this.db.iterator({ gte: prefix, lt: prefix + '\uffff' })) out.push([k, v]);
-    return out;
+  list(prefix: string): Promise<Array<[string, string]>> {
+    return this.timed('list', async () => {
+      const out: Array<[string, string]> = [];
+      for await (const [k, v] of this.db.iterator({ gte: prefix, lt: prefix + '\uffff' })) out.push([k, v]);
+      return out;
+    });
   }
 
   batch(ops: Op[]): Promise<void> {
-    return this.serial(() => (ops.length === 0 ? Promise.resolve() : this.db.batch(ops, { sync: true })));
+    return this.timed('batch', () => this.serial(() => (ops.length === 0 ? Promise.resolve() : this.db.batch(ops, { sync: true }))));
   }
 
   create(key: string, value: string): Promise<boolean> {
-    return this.serial(async () => {
-      if ((await this.db.get(key)) !== undefined) return false;
-      await this.db.put(key, value, { sync: true });
-      return true;
-    });
+    return this.timed('create', () =>
+      this.serial(async () => {
+        if ((await this.db.get(key)) !== undefined) return false;
+        await this.db.put(key, value, { sync: true });
+        return true;
+      }),
+    );
+  }
+
+  private async timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    const t0 = process.hrtime.bigint();
+    const seconds = () => Number(process.hrtime.bigint() - t0) / 1e9;
+    try {
+      const v = await fn();
+      this.observe(op, seconds(), true);
+      return v;
+    } catch (err) {
+      this.observe(op, seconds(), false);
+      throw err;
+    }
   }
 
   /**

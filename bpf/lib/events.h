@@ -6,6 +6,7 @@
 
 #define EVENT_DROP 1
 #define EVENT_POLICY_VERDICT 2
+#define EVENT_TRACE 3 /* a new connection allowed without a policy lookup */
 
 struct event {
 	__u8 type;

@@ -14,8 +14,11 @@ export const REASONS: Record<number, string> = {
 };
 const PROTOS: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6' };
 
+export type EventType = 'drop' | 'policy-verdict' | 'trace';
+const TYPES: Record<number, EventType> = { 1: 'drop', 2: 'policy-verdict', 3: 'trace' };
+
 export interface DatapathEvent {
-  type: 'drop' | 'policy-verdict';
+  type: EventType;
   reason: number;
   reasonName: string;
   direction: 'ingress' | 'egress';
@@ -40,7 +43,7 @@ export function decodeEvent(b: Buffer): DatapathEvent {
   const dst = fromAddr16(flow.subarray(16, 32));
   const proto = flow.readUInt8(36);
   return {
-    type: b.readUInt8(0) === 1 ? 'drop' : 'policy-verdict',
+    type: TYPES[b.readUInt8(0)] ?? 'trace',
     reason: b.readUInt8(1),
     reasonName: REASONS[b.readUInt8(1)] ?? `reason ${b.readUInt8(1)}`,
     direction: b.readUInt8(2) === 1 ? 'ingress' : 'egress',

@@ -21,6 +21,8 @@ const MAPS = {
   cilium_metrics: [4, 16],
 } as const;
 
+export const PINNED_MAPS = Object.keys(MAPS);
+
 export interface DatapathConfig {
   /** Directory on bpffs where the maps are pinned; they outlive the agent. */
   bpfRoot: string;

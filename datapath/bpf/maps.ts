@@ -1,4 +1,4 @@
-import { Family } from '../../ipam/cidr';
+import { Family, formatAddress } from '../../ipam/cidr';
 import { addressBytes, macBytes } from '../rtnl';
 import { BpfMap, possibleCpus } from './map';
 
@@ -57,8 +57,15 @@ export class EndpointMap {
     return this.map.delete(u32(ifindex));
   }
 
-  ifindexes(): number[] {
-    return this.map.keys().map((k) => k.readUInt32LE(0));
+  entries(): Array<{ ifindex: number; epId: number; flags: number; identity: number; owner: number; mac: string }> {
+    return this.map.entries().map(([k, v]) => ({
+      ifindex: k.readUInt32LE(0),
+      epId: v.readUInt32LE(0),
+      flags: v.readUInt32LE(4),
+      identity: v.readUInt32LE(8),
+      owner: v.readUInt32LE(12),
+      mac: [...v.subarray(16, 22)].map((b) => b.toString(16).padStart(2, '0')).join(':'),
+    }));
   }
 }
 
@@ -152,8 +159,23 @@ export class CtMap {
     return n;
   }
 
-  count(): number {
-    return this.map.keys().length;
+  entries(): Array<{ src: string; dst: string; sport: number; dport: number; proto: number; owner: number; dir: Direction; packets: bigint; bytes: bigint; peerIdentity: number }> {
+    return this.map.entries().map(([k, v]) => {
+      const src = fromAddr16(k.subarray(0, 16));
+      const dst = fromAddr16(k.subarray(16, 32));
+      return {
+        src: formatAddress(src.family, src.value),
+        dst: formatAddress(dst.family, dst.value),
+        sport: k.readUInt16BE(32),
+        dport: k.readUInt16BE(34),
+        proto: k.readUInt8(36),
+        owner: k.readUInt32LE(40),
+        dir: k.readUInt32LE(44) === DIR.ingress ? 'ingress' : 'egress',
+        packets: v.readBigUInt64LE(0),
+        bytes: v.readBigUInt64LE(8),
+        peerIdentity: v.readUInt32LE(16),
+      };
+    });
   }
 }
 

@@ -66,7 +66,7 @@ export class TestAgent {
     const log = openSync(join(this.dir, 'agent.out'), 'a');
     const proc = spawn(
       process.execPath,
-      [AGENT, `--plugin-socket=${this.pluginSocket}`, `--api-socket=${this.apiSocket}`, `--state-dir=${this.stateDir}`, `--bpf-root=${this.bpfRoot}`, ...this.args],
+      [AGENT, `--plugin-socket=${this.pluginSocket}`, `--api-socket=${this.apiSocket}`, `--state-dir=${this.stateDir}`, `--bpf-root=${this.bpfRoot}`, '--prometheus-serve-addr=', ...this.args],
       { stdio: ['ignore', log, log] },
     );
     this.proc = proc;

@@ -1,0 +1,25 @@
+import { Endpoint } from '../../endpoint/endpoint';
+import { Command, UsageError } from '../context';
+import { table } from '../table';
+
+type View = Endpoint & { policy: { ingressEnforced: boolean; egressEnforced: boolean; allows: number } };
+const onOff = (b: boolean) => (b ? 'Enabled' : 'Disabled');
+
+export const endpointList: Command = async (ctx) => {
+  const eps = await ctx.api<View[]>('GET', '/v1/endpoint');
+  ctx.print(eps, () =>
+    table(
+      ['ENDPOINT', 'POLICY (ingress)', 'POLICY (egress)', 'IDENTITY', 'LABELS (source:key[=value])', 'IPv6', 'IPv4', 'STATUS'],
+      eps.map((e) => [String(e.id), onOff(e.policy.ingressEnforced), onOff(e.policy.egressEnforced), String(e.identity), e.labels.join(' ') || 'reserved:init', e.ipv6 ?? '', e.ipv4 ?? '', e.state]),
+    ),
+  );
+  return 0;
+};
+
+export const endpointGet: Command = async (ctx) => {
+  const [key] = ctx.positional();
+  if (!key) throw new UsageError('endpoint get needs an endpoint ID or container name');
+  const ep = await ctx.api<View>('GET', `/v1/endpoint/${encodeURIComponent(key)}`);
+  process.stdout.write(`${JSON.stringify(ep, null, 2)}\n`);
+  return 0;
+};

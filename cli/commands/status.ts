@@ -1,0 +1,54 @@
+import { Command } from '../context';
+
+interface Health {
+  version: string;
+  uptimeSeconds: number;
+  stateDir: string;
+  pluginSocket: string;
+  kvstore: { backend: string; path: string; status: string };
+  docker: { host: string; status: string };
+  endpoints: Record<string, number>;
+  networks: number;
+  identities: number;
+  policyRevision: number;
+  ipam: Array<{ id: string; cidr: string; capacity: string; free: string }>;
+  bpfMaps: Array<{ name: string; path: string; pinned: boolean }>;
+  recentErrors: Array<{ time: string; level: string; message: string }>;
+}
+
+const ok = (s: string) => (s === 'ok' ? 'Ok' : `Failure: ${s}`);
+
+export const status: Command = async (ctx) => {
+  const h = await ctx.api<Health>('GET', '/v1/healthz');
+  const verbose = ctx.has('--verbose') || ctx.has('-v');
+  ctx.print(h, () => {
+    const eps = Object.entries(h.endpoints).map(([s, n]) => `${n} ${s}`).join(', ') || 'none';
+    const maps = h.bpfMaps.filter((m) => m.pinned).length;
+    const lines = [
+      `KVStore:      ${ok(h.kvstore.status)}   ${h.kvstore.backend} ${h.kvstore.path}`,
+      `Docker:       ${ok(h.docker.status)}   ${h.docker.host}`,
+      `Cilium:       Ok   ${h.version} (up ${h.uptimeSeconds}s)`,
+      `Plugin:       ${h.pluginSocket}`,
+      `IPAM:`,
+      ...h.ipam.map((p) => `  ${p.id.padEnd(28)} ${p.cidr.padEnd(24)} ${BigInt(p.capacity) - BigInt(p.free)}/${p.capacity} used, ${p.free} free`),
+      `Networks:     ${h.networks}`,
+      `Endpoints:    ${eps}`,
+      `Identities:   ${h.identities}`,
+      `Policy:       revision ${h.policyRevision}`,
+      `BPF maps:     ${maps}/${h.bpfMaps.length} pinned${maps < h.bpfMaps.length ? ` (missing: ${h.bpfMaps.filter((m) => !m.pinned).map((m) => m.name).join(', ')})` : ''}`,
+      ...(verbose ? h.bpfMaps.map((m) => `  ${m.path}${m.pinned ? '' : '  (missing)'}`) : []),
+      `Last errors:  ${h.recentErrors.length === 0 ? 'none' : ''}`,
+      ...(verbose ? h.recentErrors : h.recentErrors.slice(-3)).map((e) => `  ${e.time} ${e.level} ${e.message}`),
+    ];
+    return `${lines.join('\n')}\n`;
+  });
+  return h.kvstore.status === 'ok' ? 0 : 1;
+};
+
+export const version: Command = async (ctx) => {
+  const h = await ctx.api<Health>('GET', '/v1/healthz');
+  ctx.print({ client: h.version, daemon: h.version }, () => `Client: ${CLIENT_VERSION}\nDaemon: ${h.version}\n`);
+  return 0;
+};
+
+export const CLIENT_VERSION = '0.2.0';
