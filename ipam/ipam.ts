@@ -147,6 +147,8 @@ export class Ipam {
     const { family, value } = parseAddress(address);
     if (family !== pool.family) throw new Error(`address ${address} is not IPv${pool.family} like pool ${poolId}`);
     const text = formatAddress(family, value);
+    // Every host-range network names the router as its gateway and releases it on removal; it stays.
+    if (this.isDefault(poolId) && value === this.host[family]?.router) return true;
     const owner = pool.release(value);
     if (owner === undefined) return false;
     try {

@@ -115,6 +115,11 @@ describe('ipam (LevelDB on disk)', () => {
     await assert.rejects(ipam.releaseAddress('no-such-pool', a), /pool "no-such-pool" does not exist/);
   });
 
+  it('a host-range network releasing its gateway (the shared router) is a quiet no-op', async () => {
+    assert.strictEqual(await ipam.releaseAddress(DEFAULT_POOL_ID[4], '10.77.0.1'), true);
+    assert.strictEqual(await ipam.requestAddress(DEFAULT_POOL_ID[4], '', { RequestAddressType: 'com.docker.network.gateway' }), '10.77.0.1/32');
+  });
+
   it('releasing a subnet pool forgets it and its addresses; the host pools stay', async () => {
     const p = await ipam.requestPool({ pool: '192.168.85.0/24', subPool: '', v6: false });
     await ipam.requestAddress(p.poolId, '', GW);
