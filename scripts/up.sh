@@ -8,7 +8,12 @@ cd "$ROOT"
 [ "$(id -u)" = 0 ] || { echo "scripts/up.sh: run as root (sudo)" >&2; exit 1; }
 
 bash scripts/install-deps.sh
-npm run build --silent
+# Rebuild only when a source is newer than the last build, so re-running is cheap and
+# never rewrites dist/ under a running agent or test.
+if [ ! -f dist/.built ] || [ -n "$(find agent api cli datapath endpoint identity ipam labels metrics monitor plugin policy store bpf tsconfig.json package-lock.json -newer dist/.built -type f 2>/dev/null | head -1)" ]; then
+  npm run build --silent
+  touch dist/.built
+fi
 
 SOCK=/run/docker/plugins/cilium.sock
 has_systemd() { [ -d /run/systemd/system ]; }

@@ -7,9 +7,18 @@ export interface Result {
 }
 
 /** Runs a command to completion (bounded), never throwing on a non-zero exit. */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; input?: Buffer } = {}): Promise<Result> {
+export interface RunOptions {
+  timeoutMs?: number;
+  input?: Buffer;
+  cwd?: string;
+  /** Added to this process's environment. */
+  env?: Record<string, string>;
+}
+
+export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<Result> {
   return new Promise((resolve) => {
-    const child = execFile(cmd, args, { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+    const options = { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' as const, ...(opts.cwd ? { cwd: opts.cwd } : {}), env: { ...process.env, ...opts.env } };
+    const child = execFile(cmd, args, options, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -18,7 +27,7 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; inp
 }
 
 /** Like run, but a non-zero exit is an error that shows what the command said. */
-export async function must(cmd: string, args: string[], opts: { timeoutMs?: number; input?: Buffer } = {}): Promise<string> {
+export async function must(cmd: string, args: string[], opts: RunOptions = {}): Promise<string> {
   const r = await run(cmd, args, opts);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
   return r.stdout;
