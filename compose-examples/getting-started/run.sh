@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
 # The getting-started walkthrough, end to end, checking every outcome.
 . "$(dirname "$0")/../lib.sh"
-APP1=${COMPOSE_PROJECT_NAME}_app1
-
 trap 'compose down -v >/dev/null 2>&1; "$CILIUM" policy delete name=l3-l4-rule >/dev/null 2>&1' EXIT
 compose up -d
 
@@ -20,7 +18,7 @@ expect allowed app2 http://app1/private/
 expect denied app3 http://app1/public/
 
 echo "== the monitor shows why"
-"$CILIUM" monitor -t drop --related-to "$APP1" > "$HERE/.monitor.out" 2>/dev/null &
+"$CILIUM" monitor -t drop --related-to "$(compose ps -q app1)" > "$HERE/.monitor.out" 2>/dev/null &
 MON=$!
 sleep 1
 fetch app3 http://app1/public/
