@@ -1,3 +1,4 @@
+import { readFileSync } from 'fs';
 import { networkInterfaces } from 'os';
 import { parseArgs } from 'util';
 import { Cidr, familyOf, formatCidr, parseAddress, parseCidr } from '../ipam/cidr';
@@ -17,6 +18,11 @@ export interface Config {
   identityGraceMs: number;
   /** host:port for /metrics, or '' for none. */
   prometheusAddr: string;
+  reconcileIntervalMs: number;
+  /** Nothing younger than this is reaped: a plugin call may still be on its way. */
+  reconcileGraceMs: number;
+  /** Group given read/write on the sockets (mode 0660); none: root only (0600). */
+  socketGroup?: { name: string; gid: number };
   debug: boolean;
 }
 
@@ -35,6 +41,10 @@ export const USAGE = `Usage: cilium-agent [flags]
   --enable-policy MODE   default (enforce where a rule selects), always, never (default default)
   --allow-localhost MODE always (the host reaches every endpoint) or policy (default always)
   --identity-grace SECS  keep an unused identity this long before releasing it (default 300)
+  --reconcile-interval SECS
+                         how often state is checked against Docker and the kernel; 0: only at start (default 60)
+  --reconcile-grace SECS state younger than this is never reaped (default 30)
+  --socket-group NAME    give this group access to both sockets (default: root only)
   --prometheus-serve-addr HOST:PORT
                          Prometheus metrics at /metrics; empty to disable (default 127.0.0.1:9962)
   --debug                log every plugin call
@@ -61,6 +71,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       'allow-localhost': { type: 'string', default: 'always' },
       'identity-grace': { type: 'string', default: '300' },
       'prometheus-serve-addr': { type: 'string', default: '127.0.0.1:9962' },
+      'reconcile-interval': { type: 'string', default: '60' },
+      'reconcile-grace': { type: 'string', default: '30' },
+      'socket-group': { type: 'string' },
       debug: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -77,7 +90,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   if (values['allow-localhost'] !== 'always' && values['allow-localhost'] !== 'policy') {
     throw new Error(`--allow-localhost must be always or policy, got "${values['allow-localhost']}"`);
   }
-  if (!/^\d+(\.\d+)?$/.test(values['identity-grace'])) throw new Error(`--identity-grace must be a number of seconds, got "${values['identity-grace']}"`);
+  for (const flag of ['reconcile-interval', 'reconcile-grace', 'identity-grace'] as const) {
+    if (!/^\d+(\.\d+)?$/.test(values[flag])) throw new Error(`--${flag} must be a number of seconds, got "${values[flag]}"`);
+  }
+  const socketGroup = values['socket-group'] === undefined ? undefined : groupByName(values['socket-group']);
   for (const flag of ['plugin-socket', 'api-socket', 'state-dir', 'bpf-root'] as const) {
     if (!values[flag].startsWith('/')) throw new Error(`--${flag} must be an absolute path, got "${values[flag]}"`);
   }
@@ -96,6 +112,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     allowLocalhost: values['allow-localhost'] === 'always',
     identityGraceMs: Number(values['identity-grace']) * 1000,
     prometheusAddr: values['prometheus-serve-addr'],
+    reconcileIntervalMs: Number(values['reconcile-interval']) * 1000,
+    reconcileGraceMs: Number(values['reconcile-grace']) * 1000,
+    ...(socketGroup ? { socketGroup } : {}),
     debug: values.debug,
   };
 }
@@ -111,6 +130,13 @@ function rangeFlag(flag: string, text: string, family: 4 | 6): Cidr {
   const minHostBits = family === 4 ? 2 : 8;
   if ((family === 4 ? 32 : 128) - c.bits < minHostBits) throw new Error(`${flag} ${formatCidr(c)} is too small for containers`);
   return c;
+}
+
+/** A group from /etc/group (no process spawned); an unknown name is a flag error. */
+function groupByName(name: string): { name: string; gid: number } {
+  const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.split(':')[0] === name);
+  if (!line) throw new Error(`--socket-group: no group "${name}" in /etc/group`);
+  return { name, gid: Number(line.split(':')[2]) };
 }
 
 /** Cilium's per-host default: f00d::<host IPv4 as two hex words>:0:0/96 (10.0.2.15 -> f00d::a00:20f:0:0/96). */

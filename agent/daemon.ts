@@ -1,11 +1,12 @@
 import { promises as fs } from 'fs';
 import { Server } from 'http';
-import { join } from 'path';
+import { basename, join } from 'path';
 import { Logger } from 'winston';
 import { apiApp } from '../api/server';
 import { EventReader } from '../datapath/bpf/events';
 import { programHostAddresses } from '../datapath/bpf/endpoint-program';
 import { BpfDatapath } from '../datapath/bpf/loader';
+import { agentTag } from '../datapath/endpoint-link';
 import { RouterAddress, ensureHostRouter } from '../datapath/host-router';
 import { EndpointManager } from '../endpoint/manager';
 import { PolicySync } from '../endpoint/policy-sync';
@@ -22,6 +23,7 @@ import { NetworkDriver } from '../plugin/network-driver';
 import { NetworkRegistry } from '../plugin/networks';
 import { pluginApp } from '../plugin/server';
 import { PolicyRepository } from '../policy/repository';
+import { Reconciler } from '../reconcile/reconciler';
 import { LevelStore } from '../store/level-store';
 import { Config, hostAddresses } from './config';
 import { closeServer, listenUnix } from './listen';
@@ -80,9 +82,14 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     const docker = dockerClient(cfg.dockerHost);
     const resolver = new ContainerResolver(docker, log, (id, info) => manager!.assignContainer(id, info));
     closers.push(() => resolver.stop());
-    manager = new EndpointManager(registry, dp, identities, sync, resolver, log, metrics);
+    manager = new EndpointManager(registry, dp, identities, sync, resolver, log, agentTag(cfg.stateDir), metrics);
     await manager.restore();
     void resolver.start();
+    const reconciler = new Reconciler({
+      manager, networks, ipam, dp, docker, log, bpfRoot: cfg.bpfRoot,
+      driver: basename(cfg.pluginSocket, '.sock'),
+      graceMs: cfg.reconcileGraceMs,
+    });
 
     const net = new NetworkDriver(networks, manager, ipam, log);
     const ipamDriver = new IpamDriver(ipam, log);
@@ -91,16 +98,24 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
       closers.push(() => new Promise<void>((r) => m.close(() => r())));
     }
     const serve = async (path: string, app: Parameters<typeof listenUnix>[1]) => {
-      const server: Server = await listenUnix(path, app);
+      const server: Server = await listenUnix(path, app, cfg.socketGroup);
       closers.push(() => closeServer(server, path));
     };
     await serve(
       cfg.apiSocket,
-      apiApp({ version: VERSION, startedAt: new Date(), endpoints: registry, networks, ipam, identities, repo, sync, events, dp, log, stateDir: cfg.stateDir, pluginSocket: cfg.pluginSocket, hooks: metrics,
+      apiApp({ version: VERSION, startedAt: new Date(), endpoints: registry, networks, ipam, identities, repo, sync, events, dp, log, reconciler, stateDir: cfg.stateDir, pluginSocket: cfg.pluginSocket, hooks: metrics,
         health: { docker: () => docker.ping().then(() => 'ok', (e: Error) => e.message), store: () => store.get('health').then(() => 'ok', (e: Error) => e.message), recentErrors: recent.entries, bpfRoot: cfg.bpfRoot, dockerHost: cfg.dockerHost } }),
     );
     // Last: from here on the engine can reach us.
     await serve(cfg.pluginSocket, pluginApp(net, ipamDriver, log, (m, secs, ok) => metrics!.pluginCall(m, secs, ok)));
+    // Asking Docker may wait on an engine that waits on us: reconcile once the socket is up, then periodically.
+    const reconcile = (reason: string) => reconciler.run(reason).catch((err: Error) => log.error(`reconcile (${reason}) failed: ${err.message}`));
+    void reconcile('start');
+    if (cfg.reconcileIntervalMs > 0) {
+      const timer = setInterval(() => void reconcile('periodic'), cfg.reconcileIntervalMs);
+      timer.unref();
+      closers.push(() => clearInterval(timer));
+    }
     log.info('cilium-agent ready', {
       pluginSocket: cfg.pluginSocket,
       apiSocket: cfg.apiSocket,

@@ -4,11 +4,12 @@ import { dirname } from 'path';
 import { RequestListener, Server, createServer } from 'http';
 
 /**
- * Serves HTTP on a root-only unix socket. A socket file left by a killed
- * agent would make every engine call fail slowly, so it is removed; one that
- * still answers belongs to a live agent and is an error.
+ * Serves HTTP on a unix socket, root-only unless a group is given (then 0660
+ * root:group). A socket file left by a killed agent would make every engine
+ * call fail slowly, so it is removed; one that still answers belongs to a
+ * live agent and is an error.
  */
-export async function listenUnix(path: string, handler: RequestListener): Promise<Server> {
+export async function listenUnix(path: string, handler: RequestListener, group?: { gid: number }): Promise<Server> {
   await fs.mkdir(dirname(path), { recursive: true, mode: 0o700 });
   if (await answers(path)) throw new Error(`another process is already serving ${path}: stop it first`);
   await fs.rm(path, { force: true });
@@ -19,7 +20,12 @@ export async function listenUnix(path: string, handler: RequestListener): Promis
     server.once('error', reject);
     server.listen(path, () => resolve());
   });
-  await fs.chmod(path, 0o600);
+  if (group) {
+    await fs.chown(path, 0, group.gid);
+    await fs.chmod(path, 0o660);
+  } else {
+    await fs.chmod(path, 0o600);
+  }
   return server;
 }
 

@@ -6,6 +6,7 @@ import { Endpoint } from '../endpoint/endpoint';
 import { PolicySync } from '../endpoint/policy-sync';
 import { EndpointRegistry } from '../endpoint/registry';
 import { IdentityAllocator } from '../identity/allocator';
+import { failpoint } from '../failpoint/failpoint';
 import { formatAddress } from '../ipam/cidr';
 import { Ipam } from '../ipam/ipam';
 import { normalize } from '../labels/labels';
@@ -14,6 +15,7 @@ import { Hooks } from '../metrics/metrics';
 import { NetworkRegistry } from '../plugin/networks';
 import { PolicyRepository } from '../policy/repository';
 import { PolicyResolver } from '../policy/resolve';
+import { Reconciler } from '../reconcile/reconciler';
 
 export interface ApiDeps {
   version: string;
@@ -27,6 +29,7 @@ export interface ApiDeps {
   events: EventLog;
   dp: BpfDatapath;
   log: Logger;
+  reconciler: Reconciler;
   stateDir: string;
   pluginSocket: string;
   hooks?: Pick<Hooks, 'apiCall'>;
@@ -128,6 +131,7 @@ export function apiApp(d: ApiDeps): express.Express {
     } catch (err) {
       throw new HttpError(400, (err as Error).message);
     }
+    failpoint('policy-persisted');
     d.sync.regenerate();
     d.log.info(`policy imported, revision ${revision}`);
     res.json({ revision });
@@ -168,6 +172,12 @@ export function apiApp(d: ApiDeps): express.Express {
     const ep = findEndpoint(d.endpoints, String(req.params.id));
     const entries = d.dp.maps.policy.entries().filter((e) => e.epId === ep.id);
     res.json(entries.map((e) => ({ ...e, packets: e.packets.toString(), bytes: e.bytes.toString(), labels: e.identity === 0 ? ['reserved:all'] : labelsOf(e.identity) })));
+  });
+  app.get('/v1/reconcile', (_req, res) => {
+    res.json(d.reconciler.last ?? null);
+  });
+  app.post('/v1/reconcile', async (_req, res) => {
+    res.json(await d.reconciler.run('api'));
   });
   app.get('/v1/bpf/ipcache', (_req, res) => {
     res.json(d.dp.maps.ipcache.entries().map((e) => ({ prefix: `${formatAddress(e.family, e.value)}/${e.bits}`, identity: e.identity, labels: labelsOf(e.identity) })));

@@ -3,6 +3,11 @@ import { Family } from '../ipam/cidr';
 import { createVeth, deleteLink, linkIndex, replaceRoute, setUp } from './rtnl';
 import { setSysctl, sysctlExists } from './sysctl';
 
+/** The alias an agent tags its veths with, derived from its state dir: what makes a link "ours". */
+export function agentTag(stateDir: string): string {
+  return `cilium-agent:${createHash('sha256').update(stateDir).digest('hex').slice(0, 12)}`;
+}
+
 /** Interface names and MACs of one endpoint, all derived from its Docker endpoint ID. */
 export interface LinkNames {
   hostName: string;
@@ -34,9 +39,11 @@ export interface EndpointAddress {
 /**
  * Creates the endpoint's veth pair and its host routes. A pair left behind by
  * a crash under the same name is replaced. On failure nothing is left behind.
+ * The host side carries the agent's tag as its alias, so reconciliation can
+ * tell this agent's links from those of another agent on the same host.
  * @returns the host-side interface index
  */
-export async function setupEndpointLink(names: LinkNames, addresses: EndpointAddress[]): Promise<number> {
+export async function setupEndpointLink(names: LinkNames, addresses: EndpointAddress[], tag: string): Promise<number> {
   await deleteLink(names.hostName);
   await createVeth({ name: names.hostName, mac: names.hostMac, peerName: names.peerName, peerMac: names.peerMac });
   try {
@@ -46,7 +53,7 @@ export async function setupEndpointLink(names: LinkNames, addresses: EndpointAdd
       await setSysctl(`net.ipv6.conf.${names.hostName}.force_forwarding`, '1');
     }
     const index = (await linkIndex(names.hostName))!;
-    await setUp(index);
+    await setUp(index, tag);
     for (const a of addresses) await replaceRoute(a.family, a.value, a.family === 4 ? 32 : 128, index);
     return index;
   } catch (err) {

@@ -99,14 +99,15 @@ export async function linkIndex(name: string): Promise<number | undefined> {
   }
 }
 
-export async function listLinks(): Promise<Array<{ name: string; index: number }>> {
+export async function listLinks(): Promise<Array<{ name: string; index: number; alias: string }>> {
   const links = await call('list links', (s) => s.getLinks(undefined, undefined, { timeout: TIMEOUT_MS }));
-  return links.map((l) => ({ name: l.attrs.ifname ?? '', index: l.data.index ?? 0 }));
+  return links.map((l) => ({ name: l.attrs.ifname ?? '', index: l.data.index ?? 0, alias: l.attrs.ifalias ?? '' }));
 }
 
-export async function setUp(index: number): Promise<void> {
+/** Brings a link up; an alias given here tags it (the kernel ignores IFLA_IFALIAS on creation). */
+export async function setUp(index: number, alias?: string): Promise<void> {
   await call(`set link ${index} up`, (s) =>
-    s.setLink({ index, flags: { up: true }, change: { up: true } }, {}, { timeout: TIMEOUT_MS }),
+    s.setLink({ index, flags: { up: true }, change: { up: true } }, alias ? { ifalias: alias } : {}, { timeout: TIMEOUT_MS }),
   );
 }
 

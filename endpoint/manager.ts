@@ -7,6 +7,7 @@ import { linkIndex } from '../datapath/rtnl';
 import { IdentityAllocator } from '../identity/allocator';
 import { MIN_USER_IDENTITY, RESERVED } from '../identity/reserved';
 import { ContainerInfo } from '../labels/container-resolver';
+import { failpoint } from '../failpoint/failpoint';
 import { Hooks } from '../metrics/metrics';
 import { Endpoint } from './endpoint';
 import { PolicySync } from './policy-sync';
@@ -41,8 +42,13 @@ export class EndpointManager {
     readonly policy: PolicySync,
     private readonly lookup: ContainerLookup,
     private readonly log: Logger,
+    /** Alias on every veth this agent creates: what marks a link as ours. */
+    readonly tag: string,
     private readonly hooks?: Pick<Hooks, 'endpointCreated' | 'endpointReady'>,
   ) {}
+
+  /** Host-side names of veths being created now: not orphans, whatever the registry says yet. */
+  readonly inFlight = new Set<string>();
 
   async create(req: CreateRequest): Promise<Endpoint> {
     const existing = this.registry.byDockerEndpoint(req.dockerEndpointId);
@@ -51,8 +57,10 @@ export class EndpointManager {
     const names = linkNames(req.dockerEndpointId);
     const peerMac = req.mac ?? names.peerMac;
     const id = this.registry.reserveId();
+    this.inFlight.add(names.hostName);
     try {
-      const ifIndex = await setupEndpointLink({ ...names, peerMac }, [req.ipv4, req.ipv6].filter((a): a is string => !!a).map(toAddress));
+      const ifIndex = await setupEndpointLink({ ...names, peerMac }, [req.ipv4, req.ipv6].filter((a): a is string => !!a).map(toAddress), this.tag);
+      failpoint('endpoint-link-created');
       const ep: Endpoint = {
         id,
         dockerEndpointId: req.dockerEndpointId,
@@ -84,6 +92,7 @@ export class EndpointManager {
       return ep;
     } finally {
       this.registry.unreserveId(id);
+      this.inFlight.delete(names.hostName);
     }
   }
 
@@ -91,6 +100,7 @@ export class EndpointManager {
     const ep = this.must(dockerEndpointId);
     const joined: Endpoint = { ...ep, sandboxKey };
     await this.registry.save(joined);
+    failpoint('endpoint-joined');
     this.policy.program(joined); // now it knows its container: its owner number
     if (joined.state !== 'waiting-for-identity') return joined;
     // docker network connect of a container we already serve: its container
@@ -165,6 +175,11 @@ export class EndpointManager {
     }
     this.policy.regenerate();
     this.identities.sweepUnused();
+  }
+
+  /** Looks for the container of an endpoint still waiting for its identity. */
+  resolveSoon(ep: Endpoint): void {
+    this.lookup.watch(ep.dockerEndpointId, ep.dockerNetworkId);
   }
 
   ipv6Gateway(ep: Endpoint): string {

@@ -28,6 +28,11 @@ export class EndpointRegistry {
     throw new Error(`all ${MAX_ENDPOINT_ID} endpoint IDs are in use on this host`);
   }
 
+  /** An ID taken by a create still under way (no endpoint recorded yet). */
+  isReserved(id: number): boolean {
+    return this.usedIds.has(id) && !this.byId(id);
+  }
+
   unreserveId(id: number): void {
     if (![...this.byDockerId.values()].some((e) => e.id === id)) this.usedIds.delete(id);
   }

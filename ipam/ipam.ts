@@ -2,6 +2,7 @@ import { KVStore, Op, listJSON, putJSON } from '../store/kvstore';
 import {
   Cidr, Family, contains, formatAddress, formatCidr, hostPrefix, lastAddress, overlaps, parseAddress, parseCidr, size,
 } from './cidr';
+import { failpoint } from '../failpoint/failpoint';
 import { Owner, Pool } from './pool';
 
 export const GATEWAY_OPTION = 'com.docker.network.gateway';
@@ -20,6 +21,7 @@ interface PoolRecord {
   id: string;
   cidr: string;
   range: string;
+  createdAt?: string;
 }
 interface AddressRecord {
   pool: string;
@@ -50,6 +52,7 @@ const addrKey = (pool: string, address: string) => `${addrPrefix(pool)}${address
  */
 export class Ipam {
   private readonly pools = new Map<string, Pool>();
+  private readonly poolCreated = new Map<string, number>();
 
   private constructor(
     private readonly store: KVStore,
@@ -67,12 +70,13 @@ export class Ipam {
     }
     for (const rec of await listJSON<PoolRecord>(store, 'ipam/pool/')) {
       ipam.pools.set(rec.id, ipam.subnetPool(rec.id, parseCidr(rec.cidr), parseCidr(rec.range)));
+      ipam.poolCreated.set(rec.id, rec.createdAt ? Date.parse(rec.createdAt) : 0);
     }
     for (const rec of await listJSON<AddressRecord>(store, 'ipam/addr/')) {
       const pool = ipam.pools.get(rec.pool);
       // An address of a range this agent no longer owns (flags changed) stays
       // on disk untouched, so that going back to the old flags loses nothing.
-      if (pool) pool.restore(parseAddress(rec.address).value, rec.owner);
+      if (pool) pool.restore(parseAddress(rec.address).value, rec.owner, Date.parse(rec.at));
     }
     return ipam;
   }
@@ -95,8 +99,9 @@ export class Ipam {
     const id = `subnet-${formatCidr(cidr)}`;
     const pool = this.subnetPool(id, cidr, range);
     this.pools.set(id, pool);
+    this.poolCreated.set(id, Date.now());
     try {
-      await this.store.batch([putJSON(poolKey(id), { id, cidr: formatCidr(cidr), range: formatCidr(range) } satisfies PoolRecord)]);
+      await this.store.batch([putJSON(poolKey(id), { id, cidr: formatCidr(cidr), range: formatCidr(range), createdAt: new Date().toISOString() } satisfies PoolRecord)]);
     } catch (err) {
       this.pools.delete(id);
       throw err;
@@ -112,6 +117,14 @@ export class Ipam {
     for (const a of pool.allocations()) ops.push({ type: 'del', key: addrKey(poolId, a.address) });
     await this.store.batch(ops);
     this.pools.delete(poolId);
+    this.poolCreated.delete(poolId);
+  }
+
+  /** Releases an endpoint's address from whichever pool holds it; false when none does. */
+  async releaseEndpointAddress(address: string): Promise<boolean> {
+    const { value } = parseAddress(address);
+    const pool = [...this.pools.values()].find((p) => p.ownerOf(value) === 'endpoint');
+    return pool ? this.releaseAddress(pool.id, address) : false;
   }
 
   /** @returns the address as a full-length prefix (/32, /128); a subnet gateway keeps its subnet's length. */
@@ -132,12 +145,14 @@ export class Ipam {
       pool.claim(value, owner);
     }
     const text = formatAddress(pool.family, value);
+    failpoint('ipam-reserved');
     try {
       await this.store.batch([putJSON(addrKey(poolId, text), { pool: poolId, address: text, owner, at: new Date().toISOString() } satisfies AddressRecord)]);
     } catch (err) {
       pool.release(value);
       throw err;
     }
+    failpoint('ipam-persisted');
     return owner === 'gateway' ? `${text}/${pool.cidr.bits}` : hostPrefix(pool.family, value);
   }
 
@@ -179,6 +194,7 @@ export class Ipam {
       range: formatCidr(p.range),
       capacity: p.capacity().toString(),
       free: p.free().toString(),
+      createdAt: this.poolCreated.get(p.id) ?? 0,
       allocations: p.allocations(),
     }));
   }

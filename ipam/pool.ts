@@ -2,13 +2,19 @@ import { Cidr, Family, contains, formatAddress, formatCidr, lastAddress, size } 
 
 export type Owner = 'gateway' | 'endpoint';
 
+interface Held {
+  owner: Owner;
+  /** When it was handed out (ms since the epoch): reconciliation leaves young allocations alone. */
+  at: number;
+}
+
 /**
  * One address pool in memory: which addresses are taken and by what.
  * Pure and synchronous, so a reservation is made before any await and two
  * concurrent requests can never pick the same address.
  */
 export class Pool {
-  private readonly taken = new Map<bigint, Owner>();
+  private readonly taken = new Map<bigint, Held>();
   private readonly reserved: Set<bigint>;
   private cursor: bigint;
 
@@ -40,7 +46,7 @@ export class Pool {
       for (let i = 0n; i < span; i++) {
         const candidate = first + ((this.cursor - first + 1n + i) % span);
         if (!this.taken.has(candidate) && !this.reserved.has(candidate)) {
-          this.taken.set(candidate, owner);
+          this.taken.set(candidate, { owner, at: Date.now() });
           this.cursor = candidate;
           return candidate;
         }
@@ -60,33 +66,33 @@ export class Pool {
     }
     if (this.reserved.has(value)) throw new Error(`address ${text} is reserved in pool ${formatCidr(this.cidr)}`);
     const holder = this.taken.get(value);
-    if (holder !== undefined) throw new Error(`address ${text} is already in use (${holder}) in pool ${formatCidr(this.cidr)}`);
-    this.taken.set(value, owner);
+    if (holder !== undefined) throw new Error(`address ${text} is already in use (${holder.owner}) in pool ${formatCidr(this.cidr)}`);
+    this.taken.set(value, { owner, at: Date.now() });
   }
 
-  /** Restores an allocation read back from the store. */
-  restore(value: bigint, owner: Owner): void {
-    this.taken.set(value, owner);
+  /** Restores an allocation read back from the store (or one whose removal failed). */
+  restore(value: bigint, owner: Owner, at = Date.now()): void {
+    this.taken.set(value, { owner, at });
     if (contains(this.range, this.family, value) && value > this.cursor) this.cursor = value;
   }
 
   /** @returns the owner the address had, undefined when it was free. */
   release(value: bigint): Owner | undefined {
-    const owner = this.taken.get(value);
+    const held = this.taken.get(value);
     this.taken.delete(value);
-    return owner;
+    return held?.owner;
   }
 
   ownerOf(value: bigint): Owner | undefined {
-    return this.taken.get(value);
+    return this.taken.get(value)?.owner;
   }
 
   isReserved(value: bigint): boolean {
     return this.reserved.has(value);
   }
 
-  allocations(): Array<{ address: string; owner: Owner }> {
-    return [...this.taken].map(([v, owner]) => ({ address: formatAddress(this.family, v), owner }));
+  allocations(): Array<{ address: string; owner: Owner; at: number }> {
+    return [...this.taken].map(([v, h]) => ({ address: formatAddress(this.family, v), owner: h.owner, at: h.at }));
   }
 
   /** Addresses of the range that can still be handed out. */

@@ -31,6 +31,7 @@ export const bpf = {
   mapNextKey: lib.func('bpf_map_get_next_key', 'int', ['int', 'void *', 'void *']),
   tcHookCreate: lib.func('bpf_tc_hook_create', 'int', ['void *']),
   tcAttach: lib.func('bpf_tc_attach', 'int', ['void *', 'void *']),
+  tcQuery: lib.func('bpf_tc_query', 'int', ['void *', 'void *']),
   ringNew: lib.func('ring_buffer__new', koffi.pointer(Ring), ['int', koffi.pointer(SampleFn), 'void *', 'void *']),
   ringConsume: lib.func('ring_buffer__consume', 'int', [koffi.pointer(Ring)]),
   ringFree: lib.func('ring_buffer__free', 'void', [koffi.pointer(Ring)]),

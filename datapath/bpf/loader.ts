@@ -105,6 +105,16 @@ export class BpfDatapath {
     check(r, `attach endpoint programs on ifindex ${ifindex}`);
   }
 
+  /** Whether both hooks of the veth hold a filter in our slot (what a restarted agent replaces). */
+  attached(ifindex: number): boolean {
+    const query = (point: number) => {
+      const opts = tcOpts(0);
+      opts.writeUInt32LE(0, 12); // no flags: a query, not a replace
+      return bpf.tcQuery(tcHook(ifindex, point), opts) === 0;
+    };
+    return query(TC_INGRESS) && query(TC_EGRESS);
+  }
+
   close(): void {
     bpf.close(this.obj);
   }

@@ -17,11 +17,12 @@ interface Pool {
 
 /** One private dockerd, the offline image and an agent: what every e2e suite stands on. */
 export class Env {
-  readonly dockerd = new TestDockerd();
+  readonly dockerd: TestDockerd;
   readonly agent: TestAgent;
   baselineLinks = 0;
 
-  constructor(agentArgs: string[] = []) {
+  constructor(agentArgs: string[] = [], dockerdArgs: string[] = ['--bridge=none']) {
+    this.dockerd = new TestDockerd(dockerdArgs);
     this.agent = new TestAgent(DRIVER, [`--ipv4-range=${V4_RANGE}`, `--ipv6-range=${V6_RANGE}`, `--docker-host=${this.dockerd.host}`, ...agentArgs]);
   }
 

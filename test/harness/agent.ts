@@ -2,6 +2,7 @@ import { spawn, ChildProcess } from 'child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync } from 'fs';
 import { request } from 'http';
 import { basename, join, resolve } from 'path';
+import { agentTag } from '../../datapath/endpoint-link';
 import { waitFor } from './exec';
 
 const AGENT = resolve(__dirname, '../../agent/main.js');
@@ -62,12 +63,13 @@ export class TestAgent {
     return `/sys/fs/bpf/${basename(this.dir)}`;
   }
 
-  async start(): Promise<void> {
+  /** env: added to the agent's environment (e.g. CILIUM_FAILPOINTS for the crash test). */
+  async start(env: Record<string, string> = {}): Promise<void> {
     const log = openSync(join(this.dir, 'agent.out'), 'a');
     const proc = spawn(
       process.execPath,
       [AGENT, `--plugin-socket=${this.pluginSocket}`, `--api-socket=${this.apiSocket}`, `--state-dir=${this.stateDir}`, `--bpf-root=${this.bpfRoot}`, '--prometheus-serve-addr=', ...this.args],
-      { stdio: ['ignore', log, log] },
+      { stdio: ['ignore', log, log], env: { ...process.env, ...env } },
     );
     this.proc = proc;
     await waitFor(
@@ -90,7 +92,18 @@ export class TestAgent {
   }
 
   get pid(): number | undefined {
-    return this.proc?.exitCode === null ? this.proc.pid : undefined;
+    return this.proc?.exitCode === null && this.proc.signalCode === null ? this.proc.pid : undefined;
+  }
+
+  /** Resolves when the agent process ends by itself (a failpoint) or is killed. */
+  exited(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+    return new Promise((r) => proc.once('exit', () => r()));
+  }
+
+  get tag(): string {
+    return agentTag(this.stateDir);
   }
 
   plugin(method: string, body: string | object): Promise<HttpAnswer> {

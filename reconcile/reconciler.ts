@@ -1,0 +1,207 @@
+import Docker from 'dockerode';
+import { promises as fs } from 'fs';
+import { join } from 'path';
+import { Logger } from 'winston';
+import { BpfDatapath, PINNED_MAPS } from '../datapath/bpf/loader';
+import { ownerOf } from '../datapath/bpf/endpoint-program';
+import { deleteLink, linkIndex, listLinks } from '../datapath/rtnl';
+import { removeRouterAddress } from '../datapath/host-router';
+import { EndpointManager } from '../endpoint/manager';
+import { RESERVED, MIN_CIDR_IDENTITY, MIN_USER_IDENTITY } from '../identity/reserved';
+import { formatAddress, parseAddress } from '../ipam/cidr';
+import { Ipam } from '../ipam/ipam';
+import { NetworkRegistry } from '../plugin/networks';
+import { DockerView, dockerView } from './docker-view';
+
+export interface ReconcileReport {
+  at: string;
+  reason: string;
+  dockerReachable: boolean;
+  endpointsRemoved: number;
+  addressesReleased: number;
+  poolsReleased: number;
+  networksRemoved: number;
+  linksRemoved: number;
+  mapEntriesRemoved: number;
+  programsReattached: number;
+  pinsRemoved: number;
+  repairs: string[];
+}
+
+export interface ReconcilerDeps {
+  manager: EndpointManager;
+  networks: NetworkRegistry;
+  ipam: Ipam;
+  dp: BpfDatapath;
+  docker: Docker;
+  driver: string;
+  bpfRoot: string;
+  log: Logger;
+  /** Anything younger than this, relative to Docker's answer, may still be on its way: left alone. */
+  graceMs: number;
+}
+
+/**
+ * Brings the agent's persisted state, Docker's view and the kernel back in
+ * line after crashes and missed calls: releases what no container owns,
+ * re-adopts what still runs, and logs every repair. Nothing is removed on
+ * Docker's say-so when Docker cannot be asked.
+ */
+export class Reconciler {
+  private running?: Promise<ReconcileReport>;
+  last?: ReconcileReport;
+
+  constructor(private readonly d: ReconcilerDeps) {}
+
+  /** One pass at a time: a second caller waits for the pass under way. */
+  run(reason: string): Promise<ReconcileReport> {
+    this.running ??= this.pass(reason).finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async pass(reason: string): Promise<ReconcileReport> {
+    const r: ReconcileReport = {
+      at: new Date().toISOString(), reason, dockerReachable: false, endpointsRemoved: 0, addressesReleased: 0, poolsReleased: 0,
+      networksRemoved: 0, linksRemoved: 0, mapEntriesRemoved: 0, programsReattached: 0, pinsRemoved: 0, repairs: [],
+    };
+    const repair = (what: string) => {
+      r.repairs.push(what);
+      this.d.log.warn(`reconcile: ${what}`);
+    };
+    let view: DockerView | undefined;
+    try {
+      view = await dockerView(this.d.docker, this.d.driver);
+      r.dockerReachable = true;
+    } catch (err) {
+      this.d.log.warn(`reconcile: Docker unreachable (${(err as Error).message}); only kernel state is checked`);
+    }
+    if (view) {
+      await this.networks(view, r, repair);
+      await this.endpoints(view, r, repair);
+      await this.addresses(view, r, repair);
+    }
+    await this.links(r, repair);
+    this.maps(r, repair);
+    await this.programs(r, repair);
+    await this.pins(r, repair);
+    this.last = r;
+    if (r.repairs.length) this.d.log.info(`reconcile (${reason}): ${r.repairs.length} repair(s)`);
+    return r;
+  }
+
+  private old(at: number, view: DockerView): boolean {
+    return at < view.takenAt - this.d.graceMs;
+  }
+
+  /** Networks Docker no longer has (removed while we were down). */
+  private async networks(view: DockerView, r: ReconcileReport, repair: (s: string) => void): Promise<void> {
+    for (const n of this.d.networks.list()) {
+      if (view.networks.has(n.id) || !this.old(Date.parse(n.createdAt), view)) continue;
+      await this.d.networks.remove(n.id);
+      if (n.ipv4?.ownGateway) await removeRouterAddress(parseAddress(n.ipv4.gateway));
+      r.networksRemoved++;
+      repair(`network ${n.id.slice(0, 12)} is gone from Docker: forgotten`);
+    }
+  }
+
+  /** Endpoints whose container is gone; waiting endpoints whose container Docker names. */
+  private async endpoints(view: DockerView, r: ReconcileReport, repair: (s: string) => void): Promise<void> {
+    const reg = this.d.manager.registry;
+    for (const ep of reg.list()) {
+      const docker = view.networks.get(ep.dockerNetworkId)?.get(ep.dockerEndpointId);
+      if (docker) {
+        if (ep.state === 'waiting-for-identity') this.d.manager.resolveSoon(ep);
+        continue;
+      }
+      if (!this.old(Date.parse(ep.createdAt), view)) continue;
+      await this.d.manager.delete(ep.dockerEndpointId);
+      for (const a of [ep.ipv4, ep.ipv6]) if (a && !view.addresses.has(a) && (await this.d.ipam.releaseEndpointAddress(a))) r.addressesReleased++;
+      r.endpointsRemoved++;
+      repair(`endpoint ${ep.id} (${ep.ifName}, ${[ep.ipv4, ep.ipv6].filter(Boolean).join(' ')}) has no container in Docker: removed and its addresses released`);
+    }
+  }
+
+  /** Addresses and pools that no container and no network holds. */
+  private async addresses(view: DockerView, r: ReconcileReport, repair: (s: string) => void): Promise<void> {
+    const held = new Set<string>(view.addresses);
+    for (const ep of this.d.manager.registry.list()) for (const a of [ep.ipv4, ep.ipv6]) if (a) held.add(a);
+    for (const pool of this.d.ipam.snapshot()) {
+      for (const a of pool.allocations) {
+        if (a.owner !== 'endpoint' || held.has(a.address) || !this.old(a.at, view)) continue;
+        await this.d.ipam.releaseAddress(pool.id, a.address);
+        r.addressesReleased++;
+        repair(`address ${a.address} of pool ${pool.id} has no container: released`);
+      }
+      if (pool.id.startsWith('subnet-') && !view.subnets.has(pool.cidr) && this.old(pool.createdAt, view)) {
+        await this.d.ipam.releasePool(pool.id);
+        r.poolsReleased++;
+        repair(`pool ${pool.cidr} belongs to no network: released`);
+      }
+    }
+  }
+
+  /** Veths tagged as ours that no endpoint owns (a crash between creating one and recording it). */
+  private async links(r: ReconcileReport, repair: (s: string) => void): Promise<void> {
+    const known = new Set(this.d.manager.registry.list().map((e) => e.ifName));
+    for (const l of await listLinks()) {
+      if (l.alias !== this.d.manager.tag || known.has(l.name) || this.d.manager.inFlight.has(l.name)) continue;
+      if (await deleteLink(l.name)) {
+        r.linksRemoved++;
+        repair(`veth ${l.name} belongs to no endpoint: deleted (with its routes)`);
+      }
+    }
+  }
+
+  /** Map entries of endpoints, addresses and containers this agent no longer has. */
+  private maps(r: ReconcileReport, repair: (s: string) => void): void {
+    const eps = this.d.manager.registry.list();
+    const ifindexes = new Set(eps.map((e) => e.ifIndex));
+    const ids = new Set(eps.map((e) => e.id));
+    const addresses = new Set(eps.flatMap((e) => [e.ipv4, e.ipv6].filter(Boolean)));
+    const owners = new Set(eps.map((e) => ownerOf(e.sandboxKey)));
+    const m = this.d.dp.maps;
+    let n = 0;
+    for (const e of m.endpoints.entries()) if (!ifindexes.has(e.ifindex) && !this.inFlightId(e.epId) && m.endpoints.delete(e.ifindex)) n++;
+    for (const p of m.policy.entries()) {
+      if (!ids.has(p.epId) && !this.inFlightId(p.epId)) {
+        m.policy.revoke(p);
+        n++;
+      }
+    }
+    for (const e of m.ipcache.entries()) {
+      const endpointIdentity = e.identity === RESERVED.init || (e.identity >= MIN_USER_IDENTITY && e.identity < MIN_CIDR_IDENTITY);
+      const host = e.bits === (e.family === 4 ? 32 : 128);
+      if (endpointIdentity && host && !addresses.has(formatAddress(e.family, e.value)) && this.d.manager.inFlight.size === 0 && m.ipcache.delete(e.family, e.value, e.bits)) n++;
+    }
+    for (const c of m.ct.entries()) if (!owners.has(c.owner)) n += m.ct.flushOwner(c.owner);
+    if (n) {
+      r.mapEntriesRemoved += n;
+      repair(`${n} BPF map entr${n === 1 ? 'y' : 'ies'} of gone endpoints removed`);
+    }
+  }
+
+  private inFlightId(epId: number): boolean {
+    return this.d.manager.registry.isReserved(epId);
+  }
+
+  /** Every endpoint's veth has this agent's programs. */
+  private async programs(r: ReconcileReport, repair: (s: string) => void): Promise<void> {
+    for (const ep of this.d.manager.registry.list()) {
+      if ((await linkIndex(ep.ifName)) !== ep.ifIndex) continue;
+      if (this.d.dp.attached(ep.ifIndex)) continue;
+      this.d.dp.attach(ep.ifIndex, false);
+      r.programsReattached++;
+      repair(`endpoint ${ep.id}: programs were missing on ${ep.ifName}: attached`);
+    }
+  }
+
+  /** Files under the BPF root that are not this version's maps. */
+  private async pins(r: ReconcileReport, repair: (s: string) => void): Promise<void> {
+    for (const f of await fs.readdir(this.d.bpfRoot).catch(() => [] as string[])) {
+      if (PINNED_MAPS.includes(f)) continue;
+      await fs.rm(join(this.d.bpfRoot, f), { force: true });
+      r.pinsRemoved++;
+      repair(`pinned object ${f} under ${this.d.bpfRoot} is not ours: unpinned`);
+    }
+  }
+}
