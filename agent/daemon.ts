@@ -97,17 +97,18 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
       const m = await metrics.serve(cfg.prometheusAddr);
       closers.push(() => new Promise<void>((r) => m.close(() => r())));
     }
-    const serve = async (path: string, app: Parameters<typeof listenUnix>[1]) => {
-      const server: Server = await listenUnix(path, app, cfg.socketGroup);
+    const serve = async (path: string, app: Parameters<typeof listenUnix>[1], errorField: 'Err' | 'error') => {
+      const server: Server = await listenUnix(path, app, errorField, cfg.socketGroup);
       closers.push(() => closeServer(server, path));
     };
     await serve(
       cfg.apiSocket,
       apiApp({ version: VERSION, startedAt: new Date(), endpoints: registry, networks, ipam, identities, repo, sync, events, dp, log, reconciler, stateDir: cfg.stateDir, pluginSocket: cfg.pluginSocket, hooks: metrics,
         health: { docker: () => docker.ping().then(() => 'ok', (e: Error) => e.message), store: () => store.get('health').then(() => 'ok', (e: Error) => e.message), recentErrors: recent.entries, bpfRoot: cfg.bpfRoot, dockerHost: cfg.dockerHost } }),
+      'error',
     );
     // Last: from here on the engine can reach us.
-    await serve(cfg.pluginSocket, pluginApp(net, ipamDriver, log, (m, secs, ok) => metrics!.pluginCall(m, secs, ok)));
+    await serve(cfg.pluginSocket, pluginApp(net, ipamDriver, log, (m, secs, ok) => metrics!.pluginCall(m, secs, ok)), 'Err');
     // Asking Docker may wait on an engine that waits on us: reconcile once the socket is up, then periodically.
     const reconcile = (reason: string) => reconciler.run(reason).catch((err: Error) => log.error(`reconcile (${reason}) failed: ${err.message}`));
     void reconcile('start');

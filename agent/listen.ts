@@ -9,13 +9,19 @@ import { RequestListener, Server, createServer } from 'http';
  * call fail slowly, so it is removed; one that still answers belongs to a
  * live agent and is an error.
  */
-export async function listenUnix(path: string, handler: RequestListener, group?: { gid: number }): Promise<Server> {
+export async function listenUnix(path: string, handler: RequestListener, errorField: 'Err' | 'error', group?: { gid: number }): Promise<Server> {
   await fs.mkdir(dirname(path), { recursive: true, mode: 0o700 });
   if (await answers(path)) throw new Error(`another process is already serving ${path}: stop it first`);
   await fs.rm(path, { force: true });
   const server = createServer(handler);
   server.keepAliveTimeout = 5_000;
   server.requestTimeout = 60_000;
+  // Bytes that are not HTTP get an answer in the same JSON shape as every other error.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const body = JSON.stringify({ [errorField]: `malformed HTTP request (${err.code ?? err.message})` });
+    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(path, () => resolve());

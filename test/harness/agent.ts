@@ -15,7 +15,8 @@ export interface HttpAnswer {
 /** Raw HTTP over a unix socket: what the engine or a hostile client would send. */
 export function httpUnix(socketPath: string, method: string, path: string, body?: string | Buffer): Promise<HttpAnswer> {
   return new Promise((resolvePromise, reject) => {
-    const req = request({ socketPath, method, path, timeout: 30_000 }, (res) => {
+    const headers = body === undefined ? {} : { 'content-length': Buffer.byteLength(body) };
+    const req = request({ socketPath, method, path, headers, timeout: 30_000 }, (res) => {
       let data = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (data += c));
@@ -72,14 +73,14 @@ export class TestAgent {
       { stdio: ['ignore', log, log], env: { ...process.env, ...env } },
     );
     this.proc = proc;
-    await waitFor(
-      'cilium-agent to answer Plugin.Activate',
-      async () => {
-        if (proc.exitCode !== null) throw new Error(`agent exited ${proc.exitCode}: ${this.logTail()}`);
-        return (await this.plugin('Plugin.Activate', '')).status === 200;
-      },
-      20_000,
+    const died = new Promise<never>((_, reject) =>
+      proc.once('exit', (code, signal) => reject(new Error(`agent exited (${code ?? signal}) while starting: ${this.logTail()}`))),
     );
+    died.catch(() => undefined); // only start() below cares, and only while it waits
+    await Promise.race([
+      waitFor('cilium-agent to answer Plugin.Activate', async () => (await this.plugin('Plugin.Activate', '')).status === 200, 20_000),
+      died,
+    ]);
   }
 
   /** SIGKILL: no chance to clean up, as in a crash. */
