@@ -106,6 +106,65 @@ pass:
 	return TC_ACT_OK;
 }
 
+/*
+ * Rewrites what the host's router would (MACs, TTL / hop limit), for direct
+ * delivery. Returns 1 when the packet should rather take the slow path.
+ */
+static __always_inline int route_locally(struct __sk_buff *skb, const struct flow *f, const struct ep_addr_value *to)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+
+	if (f->family == 4) {
+		struct iphdr *ip = data + ETH_HLEN;
+		__u16 old, new;
+
+		if ((void *)(ip + 1) > end || ip->ttl <= 1)
+			return 1; /* let the stack answer Time Exceeded */
+		old = *(__u16 *)&ip->ttl;
+		ip->ttl--;
+		new = *(__u16 *)&ip->ttl;
+		if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old, new, 2) < 0)
+			return 1;
+	} else {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+		if ((void *)(ip6 + 1) > end || ip6->hop_limit <= 1)
+			return 1;
+		ip6->hop_limit--;
+	}
+	if (bpf_skb_store_bytes(skb, 0, to->mac, 6, 0) < 0 || bpf_skb_store_bytes(skb, 6, to->host_mac, 6, 0) < 0)
+		return 1;
+	return 0;
+}
+
+/*
+ * Traffic for another endpoint on this host: its ingress policy is applied
+ * here and the packet goes straight into its namespace (bpf_redirect_peer),
+ * skipping the host's routing and netfilter (a FORWARD policy of DROP, as
+ * dockerd sets, does not apply). Anything else takes the host's route.
+ */
+static __always_inline int deliver(struct __sk_buff *skb, const struct flow *f, __u8 icmp_type)
+{
+	struct ep_addr_value *found = bpf_map_lookup_elem(&cilium_ep_addr, f->daddr);
+	struct ep_addr_value to;
+	struct endpoint_info *peer;
+	int r;
+
+	if (!found)
+		return TC_ACT_OK;
+	__builtin_memcpy(&to, found, sizeof(to));
+	peer = bpf_map_lookup_elem(&cilium_lxc, &to.ifindex);
+	if (!peer)
+		return TC_ACT_OK;
+	r = enforce(skb, peer, f, DIR_INGRESS, icmp_type);
+	if (r != TC_ACT_OK)
+		return r;
+	if (route_locally(skb, f, &to))
+		return TC_ACT_OK;
+	return bpf_redirect_peer(to.ifindex, 0);
+}
+
 SEC("tc")
 int cil_from_container(struct __sk_buff *skb)
 {
@@ -153,7 +212,10 @@ int cil_from_container(struct __sk_buff *skb)
 		if (f.proto == IPPROTO_ICMPV6 && icmp6_local_control(icmp_type))
 			return TC_ACT_OK;
 	}
-	return enforce(skb, ep, &f, DIR_EGRESS, icmp_type);
+	r = enforce(skb, ep, &f, DIR_EGRESS, icmp_type);
+	if (r != TC_ACT_OK)
+		return r;
+	return deliver(skb, &f, icmp_type);
 }
 
 SEC("tc")

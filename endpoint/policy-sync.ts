@@ -105,6 +105,7 @@ export class PolicySync {
       id: ep.id,
       ifIndex: ep.ifIndex,
       mac: ep.mac,
+      hostMac: ep.hostMac,
       ...(ep.ipv4 ? { ipv4: ep.ipv4 } : {}),
       ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}),
       ...(ep.sandboxKey ? { sandboxKey: ep.sandboxKey } : {}),

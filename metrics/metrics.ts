@@ -25,7 +25,7 @@ export interface StateSources {
   bpfMetrics: MetricsMap;
 }
 
-const FAST = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+const FAST = [0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /**
  * Prometheus metrics in Cilium's naming (cilium_*, _total for counters,

@@ -1,4 +1,4 @@
-import { Cidr, contains, formatCidr, parseCidr } from '../ipam/cidr';
+import { Cidr, contains, formatCidr, lastAddress, parseCidr } from '../ipam/cidr';
 import { RESERVED } from '../identity/reserved';
 import { EgressRule, Entity, IngressRule, Rule, Selector, ruleLabels } from './rule';
 import { isEmpty, matches } from './selector';
@@ -36,12 +36,17 @@ const isWorld = (i: KnownIdentity) => i.labels.includes('reserved:world');
  */
 export class PolicyResolver {
   private readonly selected = new Map<string, number[]>();
+  /** CIDR identities by family, sorted by base address: a prefix's contents are a contiguous run. */
+  private readonly byBase: Record<4 | 6, KnownIdentity[]>;
 
   constructor(
     private readonly rules: Rule[],
     private readonly identities: KnownIdentity[],
     private readonly mode: EnforcementMode,
-  ) {}
+  ) {
+    const cidrs = identities.filter((i) => i.cidr).sort((a, b) => (a.cidr!.base < b.cidr!.base ? -1 : a.cidr!.base > b.cidr!.base ? 1 : 0));
+    this.byBase = { 4: cidrs.filter((i) => i.cidr!.family === 4), 6: cidrs.filter((i) => i.cidr!.family === 6) };
+  }
 
   forEndpoint(labels: string[]): EndpointPolicy {
     const rules = this.rules.filter((r) => matches(r.endpointSelector, labels));
@@ -138,9 +143,20 @@ export class PolicyResolver {
     const outer = parseCidr(cidr);
     const holes = except.map(parseCidr);
     const within = (inner: Cidr, c: Cidr) => inner.bits >= c.bits && contains(c, inner.family, inner.base);
-    return this.identities
-      .filter((i) => i.cidr && within(i.cidr, outer) && !holes.some((h) => within(i.cidr!, h)))
-      .map((i) => i.id);
+    const sorted = this.byBase[outer.family];
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid]!.cidr!.base < outer.base) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: number[] = [];
+    for (let i = lo; i < sorted.length && sorted[i]!.cidr!.base <= lastAddress(outer); i++) {
+      const c = sorted[i]!.cidr!;
+      if (within(c, outer) && !holes.some((h) => within(c, h))) out.push(sorted[i]!.id);
+    }
+    return out;
   }
 }
 

@@ -173,6 +173,12 @@ export class Reconciler {
       const host = e.bits === (e.family === 4 ? 32 : 128);
       if (endpointIdentity && host && !addresses.has(formatAddress(e.family, e.value)) && this.d.manager.inFlight.size === 0 && m.ipcache.delete(e.family, e.value, e.bits)) n++;
     }
+    for (const a of m.addresses.entries()) {
+      if (!addresses.has(a.address) && this.d.manager.inFlight.size === 0) {
+        const p = parseAddress(a.address);
+        if (m.addresses.delete(p.family, p.value)) n++;
+      }
+    }
     for (const c of m.ct.entries()) if (!owners.has(c.owner)) n += m.ct.flushOwner(c.owner);
     if (n) {
       r.mapEntriesRemoved += n;

@@ -78,6 +78,24 @@ struct {
 	__type(value, struct ct_value);
 } cilium_ct SEC(".maps");
 
+struct ep_addr_value {
+	__u32 ifindex;
+	__u8 mac[6];      /* the container's */
+	__u8 host_mac[6]; /* its host-side veth's: the gateway's MAC as the container sees it */
+};
+
+/*
+ * Endpoint address (16 bytes, IPv4 as ::ffff:a.b.c.d) -> its veth: traffic
+ * between local endpoints is delivered straight into the peer's namespace,
+ * never through the host's routing and netfilter.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 131072);
+	__type(key, __u8[16]);
+	__type(value, struct ep_addr_value);
+} cilium_ep_addr SEC(".maps");
+
 /* Drops and policy verdicts for the agent's monitor. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

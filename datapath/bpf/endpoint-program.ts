@@ -11,6 +11,8 @@ export interface EndpointDatapathState {
   id: number;
   ifIndex: number;
   mac: string;
+  /** The host side's MAC: what the container sees as its gateway's. */
+  hostMac: string;
   ipv4?: string;
   ipv6?: string;
   sandboxKey?: string;
@@ -36,7 +38,10 @@ export function programEndpoint(dp: BpfDatapath, ep: EndpointDatapathState): voi
   const flags =
     (ep.ingressEnforced ? EP_FLAGS.ingressEnforce : 0) | (ep.egressEnforced ? EP_FLAGS.egressEnforce : 0) | (ep.ready ? 0 : EP_FLAGS.notReady);
   const owner = ownerOf(ep.sandboxKey);
-  for (const a of addresses(ep)) dp.maps.ipcache.set(a.family, a.value, a.family === 4 ? 32 : 128, ep.identity, owner);
+  for (const a of addresses(ep)) {
+    dp.maps.ipcache.set(a.family, a.value, a.family === 4 ? 32 : 128, ep.identity, owner);
+    dp.maps.addresses.set(a.family, a.value, { ifindex: ep.ifIndex, mac: ep.mac, hostMac: ep.hostMac });
+  }
   dp.maps.endpoints.set(ep.ifIndex, {
     epId: ep.id,
     flags,
@@ -54,7 +59,10 @@ export function programEndpoint(dp: BpfDatapath, ep: EndpointDatapathState): voi
  */
 export function unprogramEndpoint(dp: BpfDatapath, ep: { id: number; ifIndex: number; ipv4?: string; ipv6?: string; sandboxKey?: string }, lastOfContainer: boolean): void {
   dp.maps.endpoints.delete(ep.ifIndex);
-  for (const a of addresses(ep)) dp.maps.ipcache.delete(a.family, a.value, a.family === 4 ? 32 : 128);
+  for (const a of addresses(ep)) {
+    dp.maps.addresses.delete(a.family, a.value);
+    dp.maps.ipcache.delete(a.family, a.value, a.family === 4 ? 32 : 128);
+  }
   for (const p of dp.maps.policy.entries()) if (p.epId === ep.id) dp.maps.policy.revoke(p);
   if (lastOfContainer && ep.sandboxKey) dp.maps.ct.flushOwner(ownerOf(ep.sandboxKey));
 }

@@ -2,7 +2,7 @@ import { mkdirSync } from 'fs';
 import { join, resolve } from 'path';
 import { Pointer, bpf, check, checkPtr } from './libbpf';
 import { BpfMap, possibleCpus } from './map';
-import { CtMap, EndpointMap, IpcacheMap, MetricsMap, PolicyMap } from './maps';
+import { CtMap, EndpointAddressMap, EndpointMap, IpcacheMap, MetricsMap, PolicyMap } from './maps';
 
 const OBJECT = resolve(__dirname, '../../../bpf/bpf_lxc.o');
 const TC_INGRESS = 1;
@@ -17,6 +17,7 @@ const MAPS = {
   cilium_ipcache: [20, 8],
   cilium_policy: [12, 16],
   cilium_ct: [48, 24],
+  cilium_ep_addr: [16, 16],
   cilium_events: [0, 0],
   cilium_metrics: [4, 16],
 } as const;
@@ -34,6 +35,7 @@ export interface Maps {
   ipcache: IpcacheMap;
   policy: PolicyMap;
   ct: CtMap;
+  addresses: EndpointAddressMap;
   metrics: MetricsMap;
   eventsFd: number;
 }
@@ -73,6 +75,7 @@ export class BpfDatapath {
         ipcache: new IpcacheMap(map('cilium_ipcache')),
         policy: new PolicyMap(map('cilium_policy')),
         ct: new CtMap(map('cilium_ct')),
+        addresses: new EndpointAddressMap(map('cilium_ep_addr')),
         metrics: new MetricsMap(map('cilium_metrics', 16 * possibleCpus())),
         eventsFd: fd('cilium_events'),
       };

@@ -204,3 +204,27 @@ function u32(n: number): Buffer {
   b.writeUInt32LE(n, 0);
   return b;
 }
+
+/** Endpoint address -> its veth, the container's MAC and the host side's: for direct local delivery. */
+export class EndpointAddressMap {
+  constructor(readonly map: BpfMap) {}
+
+  set(family: Family, value: bigint, to: { ifindex: number; mac: string; hostMac: string }): void {
+    const v = Buffer.alloc(16);
+    v.writeUInt32LE(to.ifindex, 0);
+    macBytes(to.mac).copy(v, 4);
+    macBytes(to.hostMac).copy(v, 10);
+    this.map.update(addr16(family, value), v);
+  }
+
+  delete(family: Family, value: bigint): boolean {
+    return this.map.delete(addr16(family, value));
+  }
+
+  entries(): Array<{ address: string; ifindex: number }> {
+    return this.map.entries().map(([k, v]) => {
+      const a = fromAddr16(k);
+      return { address: formatAddress(a.family, a.value), ifindex: v.readUInt32LE(0) };
+    });
+  }
+}

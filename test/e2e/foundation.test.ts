@@ -1,6 +1,7 @@
 import assert from 'assert';
 import { Env, IMAGE, V4_RANGE, WGET } from './env';
 import { contains, parseAddress, parseCidr } from '../../ipam/cidr';
+import { must } from '../harness/exec';
 
 const NONE = { links: 0, routes4: 0, routes6: 0, subnetRoutes: 0, endpoints: 0 };
 
@@ -32,6 +33,20 @@ describe('foundation: network + IPAM driver against a real dockerd', function ()
     const once = await env.docker(['run', '--rm', '--net', 'net1', IMAGE, 'wget', '-q', '-T', '3', '-O-', 'http://web/']);
     assert.strictEqual(once.code, 0, once.stderr);
     assert.match(once.stdout, /hello from cilium/);
+  });
+
+  it('container-to-container traffic does not depend on the host FORWARD chain (dockerd sets DROP)', async () => {
+    const saved = await Promise.all(['iptables', 'ip6tables'].map(async (t) => /-P FORWARD (\w+)/.exec(await must(t, ['-S', 'FORWARD']))![1]!));
+    try {
+      await must('iptables', ['-P', 'FORWARD', 'DROP']);
+      await must('ip6tables', ['-P', 'FORWARD', 'DROP']);
+      const r = await env.exec('client', `${WGET} http://web/ && ping -c1 -W3 ${await env.address('web', 'net1')} && ping -6 -c1 -W3 ${await env.address('web', 'net1', 6)}`);
+      assert.strictEqual(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /ttl=63/, 'delivered as routed: the TTL went down by one');
+    } finally {
+      await must('iptables', ['-P', 'FORWARD', saved[0]!]);
+      await must('ip6tables', ['-P', 'FORWARD', saved[1]!]);
+    }
   });
 
   it('a second network without --subnet is created at once while containers run (no RequestPool loop)', async () => {

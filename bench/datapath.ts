@@ -1,0 +1,108 @@
+import { spawn } from 'child_process';
+import { resolve } from 'path';
+import { TestDockerd } from '../test/harness/dockerd';
+import { must, run } from '../test/harness/exec';
+
+export const TCP_RR = resolve(__dirname, '../../bench/tcp_rr');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Two network namespaces that talk over some datapath: what a measurement needs. */
+export interface Pair {
+  server: string; // netns path
+  client: string;
+  address: string; // the server's IPv4
+}
+
+function background(ns: string, args: string[]) {
+  const p = spawn('nsenter', [`--net=${ns}`, ...args], { stdio: 'ignore' });
+  const done = new Promise<void>((r) => p.once('exit', () => r()));
+  return { stop: async () => { p.kill(); await done; } };
+}
+
+/** iperf3 TCP throughput, server to client path, in Gbit/s. */
+export async function throughput(p: Pair, seconds = 3): Promise<number> {
+  const srv = background(p.server, ['iperf3', '-s', '-1', '-p', '5201']);
+  try {
+    await sleep(300);
+    const out = await must('nsenter', [`--net=${p.client}`, 'iperf3', '-c', p.address, '-p', '5201', '-t', String(seconds), '-J'], { timeoutMs: 60_000 });
+    return (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+  } finally {
+    await srv.stop();
+  }
+}
+
+/** Median TCP request/response round trip in microseconds (bench/tcp_rr). */
+export async function latency(p: Pair, n = 20_000): Promise<number> {
+  const srv = background(p.server, [TCP_RR, 'server', '7000']);
+  try {
+    await sleep(200);
+    const out = await must('nsenter', [`--net=${p.client}`, TCP_RR, 'client', p.address, '7000', String(n)], { timeoutMs: 120_000 });
+    return Number(out.trim().split(' ')[0]);
+  } finally {
+    await srv.stop();
+  }
+}
+
+/**
+ * The limit on this machine: two namespaces routed through the host over
+ * veth pairs, exactly like cilium endpoints (/32 addresses, host routes,
+ * a gateway address on the host side) but with no BPF program.
+ */
+export async function plainVeth(): Promise<{ pair: Pair; cleanup: () => Promise<void> }> {
+  const ns = ['bench-vs', 'bench-vc'];
+  const addr = ['10.217.0.2', '10.217.0.3'];
+  const cleanup = async () => {
+    for (const [i, n] of ns.entries()) {
+      await run('ip', ['netns', 'del', n]);
+      await run('ip', ['link', 'del', `bench-v${i}`]);
+    }
+  };
+  await cleanup();
+  for (const [i, n] of ns.entries()) {
+    const host = `bench-v${i}`;
+    for (const cmd of [
+      ['ip', 'netns', 'add', n],
+      ['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', n],
+      ['ip', 'addr', 'add', '10.217.0.1/32', 'dev', host],
+      ['ip', 'link', 'set', host, 'up'],
+      ['ip', '-n', n, 'link', 'set', 'lo', 'up'],
+      ['ip', '-n', n, 'link', 'set', 'eth0', 'up'],
+      ['ip', '-n', n, 'addr', 'add', `${addr[i]}/32`, 'dev', 'eth0'],
+      ['ip', '-n', n, 'route', 'add', '10.217.0.1', 'dev', 'eth0'],
+      ['ip', '-n', n, 'route', 'add', 'default', 'via', '10.217.0.1'],
+      ['ip', 'route', 'replace', `${addr[i]}/32`, 'dev', host],
+    ]) await must(cmd[0]!, cmd.slice(1));
+  }
+  return { pair: { server: '/run/netns/bench-vs', client: '/run/netns/bench-vc', address: addr[0]! }, cleanup };
+}
+
+/** Two containers on a Docker network; their namespaces through their PIDs. */
+export async function containerPair(d: TestDockerd, net: string, prefix: string, labels: [string, string] = ['role=server', 'role=client']): Promise<Pair> {
+  const names = [`${prefix}-server`, `${prefix}-client`];
+  for (const [i, n] of names.entries()) await d.ok(['run', '-d', '--name', n, '--net', net, '-l', labels[i]!, 'bbox:latest', 'sleep', '36000']);
+  const pid = async (n: string) => d.ok(['inspect', '-f', '{{.State.Pid}}', n]);
+  return {
+    server: `/proc/${await pid(names[0]!)}/ns/net`,
+    client: `/proc/${await pid(names[1]!)}/ns/net`,
+    address: await d.ok(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, names[0]!]),
+  };
+}
+
+/** N iptables rules that match nothing, in front of a bridge's forwarded traffic (one chain, removed after). */
+export async function iptablesRules(bridge: string, n: number): Promise<() => Promise<void>> {
+  const remove = async () => {
+    await run('iptables', ['-D', 'FORWARD', '-i', bridge, '-j', 'BENCH-SCALE']);
+    await run('iptables', ['-F', 'BENCH-SCALE']);
+    await run('iptables', ['-X', 'BENCH-SCALE']);
+  };
+  await remove();
+  const rules = Array.from({ length: n }, (_, i) => `-A BENCH-SCALE -s 100.64.${i >> 8}.${i & 255}/32 -j DROP`);
+  await must('iptables-restore', ['--noflush'], { input: Buffer.from(`*filter\n:BENCH-SCALE - [0:0]\n${rules.join('\n')}\nCOMMIT\n`) });
+  await must('iptables', ['-I', 'FORWARD', '1', '-i', bridge, '-j', 'BENCH-SCALE']);
+  return remove;
+}
+
+/** N-1 /32 CIDR prefixes (never addressed: they only fill the maps), for a policy of N peers. */
+export function scalePrefixes(n: number): string[] {
+  return Array.from({ length: Math.max(0, n - 1) }, (_, i) => `100.64.${i >> 8}.${i & 255}/32`);
+}
