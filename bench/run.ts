@@ -16,6 +16,8 @@ const SCALE_ENDPOINTS = Number(process.env.BENCH_ENDPOINTS ?? 500);
 const DRIVER = 'cilium-bench';
 const METRICS = '127.0.0.1:19963';
 const sections: string[] = [];
+/** One section of the report: its lines, then a blank line. */
+const section = (...lines: string[]): number => sections.push([...lines, ''].join('\n'));
 const goals: string[] = [];
 
 const f1 = (x: number) => x.toFixed(1);
@@ -66,12 +68,12 @@ async function main(): Promise<void> {
     process.stderr.write(`docker run --rm: ${RUNS} runs per network...\n`);
     const runs = await dockerRunBench(d, 'bbox:latest', ['none', 'bench-bridge', 'bench-cilium'], RUNS);
     const runRatio = runs.get('bench-cilium')!.median / runs.get('bench-bridge')!.median;
-    sections.push('## Endpoint setup: `docker run --rm bbox true`', dockerRunReport(runs, { none: '--net none', 'bench-bridge': 'bridge', 'bench-cilium': 'cilium' }, { ratio: 1.05, of: 'bench-cilium', to: 'bench-bridge' }));
+    section('## Endpoint setup: `docker run --rm bbox true`', dockerRunReport(runs, { none: '--net none', 'bench-bridge': 'bridge', 'bench-cilium': 'cilium' }, { ratio: 1.05, of: 'bench-cilium', to: 'bench-bridge' }));
     goal(runRatio <= 1.05, `docker run with cilium / with bridge <= 1.05: ${runRatio.toFixed(3)}`);
     const metrics = (await run('curl', ['-sf', `http://${METRICS}/metrics`])).stdout;
     const calls = histogramQuantiles(metrics, 'cilium_docker_plugin_call_duration_seconds', 'method', [0.5, 0.99]);
     const callRows = [...calls].filter(([, v]) => v.count > 0).sort((a, b) => b[1].q[0]! - a[1].q[0]!);
-    sections.push(
+    section(
       '## Plugin call latency (agent-side, from the Prometheus histogram)',
       '| method | calls | p50 | p99 |',
       '|---|---|---|---|',
@@ -95,7 +97,7 @@ async function main(): Promise<void> {
     const dp = await measurePairs({ veth: veth.pair, bridge: bridgePair, cilium: ciliumPair }, REPEATS);
     const tput = dp.cilium!.gbps.median / dp.veth!.gbps.median;
     const lat = dp.cilium!.us.median / dp.veth!.us.median;
-    sections.push(
+    section(
       '## Datapath between two endpoints on one host (min / **median** / max)',
       '| column | TCP throughput (Gbit/s) | TCP request/response (µs) |',
       '|---|---|---|',
@@ -130,7 +132,7 @@ async function main(): Promise<void> {
     const i1 = scale[1]!.iptables;
     const i10k = scale[10000]!.iptables;
     const within = (a: number, b: number) => Math.abs(a / b - 1);
-    sections.push(
+    section(
       '## Policy scale: N peers in the policy (CIDR identities in the ipcache and policy map) vs N iptables rules in front of the bridge',
       '| N | cilium Gbit/s | cilium RR µs | bridge+iptables Gbit/s | bridge+iptables RR µs | cilium policy import |',
       '|---|---|---|---|---|---|',
@@ -176,7 +178,7 @@ async function main(): Promise<void> {
     const updateMs = Number(process.hrtime.bigint() - t0) / 1e6;
     const probeAddr = await d.ok(['inspect', '-f', '{{(index .NetworkSettings.Networks "bench-cilium").IPAddress}}', `scale${SCALE_ENDPOINTS - 1}`]);
     const probe = await run('nsenter', [`--net=${ciliumPair.server}`, 'busybox', 'ping', '-c1', '-W1', probeAddr]);
-    sections.push(
+    section(
       `## Scale: ${SCALE_ENDPOINTS} endpoints`,
       `| endpoints | agent RSS |`,
       '|---|---|',
@@ -199,7 +201,7 @@ async function main(): Promise<void> {
       '## Goals',
       ...goals,
       '',
-      ...sections.flatMap((s) => [s, '']),
+      ...sections,
     ].join('\n');
     writeFileSync(resolve(__dirname, '../../bench/RESULTS.md'), report);
     process.stdout.write(report);
