@@ -1,27 +1,16 @@
 import { request } from 'http';
-import { Endpoint } from '../../endpoint/endpoint';
+import type { Endpoint } from '../../endpoint/endpoint';
+import type { LoggedEvent } from '../../monitor/event-log';
 import { Command, UsageError } from '../context';
 
-interface Ev {
-  type: string;
-  reasonName: string;
-  direction: string;
-  endpoint: number;
-  endpointName?: string;
-  srcIdentity: number;
-  dstIdentity: number;
+/** A datapath event as the agent streams it, with both sides named. */
+type Ev = LoggedEvent & {
   srcLabels: string[];
   dstLabels: string[];
   srcName?: string;
   dstName?: string;
-  src: string;
-  dst: string;
-  sport: number;
-  dport: number;
-  protocol: string;
-  tcpFlags: number;
-  time: string;
-}
+  endpointName?: string;
+};
 
 const TYPES = ['drop', 'trace', 'policy-verdict'];
 
@@ -67,11 +56,11 @@ export const monitor: Command = async (ctx) => {
           buf += chunk;
           let nl: number;
           while ((nl = buf.indexOf('\n')) >= 0) {
-            const e = JSON.parse(buf.slice(0, nl)) as Ev;
+            const e = JSON.parse(buf.slice(0, nl)) as Ev | { type: 'hello' | 'heartbeat' };
             buf = buf.slice(nl + 1);
             if (e.type === 'hello' && first) process.stderr.write(banner); // the stream is established
             if (e.type === 'heartbeat' || e.type === 'hello') continue;
-            process.stdout.write(ctx.json ? `${JSON.stringify(e)}\n` : formatEvent(e));
+            process.stdout.write(ctx.json ? `${JSON.stringify(e)}\n` : formatEvent(e as Ev));
           }
         });
         res.on('end', resolve);
