@@ -73,7 +73,3 @@ export function overlaps(a: Cidr, b: Cidr): boolean {
 export function hostPrefix(family: Family, value: bigint): string {
   return `${formatAddress(family, value)}/${width(family)}`;
 }
-
-export function canonicalCidr(text: string): string {
-  return formatCidr(parseCidr(text));
-}

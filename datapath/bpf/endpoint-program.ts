@@ -1,10 +1,9 @@
 import { createHash } from 'crypto';
+import { RESERVED } from '../../identity/reserved';
 import { Family, parseAddress } from '../../ipam/cidr';
 import { BpfDatapath } from './loader';
 import { EP_FLAGS } from './maps';
 
-export const ID_HOST = 1;
-export const ID_INIT = 5;
 
 /** What the datapath needs to know of one endpoint. */
 export interface EndpointDatapathState {
@@ -69,5 +68,5 @@ export function unprogramEndpoint(dp: BpfDatapath, ep: { id: number; ifIndex: nu
 
 /** The host's own addresses carry the host identity, so policy can tell the host from the world. */
 export function programHostAddresses(dp: BpfDatapath, hostAddresses: Array<{ family: Family; value: bigint }>): void {
-  for (const a of hostAddresses) dp.maps.ipcache.set(a.family, a.value, a.family === 4 ? 32 : 128, ID_HOST);
+  for (const a of hostAddresses) dp.maps.ipcache.set(a.family, a.value, a.family === 4 ? 32 : 128, RESERVED.host);
 }
