@@ -83,7 +83,7 @@ export class EndpointManager {
         this.dp.attach(ifIndex, true);
         await this.registry.save(ep);
       } catch (err) {
-        unprogramEndpoint(this.dp, ep, false);
+        unprogramEndpoint(this.dp, ep);
         await teardownEndpointLink(names.hostName);
         throw err;
       }
@@ -145,10 +145,9 @@ export class EndpointManager {
     if (!ep) return;
     this.lookup.unwatch(dockerEndpointId);
     await teardownEndpointLink(ep.ifName);
-    const shared = this.registry.list().some((e) => e.id !== ep.id && e.sandboxKey !== undefined && e.sandboxKey === ep.sandboxKey);
-    unprogramEndpoint(this.dp, ep, !shared);
-    await this.registry.remove(ep);
+    unprogramEndpoint(this.dp, ep);
     this.policy.forget(ep.id);
+    await this.registry.remove(ep);
     if (ep.identity >= MIN_USER_IDENTITY) this.identities.release(ep.identity);
     this.log.info(`endpoint ${ep.id} deleted`, { endpoint: ep.id, ifName: ep.ifName });
   }

@@ -116,7 +116,9 @@ export class PolicySync {
     });
   }
 
+  /** Revokes the endpoint's policy entries (before its ID can be reused) and forgets it. */
   forget(epId: number): void {
+    for (const k of this.current.get(epId)?.values() ?? []) this.dp.maps.policy.revoke(k);
     this.current.delete(epId);
     this.lastPolicy.delete(epId);
   }

@@ -179,7 +179,7 @@ export class Reconciler {
         if (m.addresses.delete(p.family, p.value)) n++;
       }
     }
-    for (const c of m.ct.entries()) if (!owners.has(c.owner)) n += m.ct.flushOwner(c.owner);
+    n += m.ct.sweep(owners);
     if (n) {
       r.mapEntriesRemoved += n;
       repair(`${n} BPF map entr${n === 1 ? 'y' : 'ies'} of gone endpoints removed`);

@@ -53,17 +53,18 @@ export function programEndpoint(dp: BpfDatapath, ep: EndpointDatapathState): voi
 }
 
 /**
- * Removes everything the datapath holds for the endpoint. Idempotent.
- * lastOfContainer: no other endpoint shares its sandbox, so its connections go too.
+ * Removes the endpoint's own map entries (its policy entries go with
+ * PolicySync.forget, which knows them). Its conntrack entries are inert
+ * (keyed by a container no other endpoint will have) and age out of the LRU
+ * or are swept by reconciliation: walking the whole table here would put an
+ * O(connections) cost on every container stop. Idempotent.
  */
-export function unprogramEndpoint(dp: BpfDatapath, ep: { id: number; ifIndex: number; ipv4?: string; ipv6?: string; sandboxKey?: string }, lastOfContainer: boolean): void {
+export function unprogramEndpoint(dp: BpfDatapath, ep: { ifIndex: number; ipv4?: string; ipv6?: string }): void {
   dp.maps.endpoints.delete(ep.ifIndex);
   for (const a of addresses(ep)) {
     dp.maps.addresses.delete(a.family, a.value);
     dp.maps.ipcache.delete(a.family, a.value, a.family === 4 ? 32 : 128);
   }
-  for (const p of dp.maps.policy.entries()) if (p.epId === ep.id) dp.maps.policy.revoke(p);
-  if (lastOfContainer && ep.sandboxKey) dp.maps.ct.flushOwner(ownerOf(ep.sandboxKey));
 }
 
 /** The host's own addresses carry the host identity, so policy can tell the host from the world. */

@@ -152,10 +152,10 @@ export class PolicyMap {
 export class CtMap {
   constructor(readonly map: BpfMap) {}
 
-  /** Forgets a container's connections once its last endpoint goes. */
-  flushOwner(owner: number): number {
+  /** One pass: drops the connections of containers not in keep. */
+  sweep(keep: Set<number>): number {
     let n = 0;
-    for (const k of this.map.keys()) if (k.readUInt32LE(40) === owner && this.map.delete(k)) n++;
+    for (const k of this.map.keys()) if (!keep.has(k.readUInt32LE(40)) && this.map.delete(k)) n++;
     return n;
   }
 
