@@ -29,6 +29,7 @@ export class IdentityAllocator {
     private readonly store: KVStore,
     private readonly log: Logger,
     private readonly graceMs: number,
+    /** Called when an identity is released, so policy stops naming it. */
     private readonly onChange: () => void,
   ) {}
 
@@ -109,8 +110,7 @@ export class IdentityAllocator {
       if (await this.store.create(VALUE_PREFIX + key, String(candidate))) {
         this.remember({ id: candidate, labels });
         this.log.info(`identity ${candidate} allocated`, { identity: candidate, labels });
-        this.onChange();
-        return candidate;
+        return candidate; // its user regenerates policy once it is assigned; a second pass here would be wasted
       }
       // Lost the race for this label set: give the number back and use the winner's.
       await this.store.batch([{ type: 'del', key: ID_PREFIX + candidate }]);
