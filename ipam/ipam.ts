@@ -98,12 +98,14 @@ export class Ipam {
     this.checkOverlap(cidr);
     const id = `subnet-${formatCidr(cidr)}`;
     const pool = this.subnetPool(id, cidr, range);
+    const createdAt = new Date(); // one instant for memory and disk: a restart must see the same pool
     this.pools.set(id, pool);
-    this.poolCreated.set(id, Date.now());
+    this.poolCreated.set(id, createdAt.getTime());
     try {
-      await this.store.batch([putJSON(poolKey(id), { id, cidr: formatCidr(cidr), range: formatCidr(range), createdAt: new Date().toISOString() } satisfies PoolRecord)]);
+      await this.store.batch([putJSON(poolKey(id), { id, cidr: formatCidr(cidr), range: formatCidr(range), createdAt: createdAt.toISOString() } satisfies PoolRecord)]);
     } catch (err) {
       this.pools.delete(id);
+      this.poolCreated.delete(id);
       throw err;
     }
     return { poolId: id, pool: formatCidr(cidr), data: {} };
