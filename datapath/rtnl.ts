@@ -28,15 +28,31 @@ export class NetlinkError extends Error {
 }
 
 let socket: RtNetlinkSocket | undefined;
-function rtnl(): RtNetlinkSocket {
-  socket ??= createRtNetlink();
-  return socket;
-}
+let dumpSocket: RtNetlinkSocket | undefined;
+let dumps: Promise<unknown> = Promise.resolve();
 
 /** Runs one request, turning "Request rejected: EEXIST" into a NetlinkError with its errno name. */
 async function call<T>(op: string, fn: (s: RtNetlinkSocket) => Promise<T>): Promise<T> {
+  socket ??= createRtNetlink();
+  return request(op, socket, fn);
+}
+
+/**
+ * Dumps (multipart answers) on a socket of their own, one at a time: the
+ * netlink package cannot tell a dump's parts from answers to requests sent
+ * meanwhile on the same socket ("Multipart message not terminated properly").
+ */
+function dump<T>(op: string, fn: (s: RtNetlinkSocket) => Promise<T>): Promise<T> {
+  dumpSocket ??= createRtNetlink();
+  const s = dumpSocket;
+  const run = dumps.then(() => request(op, s, fn));
+  dumps = run.catch(() => undefined);
+  return run;
+}
+
+async function request<T>(op: string, s: RtNetlinkSocket, fn: (s: RtNetlinkSocket) => Promise<T>): Promise<T> {
   try {
-    return await fn(rtnl());
+    return await fn(s);
   } catch (err) {
     const m = /Request rejected: (\w+)/.exec((err as Error).message);
     throw new NetlinkError(op, m?.[1] ?? (err as Error).message);
@@ -100,7 +116,7 @@ export async function linkIndex(name: string): Promise<number | undefined> {
 }
 
 export async function listLinks(): Promise<Array<{ name: string; index: number; alias: string }>> {
-  const links = await call('list links', (s) => s.getLinks(undefined, undefined, { timeout: TIMEOUT_MS }));
+  const links = await dump('list links', (s) => s.getLinks(undefined, undefined, { timeout: TIMEOUT_MS }));
   return links.map((l) => ({ name: l.attrs.ifname ?? '', index: l.data.index ?? 0, alias: l.attrs.ifalias ?? '' }));
 }
 
@@ -151,6 +167,17 @@ export async function replaceRoute(family: Family, dst: bigint, bits: number, oi
   );
 }
 
+/** Removes the route to dst/bits out of oif; one that is already gone is fine. */
+export async function deleteRoute(family: Family, dst: bigint, bits: number, oif: number): Promise<void> {
+  try {
+    await call(`delete route to ${dst} via ${oif}`, (s) =>
+      s.delRoute({ family: AF[family], dstLen: bits, table: 254, scope: 'LINK', type: 'UNICAST' }, { dst: addressBytes(family, dst), oif }, { timeout: TIMEOUT_MS }),
+    );
+  } catch (err) {
+    if (!(err instanceof NetlinkError && (err.code === 'ESRCH' || err.code === 'ENODEV'))) throw err;
+  }
+}
+
 export interface RouteEntry {
   family: Family;
   dst: Buffer;
@@ -161,7 +188,7 @@ export interface RouteEntry {
 }
 
 export async function listRoutes(family: Family): Promise<RouteEntry[]> {
-  const routes = await call('list routes', (s) => s.getRoutes({ family: AF[family] }, undefined, { timeout: TIMEOUT_MS }));
+  const routes = await dump('list routes', (s) => s.getRoutes({ family: AF[family] }, undefined, { timeout: TIMEOUT_MS }));
   return routes
     .filter((r) => r.data.table === 254 && r.attrs.dst !== undefined)
     .map((r) => ({ family, dst: r.attrs.dst!, bits: r.data.dstLen ?? 0, oif: r.attrs.oif ?? 0, protocol: String(r.data.protocol) }));
