@@ -83,7 +83,10 @@ export class ContainerResolver {
       this.pending.delete(dockerEndpointId);
       return;
     }
-    p.timer = setTimeout(() => void this.tryNetwork(p.networkId), delay);
+    p.timer = setTimeout(() => {
+      p.timer = undefined;
+      void this.tryNetwork(p.networkId);
+    }, delay);
     p.timer.unref();
   }
 
@@ -111,9 +114,9 @@ export class ContainerResolver {
     for (const epId of waiting) {
       if (!this.pending.has(epId)) continue;
       const found = Object.entries(containers).find(([, c]) => c.EndpointID === epId);
+      // A look made for another endpoint (or an event) spends none of this one's attempts.
       if (!found) {
-        clearTimeout(this.pending.get(epId)!.timer);
-        this.schedule(epId);
+        if (!this.pending.get(epId)!.timer) this.schedule(epId);
         continue;
       }
       const [containerId, c] = found;
@@ -124,7 +127,8 @@ export class ContainerResolver {
         await this.onResolved(epId, { containerId, name: (c.Name ?? summary.Names?.[0] ?? '').replace(/^\//, ''), labels: fromDocker(summary.Labels) });
       } catch (err) {
         this.log.warn(`resolving endpoint ${epId.slice(0, 12)}: ${(err as Error).message}`);
-        if (this.pending.has(epId)) this.schedule(epId);
+        const p = this.pending.get(epId);
+        if (p && !p.timer) this.schedule(epId);
       }
     }
   }
