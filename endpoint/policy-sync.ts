@@ -1,7 +1,7 @@
 import { Logger } from 'winston';
 import { BpfDatapath } from '../datapath/bpf/loader';
 import { PolicyKey, PolicyMap } from '../datapath/bpf/maps';
-import { programEndpoint } from '../datapath/bpf/endpoint-program';
+import { EndpointDatapathState, programEndpoint } from '../datapath/bpf/endpoint-program';
 import { formatCidr, parseCidr } from '../ipam/cidr';
 import { IdentityAllocator } from '../identity/allocator';
 import { MIN_CIDR_IDENTITY } from '../identity/reserved';
@@ -23,6 +23,8 @@ export class PolicySync {
   private readonly current = new Map<number, Map<string, PolicyKey>>();
   private readonly cidrIds = new Map<string, number>();
   private readonly lastPolicy = new Map<number, EndpointPolicy>();
+  /** What was last written to each endpoint's datapath entries, so regeneration rewrites only what changed. */
+  private readonly programmed = new Map<number, string>();
 
   constructor(
     private readonly dp: BpfDatapath,
@@ -61,9 +63,13 @@ export class PolicySync {
     const resolver = this.resolver();
     const removals: PolicyKey[] = [];
     let added = 0;
-    for (const ep of this.registry.list()) {
-      if (ep.state !== 'ready') continue;
-      const policy = resolver.forEndpoint(ep.labels);
+    // Endpoints with the same labels have the same policy: compute it once per label set.
+    const byLabels = new Map<string, EndpointPolicy>();
+    const ready = this.registry.list().filter((ep) => ep.state === 'ready');
+    for (const ep of ready) {
+      const labelsKey = ep.labels.join('\n');
+      let policy = byLabels.get(labelsKey);
+      if (!policy) byLabels.set(labelsKey, (policy = resolver.forEndpoint(ep.labels)));
       const desired = new Map<string, PolicyKey>();
       for (const a of policy.allows) {
         const k: PolicyKey = { epId: ep.id, identity: a.identity, port: a.port, proto: a.proto, dir: a.dir };
@@ -84,7 +90,7 @@ export class PolicySync {
       const c = parseCidr(prefix);
       this.dp.maps.ipcache.set(c.family, c.base, c.bits, id);
     }
-    for (const ep of this.registry.list()) if (ep.state === 'ready') this.program(ep);
+    for (const ep of ready) this.program(ep);
     for (const prefix of staleCidrs) {
       const c = parseCidr(prefix);
       this.dp.maps.ipcache.delete(c.family, c.base, c.bits);
@@ -101,7 +107,7 @@ export class PolicySync {
   /** Writes the endpoint's datapath state from its current identity and policy. */
   program(ep: Endpoint): void {
     const policy = this.lastPolicy.get(ep.id);
-    programEndpoint(this.dp, {
+    const state: EndpointDatapathState = {
       id: ep.id,
       ifIndex: ep.ifIndex,
       mac: ep.mac,
@@ -113,7 +119,11 @@ export class PolicySync {
       ingressEnforced: policy?.ingressEnforced ?? false,
       egressEnforced: policy?.egressEnforced ?? false,
       ready: ep.state === 'ready',
-    });
+    };
+    const signature = JSON.stringify(state);
+    if (this.programmed.get(ep.id) === signature) return;
+    programEndpoint(this.dp, state);
+    this.programmed.set(ep.id, signature);
   }
 
   /** Revokes the endpoint's policy entries (before its ID can be reused) and forgets it. */
@@ -121,6 +131,7 @@ export class PolicySync {
     for (const k of this.current.get(epId)?.values() ?? []) this.dp.maps.policy.revoke(k);
     this.current.delete(epId);
     this.lastPolicy.delete(epId);
+    this.programmed.delete(epId);
   }
 
   /** Gives every prefix the rules name an identity; returns prefixes no rule names any more. */
