@@ -27,6 +27,33 @@ struct arp_eth_ipv4 {
 	__u8 tpa[4];
 };
 
+/*
+ * Answers the container's ARP requests with the host side's MAC, as the
+ * gateway for every address: the host kernel never sees them, so it keeps no
+ * neighbour entry per container (its table overflows at gc_thresh3, 1,024 by
+ * default, and containers past that cannot reach their gateway).
+ */
+static __always_inline int arp_respond(struct __sk_buff *skb, const struct endpoint_info *ep)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct arp_eth_ipv4 *arp = (void *)(eth + 1);
+	__u8 target[4];
+
+	if ((void *)(arp + 1) > end)
+		return TC_ACT_SHOT;
+	__builtin_memcpy(target, arp->tpa, 4);
+	__builtin_memcpy(arp->tha, arp->sha, 6);
+	__builtin_memcpy(arp->tpa, arp->spa, 4);
+	__builtin_memcpy(arp->sha, ep->host_mac, 6);
+	__builtin_memcpy(arp->spa, target, 4);
+	arp->op = bpf_htons(ARPOP_REPLY);
+	__builtin_memcpy(eth->h_dest, eth->h_source, 6);
+	__builtin_memcpy(eth->h_source, ep->host_mac, 6);
+	return bpf_redirect(skb->ifindex, 0); /* out of the host side: back to the container */
+}
+
 static __always_inline int same(const __u8 *a, const __u8 *b, int n)
 {
 #pragma unroll
@@ -198,7 +225,11 @@ int cil_from_container(struct __sk_buff *skb)
 		/* An ARP probe has no sender address; anything else must be the endpoint's own. */
 		if (!is_zero(arp->spa, 4) && !same(arp->spa, ep->ipv4, 4))
 			return drop(skb, REASON_INVALID_SIP, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
-		return TC_ACT_OK;
+		if (arp->op == bpf_htons(ARPOP_REQUEST) && arp->htype == bpf_htons(ARPHRD_ETHER) &&
+		    arp->ptype == bpf_htons(ETH_P_IP) && arp->hlen == 6 && arp->plen == 4 && !is_zero(arp->spa, 4) &&
+		    !same(arp->tpa, ep->ipv4, 4))
+			return arp_respond(skb, ep);
+		return TC_ACT_OK; /* probes and announcements of its own address */
 	}
 
 	if (f.family == 4) {

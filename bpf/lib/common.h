@@ -5,6 +5,7 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <linux/if_ether.h>
+#include <linux/if_arp.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/in.h>
@@ -60,6 +61,8 @@ struct endpoint_info {
 	__u8 pad[2];
 	__u8 ipv4[4];
 	__u8 ipv6[16];
+	__u8 host_mac[6]; /* the host side's: the container's gateway MAC */
+	__u8 pad2[2];
 };
 
 #endif

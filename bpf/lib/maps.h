@@ -102,6 +102,19 @@ struct {
 	__uint(max_entries, 1 << 20);
 } cilium_events SEC(".maps");
 
+/* Each CPU's budget of events (a token bucket): see events_allowed(). Not pinned. */
+struct events_budget {
+	__u64 last_ns;
+	__u64 tokens;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct events_budget);
+} cilium_events_budget SEC(".maps");
+
 struct metrics_key {
 	__u8 reason;
 	__u8 dir;

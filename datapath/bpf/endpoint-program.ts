@@ -47,6 +47,7 @@ export function programEndpoint(dp: BpfDatapath, ep: EndpointDatapathState): voi
     identity: ep.identity,
     owner,
     mac: ep.mac,
+    hostMac: ep.hostMac,
     ...(ep.ipv4 ? { ipv4: parseAddress(ep.ipv4).value } : {}),
     ...(ep.ipv6 ? { ipv6: parseAddress(ep.ipv6).value } : {}),
   });

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'fs';
+import { closeSync, existsSync, mkdirSync, rmSync } from 'fs';
 import { join, resolve } from 'path';
 import { Pointer, bpf, check, checkPtr } from './libbpf';
 import { BpfMap, possibleCpus } from './map';
@@ -13,7 +13,7 @@ const HANDLE = 1;
 const PRIORITY = 1;
 
 const MAPS = {
-  cilium_lxc: [4, 44],
+  cilium_lxc: [4, 52],
   cilium_ipcache: [20, 8],
   cilium_policy: [12, 16],
   cilium_ct: [48, 24],
@@ -51,15 +51,24 @@ export class BpfDatapath {
     readonly maps: Maps,
     private readonly fromContainerFd: number,
     private readonly toContainerFd: number,
+    /** Pinned maps of an older layout this start replaced (their entries are rebuilt from the agent's state). */
+    readonly replacedMaps: string[],
   ) {}
 
   static load(cfg: DatapathConfig): BpfDatapath {
     mkdirSync(cfg.bpfRoot, { recursive: true, mode: 0o700 });
     const obj = checkPtr(bpf.openFile(OBJECT, null), `open ${OBJECT} (run npm run build)`);
+    const replaced: string[] = [];
     try {
       for (const name of Object.keys(MAPS)) {
         const m = checkPtr(bpf.findMap(obj, name), `find map ${name}`);
-        check(bpf.mapSetPinPath(m, join(cfg.bpfRoot, name)), `pin path for ${name}`);
+        const pin = join(cfg.bpfRoot, name);
+        const why = incompatiblePin(pin, m);
+        if (why) {
+          rmSync(pin);
+          replaced.push(`${name} (${why})`);
+        }
+        check(bpf.mapSetPinPath(m, pin), `pin path for ${name}`);
       }
       const rodata = Buffer.alloc(4);
       rodata.writeUInt32LE(cfg.hostToEndpointAllowed ? 1 : 0, 0);
@@ -80,7 +89,7 @@ export class BpfDatapath {
         eventsFd: fd('cilium_events'),
       };
       const prog = (name: string) => check(bpf.programFd(checkPtr(bpf.findProgram(obj, name), name)), `fd of ${name}`);
-      return new BpfDatapath(obj, maps, prog('cil_from_container'), prog('cil_to_container'));
+      return new BpfDatapath(obj, maps, prog('cil_from_container'), prog('cil_to_container'), replaced);
     } catch (err) {
       bpf.close(obj);
       throw err;
@@ -141,4 +150,28 @@ function tcOpts(progFd: number): Buffer {
   b.writeUInt32LE(HANDLE, 20);
   b.writeUInt32LE(PRIORITY, 24);
   return b;
+}
+
+/**
+ * Why a map pinned by an earlier version cannot be reused (libbpf would refuse
+ * to load), or undefined. Every entry of these maps is rebuilt from the
+ * agent's own state at start; the programs still attached keep the old maps
+ * until they are replaced.
+ */
+function incompatiblePin(pin: string, m: Pointer): string | undefined {
+  if (!existsSync(pin)) return undefined;
+  const fd = bpf.objGet(pin);
+  if (fd < 0) return undefined; // not readable as a map: let the load say why
+  try {
+    const info = Buffer.alloc(80); // struct bpf_map_info: type, id, key_size, value_size, max_entries, ...
+    if (bpf.objInfo(fd, info, [info.length]) < 0) return undefined;
+    const [type, keySize, valueSize, maxEntries] = [info.readUInt32LE(0), info.readUInt32LE(8), info.readUInt32LE(12), info.readUInt32LE(16)];
+    if (type !== bpf.mapType(m)) return `type ${type}, now ${bpf.mapType(m)}`;
+    if (keySize !== bpf.mapKeySize(m)) return `key size ${keySize}, now ${bpf.mapKeySize(m)}`;
+    if (valueSize !== bpf.mapValueSize(m)) return `value size ${valueSize}, now ${bpf.mapValueSize(m)}`;
+    if (maxEntries !== bpf.mapMaxEntries(m)) return `${maxEntries} entries, now ${bpf.mapMaxEntries(m)}`;
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -29,6 +29,7 @@ export interface EndpointInfo {
   /** The container (sandbox) the endpoint belongs to; 0 until joined. */
   owner: number;
   mac: string;
+  hostMac: string;
   ipv4?: bigint;
   ipv6?: bigint;
 }
@@ -37,7 +38,7 @@ export class EndpointMap {
   constructor(readonly map: BpfMap) {}
 
   set(ifindex: number, e: EndpointInfo): void {
-    const v = Buffer.alloc(44);
+    const v = Buffer.alloc(52);
     v.writeUInt32LE(e.epId, 0);
     v.writeUInt32LE(e.flags, 4);
     v.writeUInt32LE(e.identity, 8);
@@ -45,6 +46,7 @@ export class EndpointMap {
     macBytes(e.mac).copy(v, 16);
     if (e.ipv4 !== undefined) addressBytes(4, e.ipv4).copy(v, 24);
     if (e.ipv6 !== undefined) addressBytes(6, e.ipv6).copy(v, 28);
+    macBytes(e.hostMac).copy(v, 44);
     this.map.update(u32(ifindex), v);
   }
 

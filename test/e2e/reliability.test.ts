@@ -53,7 +53,7 @@ describe('reliability: start-up reconciliation', function () {
     await setUp((await linkIndex(stray.hostName))!, env.agent.tag);
     // A pinned map that is not ours, and a datapath entry for an interface that does not exist.
     await must('bpftool', ['map', 'create', join(env.agent.bpfRoot, 'stale_map'), 'type', 'hash', 'key', '4', 'value', '4', 'entries', '4', 'name', 'stale']);
-    await must('bpftool', ['map', 'update', 'pinned', join(env.agent.bpfRoot, 'cilium_lxc'), 'key', 'hex', '3f', '42', '0f', '00', 'value', 'hex', ...Array(44).fill('00')]);
+    await must('bpftool', ['map', 'update', 'pinned', join(env.agent.bpfRoot, 'cilium_lxc'), 'key', 'hex', '3f', '42', '0f', '00', 'value', 'hex', ...Array(52).fill('00')]);
     const before = await countLeaks(env.dockerd, env.agent);
     assert.ok(before.unownedAddresses >= 2 && before.endpointsWithoutContainer === 1 && before.orphanLinks === 1 && before.orphanPins === 1, JSON.stringify(before));
 
@@ -82,7 +82,9 @@ describe('reliability: start-up reconciliation', function () {
     const netId = await env.ok(['network', 'inspect', '-f', '{{.Id}}', 'rnet']);
     const a = (await env.agent.plugin('IpamDriver.RequestAddress', { PoolID: 'cilium-host-v4', Address: '' })).body as { Address: string };
     await env.agent.plugin('NetworkDriver.CreateEndpoint', { NetworkID: netId, EndpointID: ghost, Interface: { Address: a.Address } });
-    const report = (await httpUnix(env.agent.apiSocket, 'POST', '/v1/reconcile')).body as Report;
+    const answer = await httpUnix(env.agent.apiSocket, 'POST', '/v1/reconcile');
+    assert.strictEqual(answer.status, 200, JSON.stringify(answer.body));
+    const report = answer.body as Report;
     assert.strictEqual(report.endpointsRemoved, 0);
     assert.strictEqual(report.addressesReleased, 0);
     await env.agent.plugin('NetworkDriver.DeleteEndpoint', { NetworkID: netId, EndpointID: ghost });
