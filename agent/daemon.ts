@@ -8,6 +8,7 @@ import { programHostAddresses } from '../datapath/bpf/endpoint-program';
 import { BpfDatapath } from '../datapath/bpf/loader';
 import { agentTag } from '../datapath/endpoint-link';
 import { RouterAddress, ensureHostRouter } from '../datapath/host-router';
+import { LinkReaper } from '../datapath/link-reaper';
 import { EndpointManager } from '../endpoint/manager';
 import { PolicySync } from '../endpoint/policy-sync';
 import { EndpointRegistry } from '../endpoint/registry';
@@ -68,6 +69,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
 
     const dp = BpfDatapath.load({ bpfRoot: cfg.bpfRoot, hostToEndpointAllowed: cfg.allowLocalhost });
     closers.push(() => dp.close());
+    for (const m of dp.replacedMaps) log.warn(`pinned map ${m} was left by an incompatible version: replaced, its entries are rebuilt`);
     programHostAddresses(dp, [...host, ...routers]);
     const events = new EventLog();
     const reader = new EventReader(dp.maps.eventsFd, (e) => events.push(e));
@@ -82,7 +84,9 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     const docker = dockerClient(cfg.dockerHost);
     const resolver = new ContainerResolver(docker, log, (id, info) => manager!.assignContainer(id, info));
     closers.push(() => resolver.stop());
-    manager = new EndpointManager(registry, dp, identities, sync, resolver, log, agentTag(cfg.stateDir), metrics);
+    const reaper = new LinkReaper(log);
+    manager = new EndpointManager(registry, dp, identities, sync, resolver, log, agentTag(cfg.stateDir), reaper, metrics);
+    closers.push(() => manager!.drain());
     await manager.restore();
     void resolver.start();
     const reconciler = new Reconciler({
@@ -103,8 +107,8 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     };
     await serve(
       cfg.apiSocket,
-      apiApp({ version: VERSION, startedAt: new Date(), endpoints: registry, networks, ipam, identities, repo, sync, events, dp, log, reconciler, stateDir: cfg.stateDir, pluginSocket: cfg.pluginSocket, hooks: metrics,
-        health: { docker: () => docker.ping().then(() => 'ok', (e: Error) => e.message), store: () => store.get('health').then(() => 'ok', (e: Error) => e.message), recentErrors: recent.entries, bpfRoot: cfg.bpfRoot, dockerHost: cfg.dockerHost } }),
+      apiApp({ version: VERSION, startedAt: new Date(), endpoints: registry, manager, networks, ipam, identities, repo, sync, events, dp, log, reconciler, stateDir: cfg.stateDir, pluginSocket: cfg.pluginSocket, hooks: metrics,
+        health: { docker: () => docker.ping().then(() => 'ok', (e: Error) => e.message), store: () => store.get('health').then(() => 'ok', (e: Error) => e.message), recentErrors: recent.entries, linksPendingRemoval: () => reaper.pending, bpfRoot: cfg.bpfRoot, dockerHost: cfg.dockerHost } }),
       'error',
     );
     // Last: from here on the engine can reach us.

@@ -4,12 +4,13 @@ import { Logger } from 'winston';
 import { BpfDatapath, PINNED_MAPS } from '../datapath/bpf/loader';
 import { Endpoint } from '../endpoint/endpoint';
 import { PolicySync } from '../endpoint/policy-sync';
+import { EndpointManager } from '../endpoint/manager';
 import { EndpointRegistry } from '../endpoint/registry';
 import { IdentityAllocator } from '../identity/allocator';
 import { failpoint } from '../failpoint/failpoint';
 import { formatAddress } from '../ipam/cidr';
 import { Ipam } from '../ipam/ipam';
-import { normalize } from '../labels/labels';
+import { fromUser, normalize } from '../labels/labels';
 import { EventLog, LoggedEvent } from '../monitor/event-log';
 import { Hooks } from '../metrics/metrics';
 import { NetworkRegistry } from '../plugin/networks';
@@ -21,6 +22,7 @@ export interface ApiDeps {
   version: string;
   startedAt: Date;
   endpoints: EndpointRegistry;
+  manager: EndpointManager;
   networks: NetworkRegistry;
   ipam: Ipam;
   identities: IdentityAllocator;
@@ -37,6 +39,8 @@ export interface ApiDeps {
     docker: () => Promise<string>;
     store: () => Promise<string>;
     recentErrors: Array<{ time: string; level: string; message: string }>;
+    /** Veths of deleted endpoints the kernel is still removing. */
+    linksPendingRemoval: () => number;
     bpfRoot: string;
     dockerHost: string;
   };
@@ -92,6 +96,7 @@ export function apiApp(d: ApiDeps): express.Express {
       kvstore: { backend: 'leveldb', path: `${d.stateDir}/store`, status: store },
       docker: { host: d.health.dockerHost, status: docker },
       endpoints: countBy(d.endpoints.list(), (e) => e.state),
+      linksPendingRemoval: d.health.linksPendingRemoval(),
       networks: d.networks.list().length,
       identities: d.identities.list().length,
       policyRevision: d.repo.revision,
@@ -105,6 +110,22 @@ export function apiApp(d: ApiDeps): express.Express {
   });
   app.get('/v1/endpoint/:id', (req, res) => {
     res.json(endpointView(findEndpoint(d.endpoints, String(req.params.id))));
+  });
+  app.put('/v1/endpoint/:id/labels', async (req, res) => {
+    const ep = findEndpoint(d.endpoints, String(req.params.id));
+    const body = (req.body ?? {}) as { labels?: unknown };
+    if (!Array.isArray(body.labels) || !body.labels.every((l) => typeof l === 'string')) throw new HttpError(400, 'labels must be an array of "key=value" strings');
+    let labels: string[];
+    try {
+      labels = fromUser(body.labels as string[]);
+    } catch (err) {
+      throw new HttpError(400, (err as Error).message);
+    }
+    try {
+      res.json(endpointView(await d.manager.setLabels(ep.dockerEndpointId, labels)));
+    } catch (err) {
+      throw new HttpError(409, (err as Error).message);
+    }
   });
   app.get('/v1/network', (_req, res) => {
     res.json(d.networks.list());

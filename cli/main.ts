@@ -1,5 +1,5 @@
 import { bpfCtList, bpfEndpointList, bpfIpcacheList, bpfPolicyGet, ipList } from './commands/bpf';
-import { endpointGet, endpointList } from './commands/endpoint';
+import { endpointGet, endpointLabels, endpointList } from './commands/endpoint';
 import { identityGet, identityList } from './commands/identity';
 import { ipam } from './commands/ipam';
 import { monitor } from './commands/monitor';
@@ -13,6 +13,7 @@ const COMMANDS: Record<string, [Command, string]> = {
   version: [version, 'client and agent version'],
   'endpoint list': [endpointList, 'endpoints on this host'],
   'endpoint get': [endpointGet, 'one endpoint: ID or container name'],
+  'endpoint labels': [endpointLabels, 'ID KEY=VALUE...: labels of an endpoint no container owns'],
   'identity list': [identityList, 'security identities and their labels'],
   'identity get': [identityGet, 'one identity'],
   'policy import': [policyImport, 'import rules from FILE or - ; prints Revision: N'],

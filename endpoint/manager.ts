@@ -1,6 +1,7 @@
 import { Logger } from 'winston';
 import { parseAddress } from '../ipam/cidr';
-import { EndpointAddress, linkLocalFromMac, linkNames, setupEndpointLink, teardownEndpointLink } from '../datapath/endpoint-link';
+import { EndpointAddress, LinkNames, linkLocalFromMac, linkNames, removeEndpointRoutes, setupEndpointLink, teardownEndpointLink } from '../datapath/endpoint-link';
+import { LinkReaper } from '../datapath/link-reaper';
 import { BpfDatapath } from '../datapath/bpf/loader';
 import { unprogramEndpoint } from '../datapath/bpf/endpoint-program';
 import { linkIndex } from '../datapath/rtnl';
@@ -44,22 +45,56 @@ export class EndpointManager {
     private readonly log: Logger,
     /** Alias on every veth this agent creates: what marks a link as ours. */
     readonly tag: string,
+    private readonly reaper: LinkReaper,
     private readonly hooks?: Pick<Hooks, 'endpointCreated' | 'endpointReady'>,
   ) {}
 
   /** Host-side names of veths being created now: not orphans, whatever the registry says yet. */
   readonly inFlight = new Set<string>();
+  /** Endpoints whose veth, routes and programs are being set up: CreateEndpoint has answered, Join waits. */
+  private readonly setups = new Map<string, Promise<Endpoint>>();
 
-  async create(req: CreateRequest): Promise<Endpoint> {
+  /**
+   * Answers with the endpoint's MAC at once and sets up its veth, routes and
+   * programs in the background: meanwhile the engine creates the container's
+   * network namespace, and Join waits for whatever is left (and reports a
+   * failure). Everything the answer depends on is derived, not created.
+   */
+  create(req: CreateRequest): { mac: string } {
     const existing = this.registry.byDockerEndpoint(req.dockerEndpointId);
-    if (existing) return existing;
-    const t0 = process.hrtime.bigint();
+    if (existing) return { mac: existing.mac };
     const names = linkNames(req.dockerEndpointId);
-    const peerMac = req.mac ?? names.peerMac;
+    const mac = req.mac ?? names.peerMac;
+    if (this.setups.has(req.dockerEndpointId)) return { mac };
+    const setup = this.setUp(req, names, mac).finally(() => this.setups.delete(req.dockerEndpointId));
+    setup.catch((err: Error) => this.log.warn(`endpoint ${req.dockerEndpointId.slice(0, 12)}: setup failed: ${err.message}`, { dockerEndpoint: req.dockerEndpointId }));
+    this.setups.set(req.dockerEndpointId, setup);
+    return { mac };
+  }
+
+  /** The endpoint once its setup, if one is under way, has ended (undefined if it failed or never was). */
+  async settled(dockerEndpointId: string): Promise<Endpoint | undefined> {
+    await this.setups.get(dockerEndpointId)?.catch(() => undefined);
+    return this.registry.byDockerEndpoint(dockerEndpointId);
+  }
+
+  /** Every setup and veth deletion under way has ended (at shutdown). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.setups.values()]);
+    await this.reaper.idle();
+  }
+
+  /** Links that are ours but not in the registry for a good reason: being created or being deleted. */
+  isTransient(ifName: string): boolean {
+    return this.inFlight.has(ifName) || this.reaper.has(ifName);
+  }
+
+  private async setUp(req: CreateRequest, names: LinkNames, peerMac: string): Promise<Endpoint> {
+    const t0 = process.hrtime.bigint();
     const id = this.registry.reserveId();
     this.inFlight.add(names.hostName);
     try {
-      const ifIndex = await setupEndpointLink({ ...names, peerMac }, [req.ipv4, req.ipv6].filter((a): a is string => !!a).map(toAddress), this.tag);
+      const ifIndex = await setupEndpointLink({ ...names, peerMac }, addressesOf(req), this.tag);
       failpoint('endpoint-link-created');
       const ep: Endpoint = {
         id,
@@ -78,12 +113,13 @@ export class EndpointManager {
         createdAt: new Date().toISOString(),
       };
       try {
-        // The programs are attached before the engine can move the peer into the container.
+        // The programs are attached before Join answers, so before the engine moves the peer into the container.
         this.policy.program(ep);
         this.dp.attach(ifIndex, true);
         await this.registry.save(ep);
       } catch (err) {
         unprogramEndpoint(this.dp, ep);
+        this.policy.forget(id);
         await teardownEndpointLink(names.hostName);
         throw err;
       }
@@ -97,6 +133,7 @@ export class EndpointManager {
   }
 
   async join(dockerEndpointId: string, sandboxKey: string): Promise<Endpoint> {
+    await this.setups.get(dockerEndpointId); // its failure is Join's failure
     const ep = this.must(dockerEndpointId);
     const joined: Endpoint = { ...ep, sandboxKey };
     await this.registry.save(joined);
@@ -116,35 +153,58 @@ export class EndpointManager {
 
   /** The container and its labels are known: give the endpoint its identity and policy. */
   async assignContainer(dockerEndpointId: string, info: ContainerInfo): Promise<void> {
+    await this.assignIdentity(dockerEndpointId, info.labels, { containerId: info.containerId, containerName: info.name });
+  }
+
+  /**
+   * Labels for an endpoint that no Docker container owns: a namespace wired
+   * through the plugin protocol by something other than the engine (a test
+   * rig, a benchmark, another orchestrator). A container's endpoint takes its
+   * labels from Docker only, so the two sources never fight.
+   */
+  async setLabels(dockerEndpointId: string, labels: string[]): Promise<Endpoint> {
+    const ep = this.must(dockerEndpointId);
+    if (ep.containerId) throw new Error(`endpoint ${ep.id} belongs to container ${ep.containerName || ep.containerId}: its labels come from Docker`);
+    if (!ep.sandboxKey || ep.state === 'disconnected') throw new Error(`endpoint ${ep.id} is not joined to a network namespace`);
+    this.lookup.unwatch(dockerEndpointId);
+    await this.assignIdentity(dockerEndpointId, labels, {});
+    return this.must(dockerEndpointId);
+  }
+
+  private async assignIdentity(dockerEndpointId: string, labels: string[], owner: Pick<Endpoint, 'containerId' | 'containerName'>): Promise<void> {
     const ep = this.registry.byDockerEndpoint(dockerEndpointId);
     if (!ep) return;
-    const identity = await this.identities.acquire(info.labels);
+    const identity = await this.identities.acquire(labels);
     if (!this.registry.byDockerEndpoint(dockerEndpointId)) {
       this.identities.release(identity.id); // deleted while we allocated
       return;
     }
     if (ep.identity >= MIN_USER_IDENTITY) this.identities.release(ep.identity);
-    const ready: Endpoint = { ...ep, containerId: info.containerId, containerName: info.name, labels: info.labels, identity: identity.id, state: 'ready' };
+    const ready: Endpoint = { ...ep, ...owner, labels, identity: identity.id, state: 'ready' };
     await this.registry.save(ready);
     this.policy.regenerate();
     this.hooks?.endpointReady((Date.now() - Date.parse(ep.createdAt)) / 1000);
-    this.log.info(`endpoint ${ep.id} has identity ${identity.id}`, { endpoint: ep.id, container: info.name, labels: info.labels, identity: identity.id });
+    this.log.info(`endpoint ${ep.id} has identity ${identity.id}`, { endpoint: ep.id, container: owner.containerName, labels, identity: identity.id });
   }
 
   /** Idempotent: the engine only logs a failure here. */
   async leave(dockerEndpointId: string): Promise<void> {
-    const ep = this.registry.byDockerEndpoint(dockerEndpointId);
+    const ep = await this.settled(dockerEndpointId);
     if (!ep || ep.state === 'disconnected') return;
     this.lookup.unwatch(dockerEndpointId);
     await this.registry.save({ ...ep, state: 'disconnected' });
   }
 
-  /** Idempotent: removes the veth pair (and so its routes and programs), its maps entries, and the endpoint. */
+  /**
+   * Idempotent: removes the endpoint's routes, map entries and record before
+   * answering; its veth pair (with the programs on it) follows in the background.
+   */
   async delete(dockerEndpointId: string): Promise<void> {
-    const ep = this.registry.byDockerEndpoint(dockerEndpointId);
+    const ep = await this.settled(dockerEndpointId);
     if (!ep) return;
     this.lookup.unwatch(dockerEndpointId);
-    await teardownEndpointLink(ep.ifName);
+    await removeEndpointRoutes(ep.ifIndex, addressesOf(ep));
+    this.reaper.schedule(ep.ifName);
     unprogramEndpoint(this.dp, ep);
     this.policy.forget(ep.id);
     await this.registry.remove(ep);
@@ -196,6 +256,6 @@ function bare(cidr: string): string {
   return cidr.split('/')[0]!;
 }
 
-function toAddress(cidr: string): EndpointAddress {
-  return parseAddress(bare(cidr));
+function addressesOf(e: { ipv4?: string; ipv6?: string }): EndpointAddress[] {
+  return [e.ipv4, e.ipv6].filter((a): a is string => !!a).map((a) => parseAddress(bare(a)));
 }

@@ -27,6 +27,19 @@ export function format(l: Label): string {
   return `${l.source}:${l.key}${l.value === '' ? '' : `=${l.value}`}`;
 }
 
+/** Labels given by hand ("key=value" or "source:key=value"); one without a source gets "unspec", as in Cilium. */
+export function fromUser(texts: string[]): string[] {
+  if (texts.length === 0) throw new Error('give at least one label (key=value)');
+  return normalize(
+    texts.map((t) => {
+      const l = parse(t);
+      if (!l.key) throw new Error(`label "${t}" has no key`);
+      if (l.source === 'reserved') throw new Error(`label "${t}": the reserved source is the agent's own`);
+      return format({ ...l, source: l.source === 'any' ? 'unspec' : l.source });
+    }),
+  );
+}
+
 /** Parses "source:key=value"; "key=value" gets the source "any" (matches every source). */
 export function parse(text: string): Label {
   const eq = text.indexOf('=');

@@ -68,7 +68,7 @@ export class NetworkDriver {
     if (!ipv4 && !ipv6) throw new Error('the endpoint has no address: the network must use --ipam-driver cilium');
     if (mac && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac)) throw new Error(`Interface.MacAddress "${mac}" is not a MAC address`);
     for (const a of [ipv4, ipv6]) if (a) parseAddress(a.split('/')[0]!);
-    const ep = await this.endpoints.create({
+    const ep = this.endpoints.create({
       dockerEndpointId: endpointId,
       dockerNetworkId: networkId,
       ...(ipv4 ? { ipv4 } : {}),
@@ -86,10 +86,10 @@ export class NetworkDriver {
     return {};
   }
 
-  endpointOperInfo(raw: unknown) {
+  async endpointOperInfo(raw: unknown) {
     const b = asBody(raw);
     id(b, 'NetworkID');
-    const ep = this.endpoints.registry.byDockerEndpoint(id(b, 'EndpointID'));
+    const ep = await this.endpoints.settled(id(b, 'EndpointID'));
     if (!ep) throw new Error(`endpoint ${String(b.EndpointID)} does not exist on this host`);
     return { Value: { id: ep.id, ifName: ep.ifName, state: ep.state, ipv4: ep.ipv4 ?? '', ipv6: ep.ipv6 ?? '' } };
   }

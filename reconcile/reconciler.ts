@@ -6,6 +6,7 @@ import { BpfDatapath, PINNED_MAPS } from '../datapath/bpf/loader';
 import { ownerOf } from '../datapath/bpf/endpoint-program';
 import { deleteLink, linkIndex, listLinks } from '../datapath/rtnl';
 import { removeRouterAddress } from '../datapath/host-router';
+import { Endpoint } from '../endpoint/endpoint';
 import { EndpointManager } from '../endpoint/manager';
 import { RESERVED, MIN_CIDR_IDENTITY, MIN_USER_IDENTITY } from '../identity/reserved';
 import { formatAddress, parseAddress } from '../ipam/cidr';
@@ -113,7 +114,7 @@ export class Reconciler {
         if (ep.state === 'waiting-for-identity') this.d.manager.resolveSoon(ep);
         continue;
       }
-      if (!this.old(Date.parse(ep.createdAt), view)) continue;
+      if (!this.old(Date.parse(ep.createdAt), view) || (await handWiredAlive(ep))) continue;
       await this.d.manager.delete(ep.dockerEndpointId);
       for (const a of [ep.ipv4, ep.ipv6]) if (a && !view.addresses.has(a) && (await this.d.ipam.releaseEndpointAddress(a))) r.addressesReleased++;
       r.endpointsRemoved++;
@@ -144,7 +145,7 @@ export class Reconciler {
   private async links(r: ReconcileReport, repair: (s: string) => void): Promise<void> {
     const known = new Set(this.d.manager.registry.list().map((e) => e.ifName));
     for (const l of await listLinks()) {
-      if (l.alias !== this.d.manager.tag || known.has(l.name) || this.d.manager.inFlight.has(l.name)) continue;
+      if (l.alias !== this.d.manager.tag || known.has(l.name) || this.d.manager.isTransient(l.name)) continue;
       if (await deleteLink(l.name)) {
         r.linksRemoved++;
         repair(`veth ${l.name} belongs to no endpoint: deleted (with its routes)`);
@@ -210,4 +211,13 @@ export class Reconciler {
       repair(`pinned object ${f} under ${this.d.bpfRoot} is not ours: unpinned`);
     }
   }
+}
+
+/** Labelled through the API and owned by no container: Docker cannot vouch for it, its namespace can. */
+async function handWiredAlive(ep: Endpoint): Promise<boolean> {
+  if (ep.containerId || ep.state !== 'ready' || !ep.sandboxKey) return false;
+  return fs.access(ep.sandboxKey).then(
+    () => true,
+    () => false,
+  );
 }

@@ -23,3 +23,12 @@ export const endpointGet: Command = async (ctx) => {
   process.stdout.write(`${JSON.stringify(ep, null, 2)}\n`);
   return 0;
 };
+
+/** Labels for an endpoint no container owns (wired through the plugin protocol by hand). */
+export const endpointLabels: Command = async (ctx) => {
+  const [key, ...labels] = ctx.positional();
+  if (!key || labels.length === 0) throw new UsageError('endpoint labels needs an endpoint ID and at least one key=value label');
+  const ep = await ctx.api<View>('PUT', `/v1/endpoint/${encodeURIComponent(key)}/labels`, { labels });
+  ctx.print(ep, () => `Endpoint ${ep.id}: identity ${ep.identity} (${ep.labels.join(' ')})\n`);
+  return 0;
+};

@@ -78,6 +78,7 @@ export class Env {
 
   /** Subnet networks in the tests live in 192.168.0.0/16 (only inside containers the tests create). */
   async leftovers(): Promise<{ links: number; routes4: number; routes6: number; subnetRoutes: number; endpoints: number }> {
+    await this.agent.settled();
     return {
       links: (await lxcLinks()).length - this.baselineLinks,
       routes4: await routesInto(V4_RANGE),

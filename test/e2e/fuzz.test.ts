@@ -26,8 +26,9 @@ describe('reliability: hostile input on every plugin and API route', function ()
   this.timeout(600_000);
   const agent = new TestAgent('cilium-fuzz', ['--ipv4-range=10.215.0.0/16', '--ipv6-range=f00d::d7:0:0/96', '--docker-host=unix:///nonexistent/docker.sock', '--reconcile-interval=0']);
 
-  const dump = async () =>
-    JSON.stringify({
+  const dump = async () => {
+    await agent.settled();
+    return JSON.stringify({
       ipam: await agent.api('/v1/ipam'),
       endpoints: await agent.api('/v1/endpoint'),
       networks: await agent.api('/v1/network'),
@@ -36,6 +37,7 @@ describe('reliability: hostile input on every plugin and API route', function ()
       bpfEndpoints: await agent.api('/v1/bpf/endpoint'),
       links: (await lxcLinks()).length,
     });
+  };
 
   before(async () => {
     await agent.start();

@@ -8,13 +8,15 @@ describe('plugin protocol: bad input gets a clear error and changes nothing', fu
   const agent = new TestAgent('cilium-proto', ['--ipv4-range=10.213.0.0/16', '--ipv6-range=f00d::d5:0:0/96']);
   const NET = 'a'.repeat(64);
 
-  const state = async () =>
-    JSON.stringify({
+  const state = async () => {
+    await agent.settled();
+    return JSON.stringify({
       ipam: await agent.api('/v1/ipam'),
       endpoints: await agent.api('/v1/endpoint'),
       networks: await agent.api('/v1/network'),
       links: (await lxcLinks()).length,
     });
+  };
   const errOf = (body: unknown) => (body as { Err?: string }).Err ?? '';
 
   before(async () => {

@@ -117,6 +117,11 @@ export class TestAgent {
     return a.body as T;
   }
 
+  /** Waits until the veths of deleted endpoints are gone: the agent removes them after answering. */
+  async settled(): Promise<void> {
+    await waitFor('deleted endpoints\' veths to be removed', async () => (await this.api<{ linksPendingRemoval: number }>('/v1/healthz')).linksPendingRemoval === 0, 10_000, 20);
+  }
+
   logTail(lines = 40): string {
     try {
       return readFileSync(join(this.dir, 'agent.out'), 'utf8').split('\n').slice(-lines).join('\n');

@@ -29,6 +29,7 @@ interface Inspect {
 
 /** Counts what a crash could have left behind, from Docker, the agent and the kernel independently. */
 export async function countLeaks(d: TestDockerd, agent: TestAgent): Promise<Leaks> {
+  if (agent.pid) await agent.settled();
   const ids = (await d.docker(['ps', '-q'])).stdout.split('\n').filter(Boolean);
   const inspected: Inspect[] = ids.length ? JSON.parse(await d.ok(['inspect', ...ids])) : [];
   const nets = inspected.flatMap((c) => Object.values(c.NetworkSettings.Networks));
