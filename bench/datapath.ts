@@ -13,18 +13,26 @@ export interface Pair {
   address: string; // the server's IPv4
 }
 
+/**
+ * Which CPU each side runs on: [server, client]. Pinning both to one CPU
+ * measures the datapath; on this VM a wake-up across CPUs costs ~90 µs (an
+ * IPI and an idle exit), which would otherwise decide every round trip.
+ */
+export type Cpus = [number, number];
+const pinned = (cpu: number, args: string[]) => ['taskset', '-c', String(cpu), ...args];
+
 function background(ns: string, args: string[]) {
   const p = spawn('nsenter', [`--net=${ns}`, ...args], { stdio: 'ignore' });
   const done = new Promise<void>((r) => p.once('exit', () => r()));
   return { stop: async () => { p.kill(); await done; } };
 }
 
-/** iperf3 TCP throughput, server to client path, in Gbit/s. */
-export async function throughput(p: Pair, seconds = 3): Promise<number> {
-  const srv = background(p.server, ['iperf3', '-s', '-1', '-p', '5201']);
+/** iperf3 TCP throughput, client to server, in Gbit/s (the first second, slow start, left out). */
+export async function throughput(p: Pair, cpus: Cpus, seconds = 2): Promise<number> {
+  const srv = background(p.server, pinned(cpus[0], ['iperf3', '-s', '-1', '-p', '5201']));
   try {
     await sleep(300);
-    const out = await must('nsenter', [`--net=${p.client}`, 'iperf3', '-c', p.address, '-p', '5201', '-t', String(seconds), '-J'], { timeoutMs: 60_000 });
+    const out = await must('nsenter', [`--net=${p.client}`, ...pinned(cpus[1], ['iperf3', '-c', p.address, '-p', '5201', '-t', String(seconds), '-O', '1', '-J'])], { timeoutMs: 60_000 });
     return (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
   } finally {
     await srv.stop();
@@ -32,11 +40,11 @@ export async function throughput(p: Pair, seconds = 3): Promise<number> {
 }
 
 /** Median TCP request/response round trip in microseconds (bench/tcp_rr). */
-export async function latency(p: Pair, n = 20_000): Promise<number> {
-  const srv = background(p.server, [TCP_RR, 'server', '7000']);
+export async function latency(p: Pair, cpus: Cpus, n = 20_000): Promise<number> {
+  const srv = background(p.server, pinned(cpus[0], [TCP_RR, 'server', '7000']));
   try {
     await sleep(200);
-    const out = await must('nsenter', [`--net=${p.client}`, TCP_RR, 'client', p.address, '7000', String(n)], { timeoutMs: 120_000 });
+    const out = await must('nsenter', [`--net=${p.client}`, ...pinned(cpus[1], [TCP_RR, 'client', p.address, '7000', String(n)])], { timeoutMs: 120_000 });
     return Number(out.trim().split(' ')[0]);
   } finally {
     await srv.stop();

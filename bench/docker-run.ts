@@ -1,12 +1,13 @@
 import { TestDockerd } from '../test/harness/dockerd';
 import { must } from '../test/harness/exec';
-import { Summary, row, summarize } from './stats';
+import { pairedRatio, row, summarize } from './stats';
 
 /**
  * Endpoint setup as a user feels it: `docker run --rm IMAGE true`, on each
  * network, interleaved round by round so machine noise hits all alike.
+ * @returns each network's samples, in round order
  */
-export async function dockerRunBench(d: TestDockerd, image: string, networks: string[], runs: number): Promise<Map<string, Summary>> {
+export async function dockerRunBench(d: TestDockerd, image: string, networks: string[], runs: number): Promise<Map<string, number[]>> {
   const samples = new Map(networks.map((n) => [n, [] as number[]]));
   const once = async (net: string) => {
     const t0 = process.hrtime.bigint();
@@ -15,17 +16,20 @@ export async function dockerRunBench(d: TestDockerd, image: string, networks: st
   };
   for (const n of networks) for (let i = 0; i < 3; i++) await once(n); // warm caches
   for (let i = 0; i < runs; i++) for (const n of networks) samples.get(n)!.push(await once(n));
-  return new Map([...samples].map(([n, xs]) => [n, summarize(xs)]));
+  return samples;
 }
 
-export function dockerRunReport(results: Map<string, Summary>, labels: Record<string, string>, goal: { ratio: number; of: string; to: string }): string {
+/** The table, and each network's ratio to the baseline (median of per-round ratios). */
+export function dockerRunReport(samples: Map<string, number[]>, labels: Record<string, string>, baseline: string): { text: string; ratios: Map<string, number> } {
   const lines = ['| network | runs | min | median | max |', '|---|---|---|---|---|'];
-  for (const [n, s] of results) lines.push(row(labels[n] ?? n, s));
-  const a = results.get(goal.of)!.median;
-  const b = results.get(goal.to)!.median;
-  const ratio = a / b;
+  for (const [n, xs] of samples) lines.push(row(labels[n] ?? n, summarize(xs)));
   lines.push('');
-  for (const [n, s] of results) if (n !== goal.to) lines.push(`- ${labels[n] ?? n} / ${labels[goal.to] ?? goal.to} (medians): **${(s.median / b).toFixed(3)}**`);
-  lines.push(`- Goal ${labels[goal.of]} / ${labels[goal.to]} <= ${goal.ratio}: **${ratio <= goal.ratio ? 'met' : 'not met'}** (${ratio.toFixed(3)})`);
-  return lines.join('\n');
+  const base = samples.get(baseline)!;
+  const ratios = new Map<string, number>();
+  for (const [n, xs] of samples) {
+    if (n === baseline) continue;
+    ratios.set(n, pairedRatio(xs, base));
+    lines.push(`- ${labels[n] ?? n} / ${labels[baseline] ?? baseline}: **${ratios.get(n)!.toFixed(3)}** (median of per-round ratios; ratio of medians ${(summarize(xs).median / summarize(base).median).toFixed(3)})`);
+  }
+  return { text: lines.join('\n'), ratios };
 }

@@ -18,3 +18,11 @@ export const ms = (x: number) => `${x.toFixed(1)} ms`;
 export function row(label: string, s: Summary, fmt: (x: number) => string = ms): string {
   return `| ${label} | ${s.n} | ${fmt(s.min)} | ${fmt(s.median)} | ${fmt(s.max)} |`;
 }
+
+/**
+ * Median of per-round ratios a[i]/b[i]: each round measures both back to
+ * back, so slow drift of the machine cancels out of every ratio.
+ */
+export function pairedRatio(a: number[], b: number[]): number {
+  return summarize(a.map((x, i) => x / b[i]!)).median;
+}
