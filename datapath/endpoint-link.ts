@@ -1,6 +1,6 @@
 import { createHash } from 'crypto';
 import { Family } from '../ipam/cidr';
-import { createVeth, deleteLink, deleteRoute, linkIndex, replaceRoute, setUp } from './rtnl';
+import { createVeth, deleteLink, linkIndex, replaceRoute, setUp } from './rtnl';
 import { setSysctl, sysctlExists } from './sysctl';
 
 /** The alias an agent tags its veths with, derived from its state dir: what makes a link "ours". */
@@ -65,9 +65,4 @@ export async function setupEndpointLink(names: LinkNames, addresses: EndpointAdd
 /** Removing the host side removes the peer and every route through it. Idempotent. */
 export async function teardownEndpointLink(hostName: string): Promise<void> {
   await deleteLink(hostName);
-}
-
-/** The endpoint's host routes, so its addresses lead nowhere before its veth is gone. Idempotent. */
-export async function removeEndpointRoutes(index: number, addresses: EndpointAddress[]): Promise<void> {
-  for (const a of addresses) await deleteRoute(a.family, a.value, a.family === 4 ? 32 : 128, index);
 }

@@ -167,17 +167,6 @@ export async function replaceRoute(family: Family, dst: bigint, bits: number, oi
   );
 }
 
-/** Removes the route to dst/bits out of oif; one that is already gone is fine. */
-export async function deleteRoute(family: Family, dst: bigint, bits: number, oif: number): Promise<void> {
-  try {
-    await call(`delete route to ${dst} via ${oif}`, (s) =>
-      s.delRoute({ family: AF[family], dstLen: bits, table: 254, scope: 'LINK', type: 'UNICAST' }, { dst: addressBytes(family, dst), oif }, { timeout: TIMEOUT_MS }),
-    );
-  } catch (err) {
-    if (!(err instanceof NetlinkError && (err.code === 'ESRCH' || err.code === 'ENODEV'))) throw err;
-  }
-}
-
 export interface RouteEntry {
   family: Family;
   dst: Buffer;

@@ -1,6 +1,6 @@
 import { Logger } from 'winston';
 import { parseAddress } from '../ipam/cidr';
-import { EndpointAddress, LinkNames, linkLocalFromMac, linkNames, removeEndpointRoutes, setupEndpointLink, teardownEndpointLink } from '../datapath/endpoint-link';
+import { EndpointAddress, LinkNames, linkLocalFromMac, linkNames, setupEndpointLink, teardownEndpointLink } from '../datapath/endpoint-link';
 import { LinkReaper } from '../datapath/link-reaper';
 import { BpfDatapath } from '../datapath/bpf/loader';
 import { unprogramEndpoint } from '../datapath/bpf/endpoint-program';
@@ -196,14 +196,16 @@ export class EndpointManager {
   }
 
   /**
-   * Idempotent: removes the endpoint's routes, map entries and record before
-   * answering; its veth pair (with the programs on it) follows in the background.
+   * Idempotent: removes the endpoint's map entries and record before
+   * answering; its veth pair, with its routes and programs, follows in the
+   * background. No netlink call here: the engine tears the container's
+   * namespace down meanwhile and holds the kernel's rtnl lock for ~20 ms.
+   * An address reused before the veth is gone gets its route replaced.
    */
   async delete(dockerEndpointId: string): Promise<void> {
     const ep = await this.settled(dockerEndpointId);
     if (!ep) return;
     this.lookup.unwatch(dockerEndpointId);
-    await removeEndpointRoutes(ep.ifIndex, addressesOf(ep));
     this.reaper.schedule(ep.ifName);
     unprogramEndpoint(this.dp, ep);
     this.policy.forget(ep.id);
