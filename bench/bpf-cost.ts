@@ -17,14 +17,14 @@ async function ours(): Promise<{ ns: number; runs: number }> {
  * (kernel.bpf_stats_enabled), over the packets fn sends. Stats are on only
  * meanwhile: they add a clock read to every run.
  */
-export async function bpfCostPerRun(fn: () => Promise<unknown>): Promise<number> {
+export async function bpfCost(fn: () => Promise<unknown>): Promise<{ nsPerRun: number; runs: number }> {
   await must('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
   try {
     const before = await ours();
     await fn();
     const after = await ours();
     if (after.runs === before.runs) throw new Error('the endpoint programs did not run: nothing to measure');
-    return (after.ns - before.ns) / (after.runs - before.runs);
+    return { nsPerRun: (after.ns - before.ns) / (after.runs - before.runs), runs: after.runs - before.runs };
   } finally {
     await must('sysctl', ['-qw', 'kernel.bpf_stats_enabled=0']);
   }

@@ -1,7 +1,8 @@
 import { spawn } from 'child_process';
 import { resolve } from 'path';
 import { TestAgent, httpUnix } from '../test/harness/agent';
-import { BareEndpoints } from '../test/harness/bare-endpoints';
+import { BareEndpoint, BareEndpoints } from '../test/harness/bare-endpoints';
+import { run } from '../test/harness/exec';
 
 export const PROBE = resolve(__dirname, '../../bench/probe');
 
@@ -13,6 +14,9 @@ export interface UpdateReach {
   firstMs: number;
   medianMs: number;
   lastMs: number;
+  /** endpoints that never answered before the deadline, with what their state looked like */
+  silent: number;
+  diagnosis: string;
 }
 
 const rule = (from: string) => ({
@@ -52,14 +56,29 @@ export async function policyUpdateReach(agent: TestAgent, networkId: string, n: 
 
     const answers = out.split('\n').filter((l) => /^\d+\.\d+\.\d+\.\d+ /.test(l)).map((l) => BigInt(l.split(' ')[1]!));
     if (answers.length !== n) throw new Error(`prober reported ${answers.length} of ${n} endpoints`);
-    const silent = answers.filter((t) => t < 0n).length;
-    if (silent) throw new Error(`${silent} of ${n} endpoints never answered within ${timeoutMs} ms of the import`);
+    const silent = targets.filter((_, i) => answers[i]! < 0n);
+    const diagnosis = silent.length ? await diagnose(agent, silent.slice(0, 3)) : '';
     const early = answers.filter((t) => t < t0).length;
     if (early) throw new Error(`${early} endpoints answered before the rule allowing the prober was sent: the closed rule was not enforced`);
-    const ms = answers.map((t) => Number(t - t0) / 1e6).sort((a, b) => a - b);
-    return { endpoints: n, importMs, firstMs: ms[0]!, medianMs: ms[Math.floor(n / 2)]!, lastMs: ms[n - 1]! };
+    const ms = answers.filter((t) => t >= 0n).map((t) => Number(t - t0) / 1e6).sort((a, b) => a - b);
+    const at = (q: number) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))] ?? NaN;
+    return { endpoints: n, importMs, firstMs: at(0), medianMs: at(0.5), lastMs: silent.length ? Infinity : at(1), silent: silent.length, diagnosis };
   } finally {
     await bare.destroy();
     await httpUnix(agent.apiSocket, 'DELETE', '/v1/policy', JSON.stringify({ labels: ['name=bench-update'] }));
   }
+}
+
+/** What a user would look at for an endpoint that does not answer. */
+async function diagnose(agent: TestAgent, silent: BareEndpoint[]): Promise<string> {
+  const eps = await agent.api<Array<{ dockerEndpointId: string; id: number; ifName: string; ifIndex: number; state: string; identity: number }>>('/v1/endpoint');
+  const out: string[] = [];
+  for (const e of silent) {
+    const ep = eps.find((x) => x.dockerEndpointId === e.endpointId);
+    const inside = await run('ip', ['-n', e.ns, '-4', '-o', 'addr']);
+    const neigh = await run('ip', ['-n', e.ns, '-4', 'neigh']);
+    const link = ep ? await run('ip', ['-o', 'link', 'show', ep.ifName]) : undefined;
+    out.push(`${e.ns} ${e.address}: endpoint ${JSON.stringify(ep)}; inside: ${inside.stdout.trim()} | neigh: ${neigh.stdout.trim()} | host link: ${link?.stdout.trim() ?? 'none'}`);
+  }
+  return out.join('\n');
 }
