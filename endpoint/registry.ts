@@ -42,8 +42,15 @@ export class EndpointRegistry {
     this.remember(ep);
   }
 
+  /**
+   * Not synced to disk: DeleteEndpoint comes while the engine tears the
+   * container down and an fsync then waits ~20 ms for its I/O. A removal lost
+   * to a power cut leaves a record whose container is gone, which start-up
+   * reconciliation removes; an address, by contrast, is never allocated
+   * without an fsync.
+   */
   async remove(ep: Endpoint): Promise<void> {
-    await this.store.batch([{ type: 'del', key: key(ep.dockerEndpointId) }]);
+    await this.store.batch([{ type: 'del', key: key(ep.dockerEndpointId) }], { durable: false });
     this.byDockerId.delete(ep.dockerEndpointId);
     this.usedIds.delete(ep.id);
   }

@@ -9,8 +9,12 @@ export interface KVStore {
   get(key: string): Promise<string | undefined>;
   /** All entries whose key starts with prefix, in key order. */
   list(prefix: string): Promise<Array<[string, string]>>;
-  /** Applies every op or none, durably, before resolving. */
-  batch(ops: Op[]): Promise<void>;
+  /**
+   * Applies every op or none, in order with every other write. Durable (on
+   * disk, through power loss) before resolving unless durable is false: then
+   * it survives a crash of the agent but not of the machine.
+   */
+  batch(ops: Op[], opts?: { durable?: boolean }): Promise<void>;
   /** Writes key only if absent; false when it already existed (compare-and-set). */
   create(key: string, value: string): Promise<boolean>;
   close(): Promise<void>;

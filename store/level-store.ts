@@ -39,8 +39,9 @@ export class LevelStore implements KVStore {
     });
   }
 
-  batch(ops: Op[]): Promise<void> {
-    return this.timed('batch', () => this.serial(() => (ops.length === 0 ? Promise.resolve() : this.db.batch(ops, { sync: true }))));
+  batch(ops: Op[], opts: { durable?: boolean } = {}): Promise<void> {
+    const sync = opts.durable ?? true;
+    return this.timed('batch', () => this.serial(() => (ops.length === 0 ? Promise.resolve() : this.db.batch(ops, { sync }))));
   }
 
   create(key: string, value: string): Promise<boolean> {
