@@ -1,22 +1,36 @@
+import { Worker } from 'worker_threads';
+import { join } from 'path';
 import { Logger } from 'winston';
-import { deleteLink } from './rtnl';
 
 /**
- * Deletes endpoint veths off the engine's path. The kernel spends ~20 ms per
- * veth deletion (RCU grace periods under the rtnl lock), several times all the
- * rest of DeleteEndpoint; the endpoint's routes and map entries are removed
- * before the call returns, so what waits here carries no traffic and no state.
- * One deletion at a time: they serialise on the rtnl lock anyway.
+ * Deletes endpoint veths off the engine's path and off the agent's thread.
+ * The kernel runs a netlink request inside the sender's sendmsg(), and a veth
+ * deletion takes ~20 ms there (RCU grace periods under the rtnl lock): sent
+ * from the main thread it would stall every plugin and API call meanwhile. A
+ * worker thread with its own netlink socket sends them, one at a time (they
+ * serialise on the rtnl lock anyway). The endpoint's map entries and record
+ * are gone before a link is handed over here, so what waits carries no state.
  */
 export class LinkReaper {
   private readonly queue = new Set<string>();
-  private draining?: Promise<void>;
+  private readonly worker: Worker;
+  private idleWaiters: Array<() => void> = [];
 
-  constructor(private readonly log: Logger) {}
+  constructor(private readonly log: Logger) {
+    this.worker = new Worker(join(__dirname, 'link-reaper-worker.js'));
+    this.worker.unref();
+    this.worker.on('message', (m: { name: string; error?: string }) => {
+      if (m.error) this.log.warn(`cannot delete ${m.name} (left for reconciliation): ${m.error}`, { ifName: m.name });
+      this.queue.delete(m.name);
+      if (this.queue.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+    });
+    this.worker.on('error', (err) => this.log.error(`link deletion worker failed: ${err.message}`));
+  }
 
   schedule(name: string): void {
+    if (this.queue.has(name)) return;
     this.queue.add(name);
-    this.draining ??= this.drain();
+    this.worker.postMessage(name);
   }
 
   /** A link waiting here is no orphan: reconciliation leaves it alone. */
@@ -28,21 +42,9 @@ export class LinkReaper {
     return this.queue.size;
   }
 
-  /** Resolves once every scheduled link is gone (at shutdown, so none is left for the next start). */
-  async idle(): Promise<void> {
-    await this.draining;
-  }
-
-  private async drain(): Promise<void> {
-    // A Set's iterator also visits names scheduled while it runs.
-    for (const name of this.queue) {
-      try {
-        await deleteLink(name);
-      } catch (err) {
-        this.log.warn(`cannot delete ${name} (left for reconciliation): ${(err as Error).message}`, { ifName: name });
-      }
-      this.queue.delete(name);
-    }
-    this.draining = undefined;
+  /** Resolves once every scheduled link is gone, then stops the worker (at shutdown, so none is left for the next start). */
+  async close(): Promise<void> {
+    if (this.queue.size) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    await this.worker.terminate();
   }
 }

@@ -81,7 +81,7 @@ export class EndpointManager {
   /** Every setup and veth deletion under way has ended (at shutdown). */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.setups.values()]);
-    await this.reaper.idle();
+    await this.reaper.close();
   }
 
   /** Links that are ours but not in the registry for a good reason: being created or being deleted. */
