@@ -1,3 +1,4 @@
+import { setSysctl } from '../datapath/sysctl';
 import { must } from '../test/harness/exec';
 
 interface ProgStats {
@@ -18,7 +19,7 @@ async function ours(): Promise<{ ns: number; runs: number }> {
  * meanwhile: they add a clock read to every run.
  */
 export async function bpfCost(fn: () => Promise<unknown>): Promise<{ nsPerRun: number; runs: number }> {
-  await must('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
+  await setSysctl('kernel.bpf_stats_enabled', '1');
   try {
     const before = await ours();
     await fn();
@@ -26,6 +27,6 @@ export async function bpfCost(fn: () => Promise<unknown>): Promise<{ nsPerRun: n
     if (after.runs === before.runs) throw new Error('the endpoint programs did not run: nothing to measure');
     return { nsPerRun: (after.ns - before.ns) / (after.runs - before.runs), runs: after.runs - before.runs };
   } finally {
-    await must('sysctl', ['-qw', 'kernel.bpf_stats_enabled=0']);
+    await setSysctl('kernel.bpf_stats_enabled', '0');
   }
 }

@@ -2,6 +2,7 @@ import { execFileSync } from 'child_process';
 import { readFileSync, writeFileSync } from 'fs';
 import { cpus, totalmem } from 'os';
 import { resolve } from 'path';
+import { setSysctl } from '../datapath/sysctl';
 import { TestAgent, httpUnix } from '../test/harness/agent';
 import { TestDockerd, buildBusyboxImage } from '../test/harness/dockerd';
 import { must, run } from '../test/harness/exec';
@@ -70,8 +71,8 @@ async function measurePairs(pairs: Record<string, Pair>, rounds: number, cross =
 }
 
 async function main(): Promise<void> {
-  await must('cc', ['-O2', '-o', TCP_RR, resolve(__dirname, '../../bench/tcp_rr.c')]);
-  await must('cc', ['-O2', '-o', PROBE, resolve(__dirname, '../../bench/probe.c')]);
+  await must('clang', ['-O2', '-o', TCP_RR, resolve(__dirname, '../../bench/tcp_rr.c')]);
+  await must('clang', ['-O2', '-o', PROBE, resolve(__dirname, '../../bench/probe.c')]);
   const d = new TestDockerd();
   const agent = new TestAgent(DRIVER, ['--ipv4-range=10.214.0.0/16', '--ipv6-range=f00d::d6:0:0/96', `--docker-host=${d.host}`, `--prometheus-serve-addr=${METRICS}`]);
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -83,7 +84,7 @@ async function main(): Promise<void> {
     await d.ok(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, 'bench-cilium']);
     await d.ok(['network', 'create', '-d', 'bridge', 'bench-bridge']);
     const bridge = `br-${(await d.ok(['network', 'inspect', '-f', '{{.Id}}', 'bench-bridge'])).slice(0, 12)}`;
-    await run('sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
+    await setSysctl('net.bridge.bridge-nf-call-iptables', '1');
 
     // Endpoint setup, and the plugin's own latency per call.
     process.stderr.write(`docker run --rm: ${RUNS} runs per network...\n`);

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   clang llvm make libbpf-dev libbpf1 bpftool   # BPF build and loading
-  iproute2                                      # only for people debugging; the agent uses rtnetlink
+  iproute2                                      # tests and bench wire namespaces (the agent itself uses rtnetlink)
   docker.io                                     # the engine the plugin serves (and the tests' dockerd)
   busybox-static                                # the offline test and demo image
   iperf3                                        # benchmarks
