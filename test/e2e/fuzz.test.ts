@@ -3,7 +3,6 @@ import { TestAgent, httpUnix } from '../harness/agent';
 import { readFileSync, statSync } from 'fs';
 import { createConnection } from 'net';
 import { FuzzRequest, Rng, apiRequest, pluginRequest, rawGarbage } from '../harness/fuzz';
-import { lxcLinks } from '../harness/host';
 import { recordReliability } from '../harness/reliability-report';
 
 const REQUESTS = 12_000;
@@ -26,18 +25,7 @@ describe('reliability: hostile input on every plugin and API route', function ()
   this.timeout(600_000);
   const agent = new TestAgent('cilium-fuzz', ['--ipv4-range=10.215.0.0/16', '--ipv6-range=f00d::d7:0:0/96', '--docker-host=unix:///nonexistent/docker.sock', '--reconcile-interval=0']);
 
-  const dump = async () => {
-    await agent.settled();
-    return JSON.stringify({
-      ipam: await agent.api('/v1/ipam'),
-      endpoints: await agent.api('/v1/endpoint'),
-      networks: await agent.api('/v1/network'),
-      identities: await agent.api('/v1/identity'),
-      policy: await agent.api('/v1/policy'),
-      bpfEndpoints: await agent.api('/v1/bpf/endpoint'),
-      links: (await lxcLinks()).length,
-    });
-  };
+  const dump = () => agent.stateDump(['/v1/ipam', '/v1/endpoint', '/v1/network', '/v1/identity', '/v1/policy', '/v1/bpf/endpoint']);
 
   before(async () => {
     await agent.start();

@@ -1,6 +1,5 @@
 import assert from 'assert';
 import { TestAgent } from '../harness/agent';
-import { lxcLinks } from '../harness/host';
 
 /** What a confused or hostile client sends straight to the plugin socket. */
 describe('plugin protocol: bad input gets a clear error and changes nothing', function () {
@@ -8,15 +7,7 @@ describe('plugin protocol: bad input gets a clear error and changes nothing', fu
   const agent = new TestAgent('cilium-proto', ['--ipv4-range=10.213.0.0/16', '--ipv6-range=f00d::d5:0:0/96']);
   const NET = 'a'.repeat(64);
 
-  const state = async () => {
-    await agent.settled();
-    return JSON.stringify({
-      ipam: await agent.api('/v1/ipam'),
-      endpoints: await agent.api('/v1/endpoint'),
-      networks: await agent.api('/v1/network'),
-      links: (await lxcLinks()).length,
-    });
-  };
+  const state = () => agent.stateDump(['/v1/ipam', '/v1/endpoint', '/v1/network']);
   const errOf = (body: unknown) => (body as { Err?: string }).Err ?? '';
 
   before(async () => {

@@ -4,6 +4,7 @@ import { request } from 'http';
 import { basename, join, resolve } from 'path';
 import { agentTag } from '../../datapath/endpoint-link';
 import { waitFor } from './exec';
+import { lxcLinks } from './host';
 
 const AGENT = resolve(__dirname, '../../agent/main.js');
 
@@ -120,6 +121,14 @@ export class TestAgent {
   /** Waits until the veths of deleted endpoints are gone: the agent removes them after answering. */
   async settled(): Promise<void> {
     await waitFor('deleted endpoints\' veths to be removed', async () => (await this.api<{ linksPendingRemoval: number }>('/v1/healthz')).linksPendingRemoval === 0, 10_000, 20);
+  }
+
+  /** What "changes nothing" compares: the answers of these API paths and the host's endpoint veths, once settled. */
+  async stateDump(paths: string[]): Promise<string> {
+    await this.settled();
+    const answers: Record<string, unknown> = {};
+    for (const p of paths) answers[p] = await this.api(p);
+    return JSON.stringify({ ...answers, links: (await lxcLinks()).length });
   }
 
   logTail(lines = 40): string {
