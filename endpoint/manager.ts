@@ -49,10 +49,12 @@ export class EndpointManager {
     private readonly hooks?: Pick<Hooks, 'endpointCreated' | 'endpointReady'>,
   ) {}
 
-  /** Host-side names of veths being created now: not orphans, whatever the registry says yet. */
-  readonly inFlight = new Set<string>();
-  /** Endpoints whose veth, routes and programs are being set up: CreateEndpoint has answered, Join waits. */
-  private readonly setups = new Map<string, Promise<Endpoint>>();
+  /**
+   * Endpoints whose veth, routes and programs are being set up, by Docker
+   * endpoint ID: CreateEndpoint has answered, Join waits for done. Their host
+   * veths are not orphans, whatever the registry says yet.
+   */
+  private readonly setups = new Map<string, { hostName: string; done: Promise<Endpoint> }>();
 
   /**
    * Answers with the endpoint's MAC at once and sets up its veth, routes and
@@ -66,33 +68,37 @@ export class EndpointManager {
     const names = linkNames(req.dockerEndpointId);
     const mac = req.mac ?? names.peerMac;
     if (this.setups.has(req.dockerEndpointId)) return { mac };
-    const setup = this.setUp(req, names, mac).finally(() => this.setups.delete(req.dockerEndpointId));
-    setup.catch((err: Error) => this.log.warn(`endpoint ${req.dockerEndpointId.slice(0, 12)}: setup failed: ${err.message}`, { dockerEndpoint: req.dockerEndpointId }));
-    this.setups.set(req.dockerEndpointId, setup);
+    const done = this.setUp(req, names, mac).finally(() => this.setups.delete(req.dockerEndpointId));
+    done.catch((err: Error) => this.log.warn(`endpoint ${req.dockerEndpointId.slice(0, 12)}: setup failed: ${err.message}`, { dockerEndpoint: req.dockerEndpointId }));
+    this.setups.set(req.dockerEndpointId, { hostName: names.hostName, done });
     return { mac };
   }
 
   /** The endpoint once its setup, if one is under way, has ended (undefined if it failed or never was). */
   async settled(dockerEndpointId: string): Promise<Endpoint | undefined> {
-    await this.setups.get(dockerEndpointId)?.catch(() => undefined);
+    await this.setups.get(dockerEndpointId)?.done.catch(() => undefined);
     return this.registry.byDockerEndpoint(dockerEndpointId);
   }
 
   /** Every setup and veth deletion under way has ended (at shutdown). */
   async drain(): Promise<void> {
-    await Promise.allSettled([...this.setups.values()]);
+    await Promise.allSettled([...this.setups.values()].map((s) => s.done));
     await this.reaper.close();
+  }
+
+  /** Whether some endpoint is being set up (its map entries may precede its record). */
+  creating(): boolean {
+    return this.setups.size > 0;
   }
 
   /** Links that are ours but not in the registry for a good reason: being created or being deleted. */
   isTransient(ifName: string): boolean {
-    return this.inFlight.has(ifName) || this.reaper.has(ifName);
+    return [...this.setups.values()].some((s) => s.hostName === ifName) || this.reaper.has(ifName);
   }
 
   private async setUp(req: CreateRequest, names: LinkNames, peerMac: string): Promise<Endpoint> {
     const t0 = process.hrtime.bigint();
     const id = this.registry.reserveId();
-    this.inFlight.add(names.hostName);
     try {
       const ifIndex = await setupEndpointLink({ ...names, peerMac }, addressesOf(req), this.tag);
       failpoint('endpoint-link-created');
@@ -128,12 +134,11 @@ export class EndpointManager {
       return ep;
     } finally {
       this.registry.unreserveId(id);
-      this.inFlight.delete(names.hostName);
     }
   }
 
   async join(dockerEndpointId: string, sandboxKey: string): Promise<Endpoint> {
-    await this.setups.get(dockerEndpointId); // its failure is Join's failure
+    await this.setups.get(dockerEndpointId)?.done; // its failure is Join's failure
     const ep = this.must(dockerEndpointId);
     const joined: Endpoint = { ...ep, sandboxKey };
     await this.registry.save(joined);

@@ -162,7 +162,7 @@ export class Reconciler {
   private async maps(r: ReconcileReport, repair: (s: string) => void): Promise<void> {
     const m = this.d.dp.maps;
     const reg = this.d.manager.registry;
-    const inFlight = () => this.d.manager.inFlight.size > 0;
+    const creating = () => this.d.manager.creating();
     const phases: Array<() => number> = [
       () => {
         const ifindexes = new Set(reg.list().map((e) => e.ifIndex));
@@ -179,13 +179,13 @@ export class Reconciler {
         return m.ipcache.entries().filter((e) => {
           const endpointIdentity = e.identity === RESERVED.init || (e.identity >= MIN_USER_IDENTITY && e.identity < MIN_CIDR_IDENTITY);
           const host = e.bits === (e.family === 4 ? 32 : 128);
-          return endpointIdentity && host && !addresses.has(formatAddress(e.family, e.value)) && !inFlight() && m.ipcache.delete(e.family, e.value, e.bits);
+          return endpointIdentity && host && !addresses.has(formatAddress(e.family, e.value)) && !creating() && m.ipcache.delete(e.family, e.value, e.bits);
         }).length;
       },
       () => {
         const addresses = new Set(reg.list().flatMap((e) => [e.ipv4, e.ipv6].filter(Boolean)));
         return m.addresses.entries().filter((a) => {
-          if (addresses.has(a.address) || inFlight()) return false;
+          if (addresses.has(a.address) || creating()) return false;
           const p = parseAddress(a.address);
           return m.addresses.delete(p.family, p.value);
         }).length;
