@@ -11,9 +11,8 @@
 #include "lib/parse.h"
 #include "lib/events.h"
 #include "lib/policy.h"
-
-/* Agent configuration, set in .rodata before load. */
-const volatile __u32 host_to_endpoint_allowed = 1;
+#include "lib/conntrack.h"
+#include "lib/identity.h"
 
 struct arp_eth_ipv4 {
 	__be16 htype;
@@ -97,26 +96,41 @@ static __always_inline int source_owned(const struct endpoint_info *ep, const __
 	return ep->owner && v && v->owner == ep->owner;
 }
 
-/* Policy for one packet of an endpoint, in one direction. */
-static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_info *ep, const struct flow *f,
-				   __u8 dir, __u8 icmp_type)
+/*
+ * Policy for one packet of endpoint ep (whose host veth is ifindex) in one
+ * direction, from or to peer. Tracked connections pass while the policy that
+ * allowed them stands; ICMP errors pass only for a tracked connection.
+ */
+static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_info *ep, __u32 ifindex,
+				   const struct flow *f, __u8 dir, __u8 icmp_type, __u32 l4_off, __u32 peer)
 {
-	__u32 peer, src, dst;
+	__u32 src = dir == DIR_INGRESS ? peer : ep->identity;
+	__u32 dst = dir == DIR_INGRESS ? ep->identity : peer;
 	struct policy_value *pv;
-	__u32 enforce_flag = dir == DIR_INGRESS ? EP_F_INGRESS_ENFORCE : EP_F_EGRESS_ENFORCE;
+	struct ct_key k = {};
+	struct ct_value *ct;
+	int reply;
 
-	peer = ipcache_identity(dir == DIR_INGRESS ? f->saddr : f->daddr);
-	src = dir == DIR_INGRESS ? peer : ep->identity;
-	dst = dir == DIR_INGRESS ? ep->identity : peer;
 	if (ep->flags & EP_F_NOT_READY)
 		return drop(skb, REASON_NOT_READY, dir, ep->ep_id, src, dst, f);
-	if (ct_known(f, ep->owner, dir, skb->len))
+	if (icmp_is_error(f, icmp_type)) {
+		if (!ct_icmp_related(skb, f, l4_off, ep->owner, dir))
+			return drop(skb, REASON_NO_RELATED_CONNECTION, dir, ep->ep_id, src, dst, f);
 		goto pass;
-	/* ICMP errors report on an existing exchange; they cannot open one. */
-	if ((f->proto == IPPROTO_ICMP && icmp4_is_error(icmp_type)) ||
-	    (f->proto == IPPROTO_ICMPV6 && icmp6_is_error(icmp_type)))
-		goto pass;
-	if ((dir == DIR_INGRESS && peer == ID_HOST && host_to_endpoint_allowed) || !(ep->flags & enforce_flag)) {
+	}
+	ct = ct_find(f, ep->owner, dir, &k, &reply);
+	if (ct) {
+		if (!ct_still_allowed(ct, &k, ep, ifindex)) {
+			ct_refresh_denied(ct);
+			return drop(skb, REASON_POLICY_DENIED, dir, ep->ep_id, src, dst, f);
+		}
+		if (!ct_is_reopen(ct, f, reply)) {
+			ct_update(ct, f, reply, skb->len);
+			goto pass;
+		}
+		bpf_map_delete_elem(&cilium_ct, &k);
+	}
+	if (policy_exempt(ep, peer, dir)) {
 		emit(skb, EVENT_TRACE, REASON_FORWARDED, dir, ep->ep_id, src, dst, f);
 		goto allow;
 	}
@@ -127,7 +141,9 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_
 	__sync_fetch_and_add(&pv->bytes, skb->len);
 	emit(skb, EVENT_POLICY_VERDICT, REASON_FORWARDED, dir, ep->ep_id, src, dst, f);
 allow:
-	ct_create(f, ep->owner, dir, peer, skb->len);
+	/* A reply without its request (an echo reply) opens nothing. */
+	if (!icmp_is_echo_reply(f, icmp_type))
+		ct_create(f, ep->owner, dir, peer, skb->len, ep, ifindex);
 pass:
 	count(REASON_FORWARDED, dir, skb->len);
 	return TC_ACT_OK;
@@ -171,7 +187,8 @@ static __always_inline int route_locally(struct __sk_buff *skb, const struct flo
  * skipping the host's routing and netfilter (a FORWARD policy of DROP, as
  * dockerd sets, does not apply). Anything else takes the host's route.
  */
-static __always_inline int deliver(struct __sk_buff *skb, const struct flow *f, __u8 icmp_type)
+static __always_inline int deliver(struct __sk_buff *skb, const struct flow *f, __u8 icmp_type, __u32 l4_off,
+				   __u32 sender)
 {
 	struct ep_addr_value *found = bpf_map_lookup_elem(&cilium_ep_addr, f->daddr);
 	struct ep_addr_value to;
@@ -179,17 +196,19 @@ static __always_inline int deliver(struct __sk_buff *skb, const struct flow *f, 
 	int r;
 
 	if (!found)
-		return TC_ACT_OK;
+		goto host_stack;
 	__builtin_memcpy(&to, found, sizeof(to));
 	peer = bpf_map_lookup_elem(&cilium_lxc, &to.ifindex);
 	if (!peer)
-		return TC_ACT_OK;
-	r = enforce(skb, peer, f, DIR_INGRESS, icmp_type);
+		goto host_stack;
+	r = enforce(skb, peer, to.ifindex, f, DIR_INGRESS, icmp_type, l4_off, sender);
 	if (r != TC_ACT_OK)
 		return r;
-	if (route_locally(skb, f, &to))
-		return TC_ACT_OK;
-	return bpf_redirect_peer(to.ifindex, 0);
+	if (!route_locally(skb, f, &to))
+		return bpf_redirect_peer(to.ifindex, 0);
+host_stack:
+	mark_source_identity(skb, sender);
+	return TC_ACT_OK;
 }
 
 SEC("tc")
@@ -197,14 +216,18 @@ int cil_from_container(struct __sk_buff *skb)
 {
 	__u32 ifindex = skb->ifindex;
 	struct endpoint_info *ep = bpf_map_lookup_elem(&cilium_lxc, &ifindex);
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
+	void *data, *end;
+	struct ethhdr *eth;
 	struct flow f = {};
 	__u16 eth_proto = 0;
+	__u32 l4_off = 0;
 	__u8 icmp_type;
 	int r;
 
+	pull_headers(skb);
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	eth = data;
 	if (!ep)
 		return drop(skb, REASON_UNKNOWN_ENDPOINT, DIR_EGRESS, 0, 0, 0, &f);
 	if ((void *)(eth + 1) > end)
@@ -212,11 +235,21 @@ int cil_from_container(struct __sk_buff *skb)
 	if (!same(eth->h_source, ep->mac, 6))
 		return drop(skb, REASON_INVALID_SMAC, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
 
-	r = parse_flow(skb, &f, &eth_proto, &icmp_type);
+	r = parse_flow(skb, &f, &eth_proto, &icmp_type, &l4_off);
 	if (r == PARSE_DROP)
 		return drop(skb, REASON_INVALID_PACKET, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
+	if (r == PARSE_FRAG_NOT_FOUND)
+		return drop(skb, REASON_FRAG_NOT_FOUND, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
 	if (r == PARSE_NOT_IP) {
-		struct arp_eth_ipv4 *arp = (void *)(eth + 1);
+		struct arp_eth_ipv4 *arp;
+
+		/* parse_flow may not touch the packet, but the verifier wants fresh pointers. */
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		eth = data;
+		if ((void *)(eth + 1) > end)
+			return drop(skb, REASON_INVALID_PACKET, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
+		arp = (void *)(eth + 1);
 
 		if (eth_proto != ETH_P_ARP)
 			return drop(skb, REASON_UNSUPPORTED_L3, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
@@ -243,10 +276,10 @@ int cil_from_container(struct __sk_buff *skb)
 		if (f.proto == IPPROTO_ICMPV6 && icmp6_local_control(icmp_type))
 			return TC_ACT_OK;
 	}
-	r = enforce(skb, ep, &f, DIR_EGRESS, icmp_type);
+	r = enforce(skb, ep, ifindex, &f, DIR_EGRESS, icmp_type, l4_off, ipcache_identity(f.daddr));
 	if (r != TC_ACT_OK)
 		return r;
-	return deliver(skb, &f, icmp_type);
+	return deliver(skb, &f, icmp_type, l4_off, ep->identity);
 }
 
 SEC("tc")
@@ -256,14 +289,18 @@ int cil_to_container(struct __sk_buff *skb)
 	struct endpoint_info *ep = bpf_map_lookup_elem(&cilium_lxc, &ifindex);
 	struct flow f = {};
 	__u16 eth_proto = 0;
+	__u32 l4_off = 0;
 	__u8 icmp_type;
 	int r;
 
+	pull_headers(skb);
 	if (!ep)
 		return drop(skb, REASON_UNKNOWN_ENDPOINT, DIR_INGRESS, 0, 0, 0, &f);
-	r = parse_flow(skb, &f, &eth_proto, &icmp_type);
+	r = parse_flow(skb, &f, &eth_proto, &icmp_type, &l4_off);
 	if (r == PARSE_DROP)
 		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS, ep->ep_id, 0, ep->identity, &f);
+	if (r == PARSE_FRAG_NOT_FOUND)
+		return drop(skb, REASON_FRAG_NOT_FOUND, DIR_INGRESS, ep->ep_id, 0, ep->identity, &f);
 	if (r == PARSE_NOT_IP) {
 		if (eth_proto == ETH_P_ARP)
 			return TC_ACT_OK;
@@ -271,7 +308,7 @@ int cil_to_container(struct __sk_buff *skb)
 	}
 	if (f.proto == IPPROTO_ICMPV6 && icmp6_local_control(icmp_type))
 		return TC_ACT_OK;
-	return enforce(skb, ep, &f, DIR_INGRESS, icmp_type);
+	return enforce(skb, ep, ifindex, &f, DIR_INGRESS, icmp_type, l4_off, source_identity(skb, &f));
 }
 
 char _license[] SEC("license") = "GPL";

@@ -5,16 +5,40 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <linux/if_ether.h>
-#include <linux/if_arp.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/in.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
-#include <linux/icmp.h>
 #include <linux/icmpv6.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+
+/*
+ * ARP and ICMP constants, from linux/if_arp.h and linux/icmp.h: both pull in
+ * linux/if.h and so glibc's sys/socket.h, which a BPF target cannot use (it
+ * asks for gnu/stubs-32.h). BPF code includes self-contained uapi headers and
+ * libbpf's only; `make -C bpf check-headers` proves it.
+ */
+#define ARPHRD_ETHER 1
+#define ARPOP_REQUEST 1
+#define ARPOP_REPLY 2
+
+#define ICMP_ECHOREPLY 0
+#define ICMP_DEST_UNREACH 3
+#define ICMP_ECHO 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+#define ICMP_FRAG_NEEDED 4 /* code of ICMP_DEST_UNREACH */
+
+/* The first 8 bytes of an ICMP or ICMPv6 message. */
+struct icmp_hdr {
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+	__be16 id;
+	__be16 seq;
+};
 
 /* Reserved identities, as in Cilium. */
 #define ID_WORLD 2
@@ -34,6 +58,8 @@
 #define REASON_UNSUPPORTED_L3 5
 #define REASON_NOT_READY 6
 #define REASON_INVALID_PACKET 7
+#define REASON_NO_RELATED_CONNECTION 8 /* an ICMP error about no connection in the table */
+#define REASON_FRAG_NOT_FOUND 9        /* a later fragment whose first one was not seen */
 
 /* Endpoint flags. */
 #define EP_F_INGRESS_ENFORCE 1
@@ -63,6 +89,11 @@ struct endpoint_info {
 	__u8 ipv6[16];
 	__u8 host_mac[6]; /* the host side's: the container's gateway MAC */
 	__u8 pad2[2];
+	/*
+	 * Bumped by the agent whenever the endpoint's policy allows less than it
+	 * did: conntrack entries checked under another generation are checked again.
+	 */
+	__u32 policy_gen;
 };
 
 #endif

@@ -67,16 +67,44 @@ struct ct_value {
 	__u64 packets;
 	__u64 bytes;
 	__u32 peer_identity;
-	__u32 pad;
+	__u32 expires;    /* CLOCK_MONOTONIC seconds; the entry is dead after it */
+	__u32 ep_ifindex; /* the endpoint whose policy allowed it */
+	__u32 policy_gen; /* that endpoint's policy generation when last checked */
+	__u8 flags;       /* CT_F_* (conntrack.h) */
+	__u8 pad[7];
 };
 
-/* Connections a container's policy allowed: their later packets and replies pass. */
+/*
+ * Connections a container's policy allowed, with TCP state and a lifetime:
+ * later packets and replies pass while the policy that allowed them stands.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 262144);
 	__type(key, struct ct_key);
 	__type(value, struct ct_value);
 } cilium_ct SEC(".maps");
+
+struct frag_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 id; /* IPv4's 16-bit or IPv6's 32-bit identification */
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct frag_ports {
+	__u16 sport; /* network order */
+	__u16 dport;
+};
+
+/* Ports of datagrams in flight as fragments, from their first fragment: later ones carry none. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct frag_key);
+	__type(value, struct frag_ports);
+} cilium_frag SEC(".maps");
 
 struct ep_addr_value {
 	__u32 ifindex;

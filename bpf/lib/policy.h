@@ -1,8 +1,11 @@
-/* Identity-based L3/L4 policy lookup and connection tracking. */
+/* Identity-based L3/L4 policy: the ipcache and the policy map. */
 #ifndef CILIUM_POLICY_H
 #define CILIUM_POLICY_H
 
 #include "maps.h"
+
+/* Agent configuration, set in .rodata before load: the host reaches every endpoint. */
+const volatile __u32 host_to_endpoint_allowed = 1;
 
 static __always_inline struct ipcache_value *ipcache_lookup(const __u8 *addr)
 {
@@ -54,42 +57,20 @@ static __always_inline struct policy_value *policy_lookup(__u32 ep_id, __u32 id,
 	return policy_try(ep_id, 0, 0, 0, dir);
 }
 
-static __always_inline void ct_key_of(struct ct_key *k, const struct flow *f, __u32 owner, __u32 dir)
+/* Whether no policy applies to this new connection (not enforced, or the host's by configuration). */
+static __always_inline int policy_exempt(const struct endpoint_info *ep, __u32 peer, __u8 dir)
 {
-	__builtin_memcpy(&k->flow, f, sizeof(*f));
-	k->flow.tcp_flags = 0;
-	k->owner = owner;
-	k->dir = dir;
+	__u32 flag = dir == DIR_INGRESS ? EP_F_INGRESS_ENFORCE : EP_F_EGRESS_ENFORCE;
+
+	return (dir == DIR_INGRESS && peer == ID_HOST && host_to_endpoint_allowed) || !(ep->flags & flag);
 }
 
-/* True when the packet belongs to a connection this container already allowed, either way. */
-static __always_inline int ct_known(const struct flow *f, __u32 owner, __u8 dir, __u32 len)
+/* The verdict the endpoint's policy gives a connection's first packet f from peer. */
+static __always_inline int policy_allows(const struct endpoint_info *ep, __u32 peer, const struct flow *f, __u8 dir)
 {
-	struct ct_key k = {};
-	struct ct_value *v;
-	struct flow rev = {};
-
-	ct_key_of(&k, f, owner, dir);
-	v = bpf_map_lookup_elem(&cilium_ct, &k);
-	if (!v) {
-		flow_reverse(f, &rev);
-		ct_key_of(&k, &rev, owner, dir == DIR_INGRESS ? DIR_EGRESS : DIR_INGRESS);
-		v = bpf_map_lookup_elem(&cilium_ct, &k);
-	}
-	if (!v)
+	if (ep->flags & EP_F_NOT_READY)
 		return 0;
-	__sync_fetch_and_add(&v->packets, 1);
-	__sync_fetch_and_add(&v->bytes, len);
-	return 1;
-}
-
-static __always_inline void ct_create(const struct flow *f, __u32 owner, __u8 dir, __u32 peer, __u32 len)
-{
-	struct ct_key k = {};
-	struct ct_value v = { .packets = 1, .bytes = len, .peer_identity = peer };
-
-	ct_key_of(&k, f, owner, dir);
-	bpf_map_update_elem(&cilium_ct, &k, &v, BPF_ANY);
+	return policy_exempt(ep, peer, dir) || policy_lookup(ep->ep_id, peer, f, dir);
 }
 
 #endif
