@@ -1,7 +1,8 @@
 import { readFileSync } from 'fs';
 import { networkInterfaces } from 'os';
 import { parseArgs } from 'util';
-import { Cidr, familyOf, formatCidr, parseAddress, parseCidr } from '../ipam/cidr';
+import { isOwnDevice } from '../datapath/host-addresses';
+import { Cidr, formatCidr, parseCidr } from '../ipam/cidr';
 import { EnforcementMode } from '../policy/resolve';
 
 export interface Config {
@@ -21,6 +22,8 @@ export interface Config {
   reconcileIntervalMs: number;
   /** Nothing younger than this is reaped: a plugin call may still be on its way. */
   reconcileGraceMs: number;
+  /** How often the conntrack table is swept of expired entries; 0: never (the datapath still ignores them). */
+  conntrackGcIntervalMs: number;
   /** Group given read/write on the sockets (mode 0660); none: root only (0600). */
   socketGroup?: { name: string; gid: number };
   debug: boolean;
@@ -44,6 +47,8 @@ export const USAGE = `Usage: cilium-agent [flags]
   --reconcile-interval SECS
                          how often state is checked against Docker and the kernel; 0: only at start (default 60)
   --reconcile-grace SECS state younger than this is never reaped (default 30)
+  --conntrack-gc-interval SECS
+                         how often expired connections are removed from the table (default 30)
   --socket-group NAME    give this group access to both sockets (default: root only)
   --prometheus-serve-addr HOST:PORT
                          Prometheus metrics at /metrics; empty to disable (default 127.0.0.1:9962)
@@ -73,6 +78,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       'prometheus-serve-addr': { type: 'string', default: '127.0.0.1:9962' },
       'reconcile-interval': { type: 'string', default: '60' },
       'reconcile-grace': { type: 'string', default: '30' },
+      'conntrack-gc-interval': { type: 'string', default: '30' },
       'socket-group': { type: 'string' },
       debug: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -90,7 +96,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   if (values['allow-localhost'] !== 'always' && values['allow-localhost'] !== 'policy') {
     throw new Error(`--allow-localhost must be always or policy, got "${values['allow-localhost']}"`);
   }
-  for (const flag of ['reconcile-interval', 'reconcile-grace', 'identity-grace'] as const) {
+  for (const flag of ['reconcile-interval', 'reconcile-grace', 'identity-grace', 'conntrack-gc-interval'] as const) {
     if (!/^\d+(\.\d+)?$/.test(values[flag])) throw new Error(`--${flag} must be a number of seconds, got "${values[flag]}"`);
   }
   const socketGroup = values['socket-group'] === undefined ? undefined : groupByName(values['socket-group']);
@@ -114,6 +120,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     prometheusAddr: values['prometheus-serve-addr'],
     reconcileIntervalMs: Number(values['reconcile-interval']) * 1000,
     reconcileGraceMs: Number(values['reconcile-grace']) * 1000,
+    conntrackGcIntervalMs: Number(values['conntrack-gc-interval']) * 1000,
     ...(socketGroup ? { socketGroup } : {}),
     debug: values.debug,
   };
@@ -147,8 +154,6 @@ export function defaultIPv6Range(hostIPv4: string): string {
   return `f00d::${hi}:${lo}:0:0/96`;
 }
 
-const isOwnDevice = (name: string) => name.startsWith('lxc') || name.startsWith('cilium_');
-
 /** The host's first global IPv4 that is not one of ours. */
 function firstGlobalIPv4(): string | undefined {
   for (const [name, addrs] of Object.entries(networkInterfaces())) {
@@ -160,15 +165,3 @@ function firstGlobalIPv4(): string | undefined {
   return undefined;
 }
 
-/** Every address of the host, so IPAM never hands one of them to a container. Our own devices' addresses are IPAM's already. */
-export function hostAddresses(): Array<{ family: 4 | 6; value: bigint }> {
-  const out: Array<{ family: 4 | 6; value: bigint }> = [];
-  for (const [name, addrs] of Object.entries(networkInterfaces())) {
-    if (isOwnDevice(name)) continue;
-    for (const a of addrs ?? []) {
-      const text = a.address.split('%')[0]!;
-      if (familyOf(text)) out.push(parseAddress(text));
-    }
-  }
-  return out;
-}

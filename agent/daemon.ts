@@ -3,8 +3,10 @@ import { Server } from 'http';
 import { basename, join } from 'path';
 import { Logger } from 'winston';
 import { apiApp } from '../api/server';
+import { ConntrackGc } from '../conntrack/gc';
 import { EventReader } from '../datapath/bpf/events';
-import { programHostAddresses } from '../datapath/bpf/endpoint-program';
+import { ownerOf } from '../datapath/bpf/endpoint-program';
+import { HostAddressSync, localAddresses } from '../datapath/host-addresses';
 import { BpfDatapath } from '../datapath/bpf/loader';
 import { agentTag } from '../datapath/endpoint-link';
 import { RouterAddress, ensureHostRouter } from '../datapath/host-router';
@@ -26,11 +28,29 @@ import { pluginApp } from '../plugin/server';
 import { PolicyRepository } from '../policy/repository';
 import { Reconciler } from '../reconcile/reconciler';
 import { LevelStore } from '../store/level-store';
-import { Config, hostAddresses } from './config';
+import { Config } from './config';
 import { closeServer, listenUnix } from './listen';
 import { RecentErrors } from './logger';
 
 export const VERSION = '0.2.0';
+
+/**
+ * The state dir and everything in it are root-only (0700 dirs, 0600 files),
+ * whoever created them first and under whatever umask: the store holds every
+ * address, identity and rule, and the log every plugin call.
+ */
+async function secureStateDir(dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const walk = async (d: string): Promise<void> => {
+    await fs.chmod(d, 0o700);
+    for (const e of await fs.readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) await fs.chmod(p, 0o600);
+    }
+  };
+  await walk(dir);
+}
 
 export interface Daemon {
   stop(): Promise<void>;
@@ -42,7 +62,7 @@ export interface Daemon {
  * engine may call the plugin the instant the socket exists.
  */
 export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors): Promise<Daemon> {
-  await fs.mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
+  await secureStateDir(cfg.stateDir);
   let metrics: Metrics | undefined;
   const store = await LevelStore.open(join(cfg.stateDir, 'store'), (op, s, ok) => metrics?.storeOp(op, s, ok));
   const closers: Array<() => Promise<void> | void> = [() => store.close()];
@@ -53,7 +73,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     const routerV4 = cfg.ipv4Range.base + 1n;
     const routerV6 = cfg.ipv6Range && cfg.ipv6Range.base + 1n;
     if (lastAddress(cfg.ipv4Range) <= routerV4) throw new Error('--ipv4-range leaves no room for a router address');
-    const host = hostAddresses();
+    const host = await localAddresses();
     const ipam = await Ipam.load(store, {
       4: { range: cfg.ipv4Range, router: routerV4 },
       ...(cfg.ipv6Range && routerV6 ? { 6: { range: cfg.ipv6Range, router: routerV6 } } : {}),
@@ -70,7 +90,13 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     const dp = BpfDatapath.load({ bpfRoot: cfg.bpfRoot, hostToEndpointAllowed: cfg.allowLocalhost });
     closers.push(() => dp.close());
     for (const m of dp.replacedMaps) log.warn(`pinned map ${m} was left by an incompatible version: replaced, its entries are rebuilt`);
-    programHostAddresses(dp, [...host, ...routers]);
+    if (dp.natRecoveryUnavailable) {
+      log.warn(`netfilter conntrack kfuncs unavailable (${dp.natRecoveryUnavailable}): traffic the host NATs towards endpoints is treated as the world`);
+    }
+    const hostIps = new HostAddressSync(dp.maps.ipcache, () => routers, log);
+    await hostIps.sync();
+    hostIps.start(10_000);
+    closers.push(() => hostIps.stop());
     const events = new EventLog();
     const reader = new EventReader(dp.maps.eventsFd, (e) => events.push(e));
     closers.push(() => reader.close());
@@ -78,7 +104,8 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     let sync: PolicySync | undefined;
     const identities = await IdentityAllocator.load(store, log, cfg.identityGraceMs, () => sync?.regenerate());
     const repo = await PolicyRepository.load(store);
-    metrics = new Metrics({ endpoints: registry, identities, repo, ipam, bpfMetrics: dp.maps.metrics });
+    const conntrack = new ConntrackGc(dp.maps.ct, () => new Set(registry.list().map((e) => ownerOf(e.sandboxKey))), log);
+    metrics = new Metrics({ endpoints: registry, identities, repo, ipam, bpfMetrics: dp.maps.metrics, conntrack: conntrack.stats, faults: recent.faults });
     sync = new PolicySync(dp, registry, identities, repo, cfg.enforcement, log, metrics);
     let manager: EndpointManager | undefined;
     const docker = dockerClient(cfg.dockerHost);
@@ -107,8 +134,8 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     };
     await serve(
       cfg.apiSocket,
-      apiApp({ version: VERSION, startedAt: new Date(), endpoints: registry, manager, networks, ipam, identities, repo, sync, events, dp, log, reconciler, stateDir: cfg.stateDir, pluginSocket: cfg.pluginSocket, hooks: metrics,
-        health: { docker: () => docker.ping().then(() => 'ok', (e: Error) => e.message), store: () => store.get('health').then(() => 'ok', (e: Error) => e.message), recentErrors: recent.entries, linksPendingRemoval: () => reaper.pending, bpfRoot: cfg.bpfRoot, dockerHost: cfg.dockerHost } }),
+      apiApp({ version: VERSION, startedAt: new Date(), endpoints: registry, manager, networks, ipam, identities, repo, sync, events, dp, log, reconciler, conntrack, stateDir: cfg.stateDir, pluginSocket: cfg.pluginSocket, hooks: metrics,
+        health: { docker: () => docker.ping().then(() => 'ok', (e: Error) => e.message), store: () => store.get('health').then(() => 'ok', (e: Error) => e.message), recentErrors: recent.entries, faults: recent.faults, linksPendingRemoval: () => reaper.pending, bpfRoot: cfg.bpfRoot, dockerHost: cfg.dockerHost } }),
       'error',
     );
     // Last: from here on the engine can reach us.
@@ -116,6 +143,9 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     // Asking Docker may wait on an engine that waits on us: reconcile once the socket is up, then periodically.
     const reconcile = (reason: string) => reconciler.run(reason).catch((err: Error) => log.error(`reconcile (${reason}) failed: ${err.message}`));
     void reconcile('start');
+    conntrack.start(cfg.conntrackGcIntervalMs);
+    closers.push(() => conntrack.stop());
+    void conntrack.run();
     if (cfg.reconcileIntervalMs > 0) {
       const timer = setInterval(() => void reconcile('periodic'), cfg.reconcileIntervalMs);
       timer.unref();

@@ -1,7 +1,7 @@
 import { join } from 'path';
 import { USAGE, parseConfig } from './config';
 import { startDaemon } from './daemon';
-import { RecentErrors, createLogger } from './logger';
+import { RecentErrors, createLogger, surviveStrayErrors } from './logger';
 
 async function main(): Promise<void> {
   let cfg;
@@ -19,8 +19,11 @@ async function main(): Promise<void> {
     process.stderr.write('cilium-agent: must run as root (it creates network devices and serves /run/docker/plugins)\n');
     process.exit(1);
   }
+  // Everything the agent creates (state dir, store, log, sockets) is root-only whatever umask it inherited.
+  process.umask(0o077);
   const recent = new RecentErrors();
   const log = createLogger(join(cfg.stateDir, 'cilium-agent.log'), cfg.debug, recent);
+  surviveStrayErrors(log, recent);
   let daemon;
   try {
     daemon = await startDaemon(cfg, log, recent);

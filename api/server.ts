@@ -1,7 +1,9 @@
 import express, { NextFunction, Request, Response } from 'express';
 import { existsSync } from 'fs';
 import { Logger } from 'winston';
+import { ConntrackGc } from '../conntrack/gc';
 import { BpfDatapath, PINNED_MAPS } from '../datapath/bpf/loader';
+import { ctState, monotonicSeconds } from '../datapath/bpf/maps';
 import { Endpoint } from '../endpoint/endpoint';
 import { PolicySync } from '../endpoint/policy-sync';
 import { EndpointManager } from '../endpoint/manager';
@@ -32,6 +34,7 @@ export interface ApiDeps {
   dp: BpfDatapath;
   log: Logger;
   reconciler: Reconciler;
+  conntrack: ConntrackGc;
   stateDir: string;
   pluginSocket: string;
   hooks?: Pick<Hooks, 'apiCall'>;
@@ -39,6 +42,7 @@ export interface ApiDeps {
     docker: () => Promise<string>;
     store: () => Promise<string>;
     recentErrors: Array<{ time: string; level: string; message: string }>;
+    faults: Record<string, number>;
     /** Veths of deleted endpoints the kernel is still removing. */
     linksPendingRemoval: () => number;
     bpfRoot: string;
@@ -102,7 +106,10 @@ export function apiApp(d: ApiDeps): express.Express {
       policyRevision: d.repo.revision,
       ipam: d.ipam.snapshot().map(({ allocations: _a, ...pool }) => pool),
       bpfMaps: PINNED_MAPS.map((name) => ({ name, path: `${d.health.bpfRoot}/${name}`, pinned: existsSync(`${d.health.bpfRoot}/${name}`) })),
+      conntrack: d.conntrack.stats,
+      natRecovery: d.dp.natRecoveryUnavailable ? `unavailable: ${d.dp.natRecoveryUnavailable}` : 'ok',
       recentErrors: d.health.recentErrors,
+      faults: d.health.faults,
     });
   });
   app.get('/v1/endpoint', (_req, res) => {
@@ -145,7 +152,26 @@ export function apiApp(d: ApiDeps): express.Express {
     const labels = String(req.query.labels ?? '').split(',').filter(Boolean);
     res.json({ revision: d.repo.revision, rules: d.repo.select(labels) });
   });
+  /**
+   * A repository change whose datapath update fails is rolled back: the
+   * previous rules and revision are put back and the maps rewritten from them.
+   */
+  const applyOrRollBack = async (before: ReturnType<PolicyRepository['snapshot']>, what: string) => {
+    try {
+      d.sync.regenerate();
+    } catch (err) {
+      await d.repo.restore(before);
+      try {
+        d.sync.regenerate();
+      } catch (again) {
+        d.log.error(`policy rollback: rewriting the maps for revision ${before.revision} failed too: ${(again as Error).message}`);
+      }
+      d.log.error(`${what} rolled back: the datapath update failed: ${(err as Error).message}`);
+      throw new HttpError(500, `${what} not applied, revision ${before.revision} stays in force: the datapath update failed: ${(err as Error).message}`);
+    }
+  };
   app.put('/v1/policy', async (req, res) => {
+    const before = d.repo.snapshot();
     let revision: number;
     try {
       revision = await d.repo.import(req.body);
@@ -153,7 +179,7 @@ export function apiApp(d: ApiDeps): express.Express {
       throw new HttpError(400, (err as Error).message);
     }
     failpoint('policy-persisted');
-    d.sync.regenerate();
+    await applyOrRollBack(before, 'policy import');
     d.log.info(`policy imported, revision ${revision}`);
     res.json({ revision });
   });
@@ -161,8 +187,9 @@ export function apiApp(d: ApiDeps): express.Express {
     const body = (req.body ?? {}) as { labels?: unknown; all?: unknown };
     const labels = Array.isArray(body.labels) ? body.labels.map(String) : [];
     if (labels.length === 0 && body.all !== true) throw new HttpError(400, 'give labels of the rules to delete, or all: true');
+    const before = d.repo.snapshot();
     const result = await d.repo.delete(labels);
-    d.sync.regenerate();
+    await applyOrRollBack(before, 'policy delete');
     res.json(result);
   });
   app.post('/v1/policy/resolve', (req, res) => {
@@ -204,7 +231,18 @@ export function apiApp(d: ApiDeps): express.Express {
     res.json(d.dp.maps.ipcache.entries().map((e) => ({ prefix: `${formatAddress(e.family, e.value)}/${e.bits}`, identity: e.identity, labels: labelsOf(e.identity) })));
   });
   app.get('/v1/bpf/ct', (_req, res) => {
-    res.json(d.dp.maps.ct.entries().map((e) => ({ ...e, packets: e.packets.toString(), bytes: e.bytes.toString() })));
+    const now = monotonicSeconds();
+    res.json(
+      d.dp.maps.ct
+        .entries()
+        .filter((e) => e.expires >= now)
+        .map((e) => ({ ...e, packets: e.packets.toString(), bytes: e.bytes.toString(), state: ctState(e), remainingSeconds: e.expires - now })),
+    );
+  });
+  app.delete('/v1/bpf/ct', (_req, res) => {
+    const flushed = d.dp.maps.ct.flush();
+    d.log.info(`conntrack flushed: ${flushed} entries`);
+    res.json({ flushed });
   });
   app.get('/v1/bpf/endpoint', (_req, res) => {
     res.json(d.dp.maps.endpoints.entries());

@@ -1,4 +1,4 @@
-import { bpfCtList, bpfEndpointList, bpfIpcacheList, bpfPolicyGet, ipList } from './commands/bpf';
+import { bpfCtFlush, bpfCtList, bpfEndpointList, bpfIpcacheList, bpfPolicyGet, ipList } from './commands/bpf';
 import { endpointGet, endpointLabels, endpointList } from './commands/endpoint';
 import { identityGet, identityList } from './commands/identity';
 import { ipam } from './commands/ipam';
@@ -23,7 +23,8 @@ const COMMANDS: Record<string, [Command, string]> = {
   'policy trace': [policyTrace, '-s LABELS|CONTAINER -d LABELS|CONTAINER [--dport N[/PROTO]]'],
   'bpf policy get': [bpfPolicyGet, "an endpoint's policy map with packet and byte counters"],
   'bpf ipcache list': [bpfIpcacheList, 'prefix -> identity, as the datapath sees it'],
-  'bpf ct list': [bpfCtList, 'tracked connections'],
+  'bpf ct list': [bpfCtList, 'tracked connections, their state and remaining lifetime'],
+  'bpf ct flush': [bpfCtFlush, 'forget every tracked connection (each is decided by policy anew)'],
   'bpf endpoint list': [bpfEndpointList, 'the datapath endpoint map'],
   'ip list': [ipList, 'addresses and prefixes with their identities and labels'],
   ipam: [ipam, 'address pools and allocations'],

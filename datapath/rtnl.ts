@@ -194,3 +194,23 @@ export async function deleteAddress(index: number, family: Family, value: bigint
     if (!(err instanceof NetlinkError && err.code === 'EADDRNOTAVAIL')) throw err;
   }
 }
+
+export interface AddressEntry {
+  index: number;
+  family: Family;
+  value: bigint;
+  prefixlen: number;
+}
+
+/** Every address of every link in this namespace, up or down (os.networkInterfaces() skips links without carrier). */
+export async function listAddresses(): Promise<AddressEntry[]> {
+  const msgs = await dump('list addresses', (s) => s.getAddresses(undefined, undefined, { timeout: TIMEOUT_MS }));
+  const out: AddressEntry[] = [];
+  for (const m of msgs) {
+    const family = m.data.family === AF[4] ? 4 : m.data.family === AF[6] ? 6 : undefined;
+    const raw = m.attrs.local ?? m.attrs.address;
+    if (!family || !raw || m.data.index === undefined) continue;
+    out.push({ index: m.data.index, family, value: BigInt(`0x${raw.toString('hex')}`), prefixlen: m.data.prefixlen ?? 0 });
+  }
+  return out;
+}

@@ -1,4 +1,5 @@
 import { Logger } from 'winston';
+import { failpoint } from '../failpoint/failpoint';
 import { BpfDatapath } from '../datapath/bpf/loader';
 import { PolicyKey, PolicyMap } from '../datapath/bpf/maps';
 import { EndpointDatapathState, programEndpoint } from '../datapath/bpf/endpoint-program';
@@ -25,6 +26,12 @@ export class PolicySync {
   private readonly lastPolicy = new Map<number, EndpointPolicy>();
   /** What was last written to each endpoint's datapath entries, so regeneration rewrites only what changed. */
   private readonly programmed = new Map<number, string>();
+  /**
+   * Each endpoint's policy generation: moved whenever its policy allows less,
+   * so the datapath checks its tracked connections again (revocation).
+   */
+  private readonly policyGens = new Map<number, number>();
+  private lastGen = 0;
 
   constructor(
     private readonly dp: BpfDatapath,
@@ -36,6 +43,10 @@ export class PolicySync {
     private readonly hooks?: Pick<Hooks, 'policyRegenerated'>,
   ) {
     for (const e of dp.maps.policy.entries()) this.entriesOf(e.epId).set(hex(e), e);
+    for (const e of dp.maps.endpoints.entries()) {
+      this.policyGens.set(e.epId, e.policyGen);
+      this.lastGen = Math.max(this.lastGen, e.policyGen);
+    }
     for (const e of dp.maps.ipcache.entries()) {
       if (e.identity >= MIN_CIDR_IDENTITY) this.cidrIds.set(formatCidr({ family: e.family, base: e.value, bits: e.bits }), e.identity);
     }
@@ -66,10 +77,13 @@ export class PolicySync {
     // Endpoints with the same labels have the same policy: compute it once per label set.
     const byLabels = new Map<string, EndpointPolicy>();
     const ready = this.registry.list().filter((ep) => ep.state === 'ready');
+    const restricted = new Set<number>();
     for (const ep of ready) {
       const labelsKey = ep.labels.join('\n');
       let policy = byLabels.get(labelsKey);
       if (!policy) byLabels.set(labelsKey, (policy = resolver.forEndpoint(ep.labels)));
+      const before = this.lastPolicy.get(ep.id);
+      if ((policy.ingressEnforced && !before?.ingressEnforced) || (policy.egressEnforced && !before?.egressEnforced)) restricted.add(ep.id);
       const desired = new Map<string, PolicyKey>();
       for (const a of policy.allows) {
         const k: PolicyKey = { epId: ep.id, identity: a.identity, port: a.port, proto: a.proto, dir: a.dir };
@@ -91,6 +105,7 @@ export class PolicySync {
       this.dp.maps.ipcache.set(c.family, c.base, c.bits, id);
     }
     for (const ep of ready) this.program(ep);
+    failpoint('policy-datapath');
     for (const prefix of staleCidrs) {
       const c = parseCidr(prefix);
       this.dp.maps.ipcache.delete(c.family, c.base, c.bits);
@@ -98,6 +113,14 @@ export class PolicySync {
     for (const k of removals) {
       this.dp.maps.policy.revoke(k);
       this.current.get(k.epId)?.delete(hex(k));
+      restricted.add(k.epId);
+    }
+    // Only now that the map allows less: connections it no longer allows are dropped at their next packet.
+    for (const ep of ready) {
+      if (!restricted.has(ep.id)) continue;
+      this.lastGen = (this.lastGen + 1) >>> 0 || 1;
+      this.policyGens.set(ep.id, this.lastGen);
+      this.program(ep);
     }
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     this.hooks?.policyRegenerated(ms / 1000);
@@ -119,6 +142,7 @@ export class PolicySync {
       ingressEnforced: policy?.ingressEnforced ?? false,
       egressEnforced: policy?.egressEnforced ?? false,
       ready: ep.state === 'ready',
+      policyGen: this.policyGens.get(ep.id) ?? 0,
     };
     const signature = JSON.stringify(state);
     if (this.programmed.get(ep.id) === signature) return;
@@ -132,6 +156,7 @@ export class PolicySync {
     this.current.delete(epId);
     this.lastPolicy.delete(epId);
     this.programmed.delete(epId);
+    this.policyGens.delete(epId);
   }
 
   /** Gives every prefix the rules name an identity; returns prefixes no rule names any more. */

@@ -1,6 +1,7 @@
 import { createServer, Server } from 'http';
 import client from 'prom-client';
 import { REASONS } from '../datapath/bpf/events';
+import { GcStats } from '../conntrack/gc';
 import { MetricsMap } from '../datapath/bpf/maps';
 import { EndpointRegistry } from '../endpoint/registry';
 import { IdentityAllocator } from '../identity/allocator';
@@ -23,6 +24,9 @@ export interface StateSources {
   repo: PolicyRepository;
   ipam: Ipam;
   bpfMetrics: MetricsMap;
+  conntrack: GcStats;
+  /** Errors the agent survived, by kind (unhandled rejections, exceptions, failed background tasks). */
+  faults: Record<string, number>;
 }
 
 const FAST = [0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -90,6 +94,37 @@ export class Metrics implements Hooks {
     datapath('cilium_drop_bytes_total', 'bytes dropped by the datapath, by reason and direction', ['reason', 'direction'], drop, 'bytes');
     datapath('cilium_forward_count_total', 'packets forwarded by the datapath, by direction', ['direction'], fwd, 'packets');
     datapath('cilium_forward_bytes_total', 'bytes forwarded by the datapath, by direction', ['direction'], fwd, 'bytes');
+    new client.Gauge({ name: 'cilium_datapath_conntrack_entries', help: 'live conntrack entries after the last garbage collection', registers: r, collect() { this.set(src.conntrack.entries); } });
+    new client.Gauge({
+      name: 'cilium_datapath_conntrack_gc_entries',
+      help: 'entries the last conntrack garbage collection kept (alive) and removed (deleted)',
+      labelNames: ['status'],
+      registers: r,
+      collect() {
+        this.set({ status: 'alive' }, src.conntrack.entries);
+        this.set({ status: 'deleted' }, src.conntrack.lastExpired + src.conntrack.lastOrphaned);
+      },
+    });
+    new client.Gauge({
+      name: 'cilium_datapath_conntrack_gc_runs',
+      help: 'conntrack garbage collection passes by outcome',
+      labelNames: ['status'],
+      registers: r,
+      collect() {
+        this.set({ status: 'completed' }, src.conntrack.runs);
+        this.set({ status: 'failed' }, src.conntrack.failures);
+      },
+    });
+    new client.Gauge({
+      name: 'cilium_agent_faults',
+      help: 'errors the agent survived, by kind',
+      labelNames: ['kind'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const [kind, n] of Object.entries(src.faults)) this.set({ kind }, n);
+      },
+    });
     client.collectDefaultMetrics({ register: this.registry, prefix: 'cilium_agent_' });
   }
 

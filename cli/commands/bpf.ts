@@ -23,14 +23,20 @@ export const bpfIpcacheList: Command = async (ctx) => {
 };
 
 export const bpfCtList: Command = async (ctx) => {
-  const entries = await ctx.api<Array<{ src: string; dst: string; sport: number; dport: number; proto: number; dir: string; packets: string; bytes: string; peerIdentity: number }>>('GET', '/v1/bpf/ct');
+  const entries = await ctx.api<Array<{ src: string; dst: string; sport: number; dport: number; proto: number; dir: string; packets: string; bytes: string; peerIdentity: number; state: string; remainingSeconds: number }>>('GET', '/v1/bpf/ct');
   const hostPort = (a: string, p: number) => (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
   ctx.print(entries, () =>
     table(
-      ['PROTO', 'SOURCE', 'DESTINATION', 'DIRECTION', 'PACKETS', 'BYTES', 'PEER IDENTITY'],
-      entries.map((e) => [proto(e.proto), hostPort(e.src, e.sport), hostPort(e.dst, e.dport), e.dir.toUpperCase(), e.packets, e.bytes, String(e.peerIdentity)]),
+      ['PROTO', 'SOURCE', 'DESTINATION', 'DIRECTION', 'STATE', 'EXPIRES', 'PACKETS', 'BYTES', 'PEER IDENTITY'],
+      entries.map((e) => [proto(e.proto), hostPort(e.src, e.sport), hostPort(e.dst, e.dport), e.dir.toUpperCase(), e.state, `${e.remainingSeconds}s`, e.packets, e.bytes, String(e.peerIdentity)]),
     ),
   );
+  return 0;
+};
+
+export const bpfCtFlush: Command = async (ctx) => {
+  const r = await ctx.api<{ flushed: number }>('DELETE', '/v1/bpf/ct');
+  ctx.print(r, () => `Flushed ${r.flushed} entries\n`);
   return 0;
 };
 

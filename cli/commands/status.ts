@@ -14,6 +14,9 @@ interface Health {
   ipam: Array<{ id: string; cidr: string; capacity: string; free: string }>;
   bpfMaps: Array<{ name: string; path: string; pinned: boolean }>;
   recentErrors: Array<{ time: string; level: string; message: string }>;
+  conntrack: { entries: number; runs: number; lastRun?: string; lastDurationMs?: number; lastExpired: number; lastOrphaned: number; failures: number };
+  natRecovery: string;
+  faults: Record<string, number>;
 }
 
 const ok = (s: string) => (s === 'ok' ? 'Ok' : `Failure: ${s}`);
@@ -37,6 +40,9 @@ export const status: Command = async (ctx) => {
       `Policy:       revision ${h.policyRevision}`,
       `BPF maps:     ${maps}/${h.bpfMaps.length} pinned${maps < h.bpfMaps.length ? ` (missing: ${h.bpfMaps.filter((m) => !m.pinned).map((m) => m.name).join(', ')})` : ''}`,
       ...(verbose ? h.bpfMaps.map((m) => `  ${m.path}${m.pinned ? '' : '  (missing)'}`) : []),
+      `Conntrack:    ${h.conntrack.entries} entries; GC ${h.conntrack.runs} runs, last removed ${h.conntrack.lastExpired} expired + ${h.conntrack.lastOrphaned} orphaned${h.conntrack.lastDurationMs === undefined ? '' : ` in ${h.conntrack.lastDurationMs} ms`}${h.conntrack.failures ? `, ${h.conntrack.failures} failed` : ''}`,
+      `NAT sources:  ${h.natRecovery === 'ok' ? 'Ok   original source of host-NATed traffic' : `Disabled   host-NATed traffic is world (${h.natRecovery})`}`,
+      `Faults:       ${Object.entries(h.faults).map(([k, n]) => `${n} ${k}`).join(', ') || 'none'} (errors survived)`,
       `Last errors:  ${h.recentErrors.length === 0 ? 'none' : ''}`,
       ...(verbose ? h.recentErrors : h.recentErrors.slice(-3)).map((e) => `  ${e.time} ${e.level} ${e.message}`),
     ];

@@ -1,5 +1,4 @@
 import { createHash } from 'crypto';
-import { RESERVED } from '../../identity/reserved';
 import { Family, parseAddress } from '../../ipam/cidr';
 import { BpfDatapath } from './loader';
 import { EP_FLAGS } from './maps';
@@ -20,6 +19,8 @@ export interface EndpointDatapathState {
   egressEnforced: boolean;
   /** Until the identity is known the endpoint passes nothing (fail closed). */
   ready: boolean;
+  /** See EndpointInfo.policyGen. */
+  policyGen: number;
 }
 
 /** Endpoints in one network namespace belong to one container: they share a non-zero owner number. */
@@ -48,6 +49,7 @@ export function programEndpoint(dp: BpfDatapath, ep: EndpointDatapathState): voi
     owner,
     mac: ep.mac,
     hostMac: ep.hostMac,
+    policyGen: ep.policyGen,
     ...(ep.ipv4 ? { ipv4: parseAddress(ep.ipv4).value } : {}),
     ...(ep.ipv6 ? { ipv6: parseAddress(ep.ipv6).value } : {}),
   });
@@ -66,9 +68,4 @@ export function unprogramEndpoint(dp: BpfDatapath, ep: { ifIndex: number; ipv4?:
     dp.maps.addresses.delete(a.family, a.value);
     dp.maps.ipcache.delete(a.family, a.value, a.family === 4 ? 32 : 128);
   }
-}
-
-/** The host's own addresses carry the host identity, so policy can tell the host from the world. */
-export function programHostAddresses(dp: BpfDatapath, hostAddresses: Array<{ family: Family; value: bigint }>): void {
-  for (const a of hostAddresses) dp.maps.ipcache.set(a.family, a.value, a.family === 4 ? 32 : 128, RESERVED.host);
 }

@@ -11,6 +11,8 @@ export const REASONS: Record<number, string> = {
   5: 'Unsupported L3 protocol',
   6: 'Endpoint not ready (identity unknown)',
   7: 'Invalid packet',
+  8: 'No connection for ICMP error',
+  9: 'Fragment not found',
 };
 const PROTOS: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6' };
 
@@ -67,10 +69,17 @@ export class EventReader {
   private readonly ring: Pointer;
   private readonly callback: unknown;
   private readonly timer: NodeJS.Timeout;
+  /** Events that could not be decoded or delivered. */
+  undecodable = 0;
 
   constructor(eventsFd: number, onEvent: (e: DatapathEvent) => void, everyMs = 50) {
     this.callback = koffi.register((_ctx: unknown, data: unknown, size: number) => {
-      onEvent(decodeEvent(Buffer.from(koffi.decode(data, koffi.array('uint8_t', Number(size))) as number[])));
+      // An exception must not unwind through libbpf's C frames: a bad event is skipped.
+      try {
+        onEvent(decodeEvent(Buffer.from(koffi.decode(data, koffi.array('uint8_t', Number(size))) as number[])));
+      } catch {
+        this.undecodable++;
+      }
       return 0;
     }, koffi.pointer(SampleFn));
     this.ring = checkPtr(bpf.ringNew(eventsFd, this.callback, null, null), 'open events ring buffer');

@@ -35,6 +35,8 @@ export const bpf = {
   mapLookup: lib.func('bpf_map_lookup_elem', 'int', ['int', 'void *', 'void *']),
   mapDelete: lib.func('bpf_map_delete_elem', 'int', ['int', 'void *']),
   mapNextKey: lib.func('bpf_map_get_next_key', 'int', ['int', 'void *', 'void *']),
+  mapLookupBatch: lib.func('bpf_map_lookup_batch', 'int', ['int', 'void *', 'void *', 'void *', 'void *', koffi.inout(koffi.pointer('uint32_t')), 'void *']),
+  mapDeleteBatch: lib.func('bpf_map_delete_batch', 'int', ['int', 'void *', koffi.inout(koffi.pointer('uint32_t')), 'void *']),
   tcHookCreate: lib.func('bpf_tc_hook_create', 'int', ['void *']),
   tcAttach: lib.func('bpf_tc_attach', 'int', ['void *', 'void *']),
   tcQuery: lib.func('bpf_tc_query', 'int', ['void *', 'void *']),

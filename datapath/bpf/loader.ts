@@ -2,9 +2,10 @@ import { closeSync, existsSync, mkdirSync, rmSync } from 'fs';
 import { join, resolve } from 'path';
 import { Pointer, bpf, check, checkPtr } from './libbpf';
 import { BpfMap, possibleCpus } from './map';
-import { CtMap, EndpointAddressMap, EndpointMap, IpcacheMap, MetricsMap, PolicyMap } from './maps';
+import { CtMap, ENDPOINT_INFO_SIZE, EndpointAddressMap, EndpointMap, IpcacheMap, MetricsMap, PolicyMap } from './maps';
 
-const OBJECT = resolve(__dirname, '../../../bpf/bpf_lxc.o');
+/** With netfilter's conntrack kfuncs (the original source of NATed traffic), and without them. */
+const OBJECTS = [resolve(__dirname, '../../../bpf/bpf_lxc.o'), resolve(__dirname, '../../../bpf/bpf_lxc_nonat.o')] as const;
 const TC_INGRESS = 1;
 const TC_EGRESS = 2;
 const TC_F_REPLACE = 1;
@@ -13,10 +14,11 @@ const HANDLE = 1;
 const PRIORITY = 1;
 
 const MAPS = {
-  cilium_lxc: [4, 52],
+  cilium_lxc: [4, ENDPOINT_INFO_SIZE],
   cilium_ipcache: [20, 8],
   cilium_policy: [12, 16],
-  cilium_ct: [48, 24],
+  cilium_ct: [48, 40],
+  cilium_frag: [40, 4],
   cilium_ep_addr: [16, 16],
   cilium_events: [0, 0],
   cilium_metrics: [4, 16],
@@ -53,11 +55,26 @@ export class BpfDatapath {
     private readonly toContainerFd: number,
     /** Pinned maps of an older layout this start replaced (their entries are rebuilt from the agent's state). */
     readonly replacedMaps: string[],
+    /**
+     * Why traffic the host NATs towards endpoints is the world rather than its
+     * original source (no conntrack kfuncs in this kernel), or undefined.
+     */
+    readonly natRecoveryUnavailable?: string,
   ) {}
 
+  /** The full object, else the one without conntrack kfuncs (the reason is kept for status). */
   static load(cfg: DatapathConfig): BpfDatapath {
+    try {
+      return BpfDatapath.loadObject(cfg, OBJECTS[0]);
+    } catch (err) {
+      const dp = BpfDatapath.loadObject(cfg, OBJECTS[1]);
+      return new BpfDatapath(dp.obj, dp.maps, dp.fromContainerFd, dp.toContainerFd, dp.replacedMaps, (err as Error).message);
+    }
+  }
+
+  private static loadObject(cfg: DatapathConfig, path: string): BpfDatapath {
     mkdirSync(cfg.bpfRoot, { recursive: true, mode: 0o700 });
-    const obj = checkPtr(bpf.openFile(OBJECT, null), `open ${OBJECT} (run npm run build)`);
+    const obj = checkPtr(bpf.openFile(path, null), `open ${path} (run npm run build)`);
     const replaced: string[] = [];
     try {
       for (const name of Object.keys(MAPS)) {

@@ -32,13 +32,17 @@ export interface EndpointInfo {
   hostMac: string;
   ipv4?: bigint;
   ipv6?: bigint;
+  /** Bumped when the endpoint's policy allows less: its tracked connections are checked again. */
+  policyGen: number;
 }
+
+export const ENDPOINT_INFO_SIZE = 56;
 
 export class EndpointMap {
   constructor(readonly map: BpfMap) {}
 
   set(ifindex: number, e: EndpointInfo): void {
-    const v = Buffer.alloc(52);
+    const v = Buffer.alloc(ENDPOINT_INFO_SIZE);
     v.writeUInt32LE(e.epId, 0);
     v.writeUInt32LE(e.flags, 4);
     v.writeUInt32LE(e.identity, 8);
@@ -47,6 +51,7 @@ export class EndpointMap {
     if (e.ipv4 !== undefined) addressBytes(4, e.ipv4).copy(v, 24);
     if (e.ipv6 !== undefined) addressBytes(6, e.ipv6).copy(v, 28);
     macBytes(e.hostMac).copy(v, 44);
+    v.writeUInt32LE(e.policyGen >>> 0, 52);
     this.map.update(u32(ifindex), v);
   }
 
@@ -59,7 +64,7 @@ export class EndpointMap {
     return this.map.delete(u32(ifindex));
   }
 
-  entries(): Array<{ ifindex: number; epId: number; flags: number; identity: number; owner: number; mac: string }> {
+  entries(): Array<{ ifindex: number; epId: number; flags: number; identity: number; owner: number; mac: string; policyGen: number }> {
     return this.map.entries().map(([k, v]) => ({
       ifindex: k.readUInt32LE(0),
       epId: v.readUInt32LE(0),
@@ -67,6 +72,7 @@ export class EndpointMap {
       identity: v.readUInt32LE(8),
       owner: v.readUInt32LE(12),
       mac: [...v.subarray(16, 22)].map((b) => b.toString(16).padStart(2, '0')).join(':'),
+      policyGen: v.readUInt32LE(52),
     }));
   }
 }
@@ -151,33 +157,96 @@ export class PolicyMap {
   }
 }
 
+/** ct_value.flags (bpf/lib/conntrack.h). */
+export const CT_FLAGS = { established: 1, txClosing: 2, rxClosing: 4, reset: 8, denied: 16 } as const;
+
+export interface CtEntry {
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  proto: number;
+  owner: number;
+  dir: Direction;
+  packets: bigint;
+  bytes: bigint;
+  peerIdentity: number;
+  /** CLOCK_MONOTONIC second after which the entry is dead. */
+  expires: number;
+  flags: number;
+}
+
+/** The kernel's clock for conntrack lifetimes: CLOCK_MONOTONIC seconds, as bpf_ktime_get_ns(). */
+export function monotonicSeconds(): number {
+  return Number(process.hrtime.bigint() / 1_000_000_000n);
+}
+
+/** Connection state as users know it from Cilium's `bpf ct list`. */
+export function ctState(e: Pick<CtEntry, 'proto' | 'flags'>): string {
+  if (e.flags & CT_FLAGS.denied) return 'DENIED';
+  if (e.proto !== 6) return 'ACTIVE';
+  if (e.flags & CT_FLAGS.reset) return 'RESET';
+  if (e.flags & (CT_FLAGS.txClosing | CT_FLAGS.rxClosing)) return 'CLOSING';
+  return e.flags & CT_FLAGS.established ? 'ESTABLISHED' : 'SYN_SENT';
+}
+
 export class CtMap {
   constructor(readonly map: BpfMap) {}
 
-  /** One pass: drops the connections of containers not in keep. */
-  sweep(keep: Set<number>): number {
+  static decode(k: Buffer, v: Buffer): CtEntry {
+    const src = fromAddr16(k.subarray(0, 16));
+    const dst = fromAddr16(k.subarray(16, 32));
+    return {
+      src: formatAddress(src.family, src.value),
+      dst: formatAddress(dst.family, dst.value),
+      sport: k.readUInt16BE(32),
+      dport: k.readUInt16BE(34),
+      proto: k.readUInt8(36),
+      owner: k.readUInt32LE(40),
+      dir: k.readUInt32LE(44) === DIR.ingress ? 'ingress' : 'egress',
+      packets: v.readBigUInt64LE(0),
+      bytes: v.readBigUInt64LE(8),
+      peerIdentity: v.readUInt32LE(16),
+      expires: v.readUInt32LE(20),
+      flags: v.readUInt8(32),
+    };
+  }
+
+  /**
+   * One pass over the table: removes entries past their lifetime and those of
+   * containers not in keep (when given). Reads in batches and yields between
+   * them, so a large table never holds the agent's thread for long.
+   */
+  async collect(now: number, keep?: Set<number>): Promise<{ scanned: number; expired: number; orphaned: number; live: number }> {
+    const r = { scanned: 0, expired: 0, orphaned: 0, live: 0 };
+    for (const batch of this.map.batches()) {
+      const dead: Buffer[] = [];
+      for (const [k, v] of batch) {
+        r.scanned++;
+        if (v.readUInt32LE(20) < now) {
+          dead.push(k);
+          r.expired++;
+        } else if (keep && !keep.has(k.readUInt32LE(40))) {
+          dead.push(k);
+          r.orphaned++;
+        }
+      }
+      if (dead.length) this.map.deleteMany(dead);
+      r.live += batch.length - dead.length;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return r;
+  }
+
+  /** Removes every entry: each connection is decided by policy anew at its next packet. */
+  flush(): number {
     let n = 0;
-    for (const k of this.map.keys()) if (!keep.has(k.readUInt32LE(40)) && this.map.delete(k)) n++;
+    for (const batch of this.map.batches()) n += this.map.deleteMany(batch.map(([k]) => k));
     return n;
   }
 
-  entries(): Array<{ src: string; dst: string; sport: number; dport: number; proto: number; owner: number; dir: Direction; packets: bigint; bytes: bigint; peerIdentity: number }> {
-    return this.map.entries().map(([k, v]) => {
-      const src = fromAddr16(k.subarray(0, 16));
-      const dst = fromAddr16(k.subarray(16, 32));
-      return {
-        src: formatAddress(src.family, src.value),
-        dst: formatAddress(dst.family, dst.value),
-        sport: k.readUInt16BE(32),
-        dport: k.readUInt16BE(34),
-        proto: k.readUInt8(36),
-        owner: k.readUInt32LE(40),
-        dir: k.readUInt32LE(44) === DIR.ingress ? 'ingress' : 'egress',
-        packets: v.readBigUInt64LE(0),
-        bytes: v.readBigUInt64LE(8),
-        peerIdentity: v.readUInt32LE(16),
-      };
-    });
+  entries(): CtEntry[] {
+    return [...this.map.batches()].flat().map(([k, v]) => CtMap.decode(k, v));
   }
 }
 
