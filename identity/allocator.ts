@@ -67,7 +67,11 @@ export class IdentityAllocator {
     if (id < MIN_USER_IDENTITY || this.releaseTimers.has(id)) return;
     const t = setTimeout(() => {
       this.releaseTimers.delete(id);
-      void this.forget(id);
+      // A store that fails now keeps the identity: the next grace period tries again.
+      this.forget(id).catch((err: Error) => {
+        this.log.error(`releasing identity ${id} failed (retried after the grace period): ${err.message}`);
+        this.release(id);
+      });
     }, this.graceMs);
     t.unref();
     this.releaseTimers.set(id, t);

@@ -201,6 +201,27 @@ export class Ipam {
     }));
   }
 
+  /**
+   * Why address may not be an endpoint's on a network whose pool Docker
+   * stored as networkPool ("0.0.0.0/0" and "::/0" for the host range), or
+   * undefined when this IPAM handed it out to an endpoint there.
+   */
+  endpointAddressProblem(networkPool: string, address: string): string | undefined {
+    let parsed: { family: Family; value: bigint };
+    try {
+      parsed = parseAddress(address);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    const pool = networkPool === '0.0.0.0/0' || networkPool === '::/0' ? this.pools.get(DEFAULT_POOL_ID[parsed.family]) : this.pools.get(`subnet-${networkPool}`);
+    if (!pool || pool.family !== parsed.family) return `the network has no IPv${parsed.family} pool of this agent's`;
+    if (!contains(pool.cidr, parsed.family, parsed.value)) return `it is outside the network's pool ${formatCidr(pool.cidr)}`;
+    const owner = pool.ownerOf(parsed.value);
+    if (owner === undefined) return `this agent's IPAM did not hand it out (was the network created with --ipam-driver cilium?)`;
+    if (owner !== 'endpoint') return `it is the network's ${owner}, not an endpoint address`;
+    return undefined;
+  }
+
   isAllocated(poolId: string, address: string): boolean {
     const pool = this.pools.get(poolId);
     return pool !== undefined && pool.ownerOf(parseAddress(address).value) !== undefined;

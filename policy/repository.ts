@@ -49,6 +49,17 @@ export class PolicyRepository {
     return { revision: this.state.revision, deleted };
   }
 
+  /** The repository as it is now, for restore(). */
+  snapshot(): Readonly<Stored> {
+    return this.state;
+  }
+
+  /** Puts back a snapshot, revision included: a change the datapath could not apply never happened. */
+  async restore(s: Readonly<Stored>): Promise<void> {
+    await this.store.batch([putJSON(KEY, s)]);
+    this.state = { revision: s.revision, rules: s.rules };
+  }
+
   select(labels: string[]): Rule[] {
     return labels.length === 0 ? this.state.rules : this.state.rules.filter((r) => hasLabels(r, labels));
   }

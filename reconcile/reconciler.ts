@@ -3,7 +3,6 @@ import { promises as fs } from 'fs';
 import { join } from 'path';
 import { Logger } from 'winston';
 import { BpfDatapath, PINNED_MAPS } from '../datapath/bpf/loader';
-import { ownerOf } from '../datapath/bpf/endpoint-program';
 import { deleteLink, linkIndex, listLinks } from '../datapath/rtnl';
 import { removeRouterAddress } from '../datapath/host-router';
 import { Endpoint } from '../endpoint/endpoint';
@@ -190,7 +189,6 @@ export class Reconciler {
           return m.addresses.delete(p.family, p.value);
         }).length;
       },
-      () => m.ct.sweep(new Set(reg.list().map((e) => ownerOf(e.sandboxKey)))),
     ];
     let n = 0;
     for (const phase of phases) {
