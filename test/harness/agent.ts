@@ -52,6 +52,8 @@ export class TestAgent {
   constructor(
     readonly driver: string,
     private readonly args: string[],
+    /** A network namespace (ip netns) to run in. */
+    private readonly netns?: string,
   ) {
     this.pluginSocket = `/run/docker/plugins/${driver}.sock`;
   }
@@ -65,14 +67,13 @@ export class TestAgent {
     return `/sys/fs/bpf/${basename(this.dir)}`;
   }
 
-  /** env: added to the agent's environment (e.g. CILIUM_FAILPOINTS for the crash test). */
-  async start(env: Record<string, string> = {}): Promise<void> {
+  /** env: added to the agent's environment (e.g. CILIUM_FAILPOINTS for the crash test); extra: flags for this start only. */
+  async start(env: Record<string, string> = {}, extra: string[] = []): Promise<void> {
     const log = openSync(join(this.dir, 'agent.out'), 'a');
-    const proc = spawn(
-      process.execPath,
-      [AGENT, `--plugin-socket=${this.pluginSocket}`, `--api-socket=${this.apiSocket}`, `--state-dir=${this.stateDir}`, `--bpf-root=${this.bpfRoot}`, '--prometheus-serve-addr=', ...this.args],
-      { stdio: ['ignore', log, log], env: { ...process.env, ...env } },
-    );
+    const argv = [AGENT, `--plugin-socket=${this.pluginSocket}`, `--api-socket=${this.apiSocket}`, `--state-dir=${this.stateDir}`, `--bpf-root=${this.bpfRoot}`, '--prometheus-serve-addr=', ...this.args, ...extra];
+    // nsenter switches only the network namespace: /sys (and bpffs in it) stay the host's.
+    const [cmd, ...args] = this.netns ? ['nsenter', `--net=/run/netns/${this.netns}`, process.execPath, ...argv] : [process.execPath, ...argv];
+    const proc = spawn(cmd!, args, { stdio: ['ignore', log, log], env: { ...process.env, ...env } });
     this.proc = proc;
     const died = new Promise<never>((_, reject) =>
       proc.once('exit', (code, signal) => reject(new Error(`agent exited (${code ?? signal}) while starting: ${this.logTail()}`))),

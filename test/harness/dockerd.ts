@@ -3,16 +3,32 @@ import { mkdtempSync, openSync, readFileSync, rmSync } from 'fs';
 import { join, resolve } from 'path';
 import { Result, must, run, waitFor } from './exec';
 
+export interface DockerdOptions {
+  /**
+   * Run with iptables on (NAT and FORWARD rules for its bridge networks), as
+   * every real Docker host does. Only inside a network namespace of the
+   * test's own (netns), so the machine's rules are never touched.
+   */
+  iptables?: boolean;
+  /** A network namespace (ip netns) to run in. */
+  netns?: string;
+}
+
 /**
- * A private dockerd: own data root, exec root, pid file and socket, no
- * iptables, so it never touches the machine's own Docker.
+ * A private dockerd: own data root, exec root, pid file and socket, and
+ * either no iptables or its own network namespace, so it never touches the
+ * machine's own Docker.
  */
 export class TestDockerd {
   readonly dir: string;
   readonly socket: string;
   private proc?: ChildProcess;
 
-  constructor(readonly extraArgs: string[] = ['--bridge=none']) {
+  constructor(
+    readonly extraArgs: string[] = ['--bridge=none'],
+    readonly opts: DockerdOptions = {},
+  ) {
+    if (opts.iptables && !opts.netns) throw new Error('a test dockerd with iptables on must run in a network namespace of its own');
     this.dir = mkdtempSync('/tmp/cilium-dockerd-');
     this.socket = join(this.dir, 'docker.sock');
   }
@@ -27,10 +43,13 @@ export class TestDockerd {
 
   async start(): Promise<void> {
     const log = openSync(join(this.dir, 'dockerd.log'), 'a');
+    // nsenter, not ip netns exec: that remounts /sys, and with it the cgroup mounts dockerd needs.
+    const [cmd, ...prefix] = this.opts.netns ? ['nsenter', `--net=/run/netns/${this.opts.netns}`, 'dockerd'] : ['dockerd'];
     this.proc = spawn(
-      'dockerd',
+      cmd!,
       [
-        '--iptables=false',
+        ...prefix,
+        `--iptables=${this.opts.iptables ? 'true' : 'false'}`,
         '--ip6tables=false',
         `--data-root=${join(this.dir, 'data')}`,
         `--exec-root=${this.execRoot}`,

@@ -1,0 +1,211 @@
+import assert from 'assert';
+import { spawn } from 'child_process';
+import { readFileSync, rmSync, writeFileSync } from 'fs';
+import { join, resolve } from 'path';
+import { must, run, waitFor } from '../harness/exec';
+import { Env } from './env';
+
+const CLI = join(__dirname, '../../../bin/cilium');
+const ICMP_ERROR_SRC = resolve(__dirname, '../../../test/tools/icmp-error.c');
+
+interface Ev {
+  type: string;
+  reasonName: string;
+  direction: string;
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  protocol: string;
+  endpoint: number;
+  seq: number;
+  time: string;
+}
+
+interface CtRow {
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  proto: number;
+  dir: string;
+  state: string;
+  remainingSeconds: number;
+}
+
+const rule = (name: string, ports: Array<[string, string]>) => ({
+  labels: [{ key: 'name', value: name }],
+  endpointSelector: { matchLabels: { id: 'app1' } },
+  ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [{ ports: ports.map(([port, protocol]) => ({ port, protocol })) }] }],
+});
+
+/** Two namespaces behind the host: a router whose link to "far" has a smaller MTU than the far host's own. */
+class LowMtuPath {
+  readonly router = 'cil-ct-router';
+  readonly far = 'cil-ct-far';
+  readonly routerAddress = '192.168.251.2';
+  readonly farAddress = '192.168.252.2';
+
+  async up(): Promise<void> {
+    await this.down();
+    const r = ['ip', '-n', this.router];
+    const f = ['ip', '-n', this.far];
+    const steps = [
+      ['ip', 'netns', 'add', this.router],
+      ['ip', 'netns', 'add', this.far],
+      ['ip', 'link', 'add', 'cil-rt0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', this.router],
+      ['ip', 'addr', 'add', '192.168.251.1/24', 'dev', 'cil-rt0'],
+      ['ip', 'link', 'set', 'cil-rt0', 'up'],
+      [...r, 'link', 'set', 'lo', 'up'],
+      [...r, 'addr', 'add', `${this.routerAddress}/24`, 'dev', 'eth0'],
+      [...r, 'link', 'set', 'eth0', 'up'],
+      [...r, 'link', 'add', 'eth1', 'mtu', '1280', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', this.far],
+      [...r, 'addr', 'add', '192.168.252.1/24', 'dev', 'eth1'],
+      [...r, 'link', 'set', 'eth1', 'up'],
+      [...r, 'route', 'add', 'default', 'via', '192.168.251.1'],
+      ['ip', 'netns', 'exec', this.router, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward'],
+      [...f, 'link', 'set', 'lo', 'up'],
+      [...f, 'link', 'set', 'eth0', 'mtu', '1500', 'up'],
+      [...f, 'addr', 'add', `${this.farAddress}/24`, 'dev', 'eth0'],
+      [...f, 'route', 'add', 'default', 'via', '192.168.252.1'],
+      ['ip', 'route', 'replace', '192.168.252.0/24', 'via', this.routerAddress],
+    ];
+    for (const s of steps) await must(s[0]!, s.slice(1));
+  }
+
+  async down(): Promise<void> {
+    for (const ns of [this.router, this.far]) {
+      for (const pid of (await run('ip', ['netns', 'pids', ns])).stdout.split('\n').filter(Boolean)) await run('kill', ['-9', pid]);
+      await run('ip', ['netns', 'del', ns]);
+    }
+    await run('ip', ['route', 'del', '192.168.252.0/24']);
+    await run('ip', ['link', 'del', 'cil-rt0']);
+  }
+}
+
+describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', function () {
+  this.timeout(600_000);
+  const env = new Env(['--conntrack-gc-interval=1']);
+  const path = new LowMtuPath();
+  const cli = (...args: string[]) => run(CLI, ['--api-socket', env.agent.apiSocket, ...args], { timeoutMs: 30_000 });
+  const importRules = async (rules: unknown[]) => {
+    const f = join(env.agent.dir, 'rules.json');
+    writeFileSync(f, JSON.stringify(rules));
+    const r = await cli('policy', 'import', f);
+    assert.strictEqual(r.code, 0, r.stderr);
+  };
+  const lastSeq = async () => Math.max(0, ...(await env.agent.api<Ev[]>('/v1/events')).map((e) => e.seq));
+  const eventsSince = async (seq: number) => (await env.agent.api<Ev[]>('/v1/events')).filter((e) => e.seq > seq);
+  const size = async (c: string, f: string) => Number((await env.exec(c, `wc -c < ${f} 2>/dev/null || echo 0`)).stdout.trim() || 0);
+  const ip = (c: string) => env.address(c, 'ctnet');
+  let icmpError = '';
+
+  before(async () => {
+    await env.up();
+    icmpError = join(env.agent.dir, 'icmp-error');
+    await must('clang', ['-O2', '-Wall', '-o', icmpError, ICMP_ERROR_SRC]);
+    await path.up();
+    await env.createNetwork('ctnet');
+    await env.runDetached('app1', 'ctnet', ['sleep', '3600'], ['-l', 'id=app1']);
+    await env.runDetached('app2', 'ctnet', ['sleep', '3600'], ['-l', 'id=app2']);
+    await env.runDetached('app3', 'ctnet', ['sleep', '3600'], ['-l', 'id=app3']);
+    await waitFor('endpoints ready', async () => (await env.agent.api<Array<{ state: string }>>('/v1/endpoint')).every((e) => e.state === 'ready'));
+  });
+  after(async () => {
+    await path.down();
+    await env.down();
+  });
+
+  it('a long-running allowed TCP stream stops within 1 s of a deny import, in both directions, and the monitor shows the drops', async () => {
+    await importRules([rule('stream', [['9000', 'TCP'], ['5353', 'UDP'], ['5354', 'UDP']])]);
+    // 100 lines a second from app1, for as long as the connection lives.
+    await env.docker(['exec', '-d', 'app1', 'sh', '-c', 'while true; do echo tick; usleep 10000; done | nc -l -p 9000']);
+    await new Promise((r) => setTimeout(r, 300));
+    await env.docker(['exec', '-d', 'app2', 'sh', '-c', `nc ${await ip('app1')} 9000 > /tmp/rx`]);
+    await waitFor('the stream to flow', async () => (await size('app2', '/tmp/rx')) > 500, 10_000);
+    const ct = await env.agent.api<CtRow[]>('/v1/bpf/ct');
+    assert.ok(ct.some((e) => e.dport === 9000 && e.state === 'ESTABLISHED' && e.remainingSeconds > 21000), `an established entry with the TCP lifetime: ${JSON.stringify(ct)}`);
+
+    const since = await lastSeq();
+    await importRules([rule('stream', [['80', 'TCP'], ['5353', 'UDP'], ['5354', 'UDP']])]);
+    const revokedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 1000));
+    const s1 = await size('app2', '/tmp/rx');
+    await new Promise((r) => setTimeout(r, 1000));
+    const s2 = await size('app2', '/tmp/rx');
+    assert.strictEqual(s2, s1, 'no byte of the stream arrives once 1 s has passed since the import');
+    const drops = (await eventsSince(since)).filter((e) => e.type === 'drop' && e.reasonName === 'Policy denied');
+    assert.ok(drops.some((e) => e.sport === 9000), `server -> client dropped: ${JSON.stringify(drops)}`);
+    const first = drops.filter((e) => e.sport === 9000 || e.dport === 9000).map((e) => Date.parse(e.time)).sort()[0]!;
+    assert.ok(first - revokedAt < 1000, `first drop ${first - revokedAt} ms after the import returned`);
+    const after = await env.agent.api<CtRow[]>('/v1/bpf/ct');
+    assert.ok(after.some((e) => e.dport === 9000 && e.state === 'DENIED'), `the connection is marked denied: ${JSON.stringify(after)}`);
+    await env.exec('app1', 'pkill nc; pkill -f usleep; true');
+    await env.exec('app2', 'pkill nc; true');
+  });
+
+  it('UDP fragments of a 4 KB datagram pass an L4 UDP rule (later fragments take the first one\'s ports); not from a denied peer', async () => {
+    await env.docker(['exec', '-d', 'app1', 'sh', '-c', 'nc -u -l -p 5353 > /tmp/udp-allowed']);
+    await env.docker(['exec', '-d', 'app1', 'sh', '-c', 'nc -u -l -p 5354 > /tmp/udp-denied']);
+    await new Promise((r) => setTimeout(r, 300));
+    const to = await ip('app1');
+    await env.exec('app2', `head -c 4000 /dev/zero | nc -u -w 1 ${to} 5353`);
+    await env.exec('app3', `head -c 4000 /dev/zero | nc -u -w 1 ${to} 5354`);
+    await waitFor('the reassembled datagram', async () => (await size('app1', '/tmp/udp-allowed')) === 4000, 5_000);
+    assert.strictEqual(await size('app1', '/tmp/udp-denied'), 0, 'app3 is not allowed');
+    await env.exec('app1', 'pkill nc; true');
+  });
+
+  it('a real ICMP "fragmentation needed" from a router reaches the sender (its upload completes); a forged one for no connection is dropped', async () => {
+    const count = `/tmp/cil-ct-far-count`;
+    rmSync(count, { force: true });
+    const far = spawn('ip', ['netns', 'exec', path.far, 'sh', '-c', `busybox nc -l -p 9001 | wc -c > ${count}`], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      // 200 KB with DF set: the router (MTU 1280 onwards) answers each 1500-byte segment with ICMP 3/4.
+      const up = await env.exec('app2', `head -c 200000 /dev/zero | nc -w 3 ${path.farAddress} 9001`);
+      assert.strictEqual(up.code, 0, up.stderr);
+      await waitFor('the far host to count the upload', async () => {
+        try {
+          return readFileSync(count, 'utf8').trim() !== '' || undefined;
+        } catch {
+          return undefined;
+        }
+      }, 15_000);
+      assert.strictEqual(readFileSync(count, 'utf8').trim(), '200000', 'every byte arrived: the ICMP error reached the sender, which lowered its path MTU');
+    } finally {
+      far.kill('SIGKILL');
+      rmSync(count, { force: true });
+    }
+    const app2 = await ip('app2');
+    const since = await lastSeq();
+    await must('ip', ['netns', 'exec', path.router, icmpError, app2, '3', '4', 'tcp', app2, '34567', path.farAddress, '9999']);
+    const drop = await waitFor('the forged error\'s drop', async () => (await eventsSince(since)).find((e) => e.type === 'drop' && e.protocol === 'icmp'), 5_000);
+    assert.strictEqual(drop.reasonName, 'No connection for ICMP error');
+    assert.strictEqual(drop.src, path.routerAddress);
+  });
+
+  it('bpf ct list shows state and remaining lifetime; closed connections expire and the GC removes them; bpf ct flush', async () => {
+    await env.exec('app2', 'httpd -p 8080 -h /www');
+    await env.exec('app3', `/bin/wget -q -T 3 -O- http://${await ip('app2')}:8080/ > /dev/null`);
+    const list = await cli('bpf', 'ct', 'list');
+    assert.strictEqual(list.code, 0, list.stderr);
+    assert.match(list.stdout, /STATE\s+EXPIRES/);
+    const rows = await env.agent.api<CtRow[]>('/v1/bpf/ct');
+    const closed = rows.filter((e) => e.dport === 8080);
+    assert.ok(closed.length >= 2 && closed.every((e) => e.state === 'CLOSING' && e.remainingSeconds <= 10), `a finished HTTP exchange is closing, 10 s left: ${JSON.stringify(closed)}`);
+    // Past the close lifetime, the GC (every second here) removes them from the kernel's table.
+    const pinned = join(env.agent.bpfRoot, 'cilium_ct');
+    const inKernel = async () => JSON.parse(await must('bpftool', ['-j', 'map', 'dump', 'pinned', pinned])) as Array<{ key: string[] }>;
+    const before = (await inKernel()).length;
+    await waitFor('the GC to remove the closed connections', async () => (await inKernel()).length <= before - 2, 20_000, 500);
+    const status = await cli('status');
+    assert.match(status.stdout, /Conntrack:\s+\d+ entries; GC \d+ runs/);
+    const metrics = await env.agent.api<{ conntrack: { runs: number } }>('/v1/healthz');
+    assert.ok(metrics.conntrack.runs > 5);
+    await env.exec('app3', `/bin/wget -q -T 3 -O- http://${await ip('app2')}:8080/ > /dev/null`);
+    const flush = await cli('bpf', 'ct', 'flush');
+    assert.match(flush.stdout, /^Flushed [1-9]\d* entries/);
+    assert.strictEqual((await inKernel()).length, 0);
+  });
+});
