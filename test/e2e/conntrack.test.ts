@@ -1,12 +1,12 @@
 import assert from 'assert';
 import { spawn } from 'child_process';
-import { readFileSync, rmSync, writeFileSync } from 'fs';
+import { writeFileSync } from 'fs';
 import { join, resolve } from 'path';
 import { must, run, waitFor } from '../harness/exec';
 import { Env } from './env';
 
 const CLI = join(__dirname, '../../../bin/cilium');
-const ICMP_ERROR_SRC = resolve(__dirname, '../../../test/tools/icmp-error.c');
+const TOOLS = resolve(__dirname, '../../../test/tools');
 
 interface Ev {
   type: string;
@@ -99,16 +99,26 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
   const size = async (c: string, f: string) => Number((await env.exec(c, `wc -c < ${f} 2>/dev/null || echo 0`)).stdout.trim() || 0);
   const ip = (c: string) => env.address(c, 'ctnet');
   let icmpError = '';
+  let nettool = '';
+  /** InDestUnreachs of a container's kernel: ICMP errors that reached it. */
+  const destUnreachs = async (c: string) => {
+    const lines = (await env.exec(c, 'grep ^Icmp: /proc/net/snmp')).stdout.trim().split('\n');
+    const names = lines[0]!.split(' ');
+    return Number(lines[1]!.split(' ')[names.indexOf('InDestUnreachs')]);
+  };
 
   before(async () => {
     await env.up();
     icmpError = join(env.agent.dir, 'icmp-error');
-    await must('clang', ['-O2', '-Wall', '-o', icmpError, ICMP_ERROR_SRC]);
+    nettool = join(env.agent.dir, 'nettool');
+    await must('clang', ['-O2', '-Wall', '-o', icmpError, join(TOOLS, 'icmp-error.c')]);
+    await must('clang', ['-O2', '-Wall', '-static', '-o', nettool, join(TOOLS, 'nettool.c')]);
     await path.up();
     await env.createNetwork('ctnet');
-    await env.runDetached('app1', 'ctnet', ['sleep', '3600'], ['-l', 'id=app1']);
-    await env.runDetached('app2', 'ctnet', ['sleep', '3600'], ['-l', 'id=app2']);
-    await env.runDetached('app3', 'ctnet', ['sleep', '3600'], ['-l', 'id=app3']);
+    for (const app of ['app1', 'app2', 'app3']) {
+      await env.runDetached(app, 'ctnet', ['sleep', '3600'], ['-l', `id=${app}`]);
+      await env.ok(['cp', nettool, `${app}:/bin/nettool`]);
+    }
     await waitFor('endpoints ready', async () => (await env.agent.api<Array<{ state: string }>>('/v1/endpoint')).every((e) => e.state === 'ready'));
   });
   after(async () => {
@@ -121,7 +131,8 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
     // 100 lines a second from app1, for as long as the connection lives.
     await env.docker(['exec', '-d', 'app1', 'sh', '-c', 'while true; do echo tick; usleep 10000; done | nc -l -p 9000']);
     await new Promise((r) => setTimeout(r, 300));
-    await env.docker(['exec', '-d', 'app2', 'sh', '-c', `nc ${await ip('app1')} 9000 > /tmp/rx`]);
+    // The client talks too (10 lines a second), so both directions are under test.
+    await env.docker(['exec', '-d', 'app2', 'sh', '-c', `while true; do echo up; usleep 100000; done | nc ${await ip('app1')} 9000 > /tmp/rx`]);
     await waitFor('the stream to flow', async () => (await size('app2', '/tmp/rx')) > 500, 10_000);
     const ct = await env.agent.api<CtRow[]>('/v1/bpf/ct');
     assert.ok(ct.some((e) => e.dport === 9000 && e.state === 'ESTABLISHED' && e.remainingSeconds > 21000), `an established entry with the TCP lifetime: ${JSON.stringify(ct)}`);
@@ -136,53 +147,59 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
     assert.strictEqual(s2, s1, 'no byte of the stream arrives once 1 s has passed since the import');
     const drops = (await eventsSince(since)).filter((e) => e.type === 'drop' && e.reasonName === 'Policy denied');
     assert.ok(drops.some((e) => e.sport === 9000), `server -> client dropped: ${JSON.stringify(drops)}`);
+    assert.ok(drops.some((e) => e.dport === 9000), `client -> server dropped: ${JSON.stringify(drops)}`);
     const first = drops.filter((e) => e.sport === 9000 || e.dport === 9000).map((e) => Date.parse(e.time)).sort()[0]!;
     assert.ok(first - revokedAt < 1000, `first drop ${first - revokedAt} ms after the import returned`);
     const after = await env.agent.api<CtRow[]>('/v1/bpf/ct');
     assert.ok(after.some((e) => e.dport === 9000 && e.state === 'DENIED'), `the connection is marked denied: ${JSON.stringify(after)}`);
-    await env.exec('app1', 'pkill nc; pkill -f usleep; true');
-    await env.exec('app2', 'pkill nc; true');
+    await env.exec('app1', 'killall nc; true');
+    await env.exec('app2', 'killall nc; true');
   });
 
   it('UDP fragments of a 4 KB datagram pass an L4 UDP rule (later fragments take the first one\'s ports); not from a denied peer', async () => {
-    await env.docker(['exec', '-d', 'app1', 'sh', '-c', 'nc -u -l -p 5353 > /tmp/udp-allowed']);
-    await env.docker(['exec', '-d', 'app1', 'sh', '-c', 'nc -u -l -p 5354 > /tmp/udp-denied']);
-    await new Promise((r) => setTimeout(r, 300));
     const to = await ip('app1');
-    await env.exec('app2', `head -c 4000 /dev/zero | nc -u -w 1 ${to} 5353`);
-    await env.exec('app3', `head -c 4000 /dev/zero | nc -u -w 1 ${to} 5354`);
-    await waitFor('the reassembled datagram', async () => (await size('app1', '/tmp/udp-allowed')) === 4000, 5_000);
-    assert.strictEqual(await size('app1', '/tmp/udp-denied'), 0, 'app3 is not allowed');
-    await env.exec('app1', 'pkill nc; true');
+    const receive = (file: string) => env.docker(['exec', '-d', 'app1', 'sh', '-c', `nettool udp-recv 5353 3 > ${file}`]);
+    const received = async (file: string) => (await env.exec('app1', `cat ${file}`)).stdout.trim();
+    await receive('/tmp/udp-allowed');
+    await new Promise((r) => setTimeout(r, 300));
+    await env.exec('app2', `nettool udp-send ${to} 5353 4000`);
+    await waitFor('app1 to get the datagram', async () => (await received('/tmp/udp-allowed')) !== '' || undefined, 5_000);
+    assert.strictEqual(await received('/tmp/udp-allowed'), '4000', 'all three fragments reached app1 and reassembled');
+    const since = await lastSeq();
+    await receive('/tmp/udp-denied');
+    await new Promise((r) => setTimeout(r, 300));
+    await env.exec('app3', `nettool udp-send ${to} 5353 4000`);
+    await waitFor('the receive to time out', async () => (await received('/tmp/udp-denied')) !== '' || undefined, 6_000);
+    assert.strictEqual(await received('/tmp/udp-denied'), '0', 'app3 is not allowed');
+    const drops = (await eventsSince(since)).filter((e) => e.type === 'drop' && e.protocol === 'udp');
+    assert.ok(drops.length >= 3 && drops.every((e) => e.dport === 5353 && e.reasonName === 'Policy denied'), `every fragment dropped on its ports: ${JSON.stringify(drops)}`);
   });
 
   it('a real ICMP "fragmentation needed" from a router reaches the sender (its upload completes); a forged one for no connection is dropped', async () => {
-    const count = `/tmp/cil-ct-far-count`;
-    rmSync(count, { force: true });
-    const far = spawn('ip', ['netns', 'exec', path.far, 'sh', '-c', `busybox nc -l -p 9001 | wc -c > ${count}`], { stdio: 'ignore' });
+    const before = await destUnreachs('app2');
+    const far = spawn('ip', ['netns', 'exec', path.far, nettool, 'tcp-recv', '9001'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let count = '';
+    far.stdout.on('data', (d: Buffer) => (count += d.toString()));
+    const farDone = new Promise((r) => far.once('exit', r));
     try {
       await new Promise((r) => setTimeout(r, 300));
-      // 200 KB with DF set: the router (MTU 1280 onwards) answers each 1500-byte segment with ICMP 3/4.
-      const up = await env.exec('app2', `head -c 200000 /dev/zero | nc -w 3 ${path.farAddress} 9001`);
+      // 200 KB with DF set: the router (MTU 1280 onwards) answers the first 1500-byte segments with ICMP 3/4.
+      const up = await env.exec('app2', `nettool tcp-send ${path.farAddress} 9001 200000`);
       assert.strictEqual(up.code, 0, up.stderr);
-      await waitFor('the far host to count the upload', async () => {
-        try {
-          return readFileSync(count, 'utf8').trim() !== '' || undefined;
-        } catch {
-          return undefined;
-        }
-      }, 15_000);
-      assert.strictEqual(readFileSync(count, 'utf8').trim(), '200000', 'every byte arrived: the ICMP error reached the sender, which lowered its path MTU');
+      await Promise.race([farDone, new Promise((r) => setTimeout(r, 10_000))]);
     } finally {
       far.kill('SIGKILL');
-      rmSync(count, { force: true });
     }
+    assert.strictEqual(count.trim(), '200000', 'every byte arrived');
+    assert.ok((await destUnreachs('app2')) > before, 'the ICMP errors reached the sender, which lowered its path MTU');
     const app2 = await ip('app2');
     const since = await lastSeq();
+    const unreachs = await destUnreachs('app2');
     await must('ip', ['netns', 'exec', path.router, icmpError, app2, '3', '4', 'tcp', app2, '34567', path.farAddress, '9999']);
     const drop = await waitFor('the forged error\'s drop', async () => (await eventsSince(since)).find((e) => e.type === 'drop' && e.protocol === 'icmp'), 5_000);
     assert.strictEqual(drop.reasonName, 'No connection for ICMP error');
     assert.strictEqual(drop.src, path.routerAddress);
+    assert.strictEqual(await destUnreachs('app2'), unreachs, 'the forged error never reached the container');
   });
 
   it('bpf ct list shows state and remaining lifetime; closed connections expire and the GC removes them; bpf ct flush', async () => {

@@ -1,6 +1,8 @@
 import assert from 'assert';
 import { TestAgent, httpUnix } from '../harness/agent';
-import { readFileSync, statSync } from 'fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'fs';
+import { join } from 'path';
+import { run } from '../harness/exec';
 import { createConnection } from 'net';
 import { FuzzRequest, Rng, apiRequest, pluginRequest, rawGarbage } from '../harness/fuzz';
 import { recordReliability } from '../harness/reliability-report';
@@ -88,20 +90,45 @@ describe('reliability: hostile input on every plugin and API route', function ()
 describe('security: socket permissions', function () {
   this.timeout(60_000);
 
-  it('both sockets are root-only by default, and group-shared (0660) with --socket-group', async () => {
-    const group = readFileSync('/etc/group', 'utf8').split('\n').map((l) => l.split(':')).find((g) => g[0] === 'daemon' || g[0] === 'nogroup')!;
-    for (const [args, mode, gid] of [[[], 0o600, 0], [[`--socket-group=${group[0]}`], 0o660, Number(group[2])]] as const) {
-      const agent = new TestAgent('cilium-perm', ['--ipv4-range=10.216.0.0/16', '--docker-host=unix:///nonexistent/docker.sock', '--reconcile-interval=0', ...args]);
-      await agent.start();
-      try {
-        for (const socket of [agent.pluginSocket, agent.apiSocket]) {
-          const st = statSync(socket);
-          assert.strictEqual(st.mode & 0o777, mode, `${socket} mode ${(st.mode & 0o777).toString(8)}`);
-          assert.strictEqual(st.uid, 0);
-          assert.strictEqual(st.gid, gid);
+  it('both sockets are root-only by default, and group-shared (0660) with --socket-group: the group reaches them, others do not', async () => {
+    const group = readFileSync('/etc/group', 'utf8').split('\n').map((l) => l.split(':')).find((g) => g[0] === 'daemon')!;
+    const gid = Number(group[2]);
+    // A user in the group, and one not in it (nobody, whose own group is nogroup), asking over each socket.
+    const reaches = async (socket: string, asGid: number) =>
+      (await run('setpriv', ['--reuid=65534', `--regid=${asGid}`, '--clear-groups', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', socket, '-X', 'POST', 'http://x/Plugin.Activate'])).stdout === '200';
+    // The plugin socket's directory is the engine's /run/docker/plugins (0700 under a 0700 /run/docker): put back what the test changes.
+    const dirs = ['/run/docker', '/run/docker/plugins'].map((d) => ({ d, st: statSync(d, { throwIfNoEntry: false }) }));
+    try {
+      for (const [args, mode, sockGid] of [[[], 0o600, 0], [[`--socket-group=${group[0]}`], 0o660, gid]] as const) {
+        const agent = new TestAgent('cilium-perm', ['--ipv4-range=10.216.0.0/16', '--docker-host=unix:///nonexistent/docker.sock', '--reconcile-interval=0', ...args]);
+        // A state dir someone else made first, world-readable, with a world-readable file in it.
+        mkdirSync(agent.stateDir);
+        chmodSync(agent.stateDir, 0o755);
+        writeFileSync(join(agent.stateDir, 'left-by-someone'), 'x');
+        chmodSync(join(agent.stateDir, 'left-by-someone'), 0o644);
+        await agent.start();
+        try {
+          for (const socket of [agent.pluginSocket, agent.apiSocket]) {
+            const st = statSync(socket);
+            assert.strictEqual(st.mode & 0o777, mode, `${socket} mode ${(st.mode & 0o777).toString(8)}`);
+            assert.strictEqual(st.uid, 0);
+            assert.strictEqual(st.gid, sockGid);
+            assert.strictEqual(await reaches(socket, gid), sockGid === gid, `${socket}: a member of ${group[0]} ${sockGid === gid ? 'reaches' : 'must not reach'} it`);
+            assert.strictEqual(await reaches(socket, 65534), false, `${socket}: others must not reach it`);
+          }
+          assert.strictEqual(statSync(agent.stateDir).mode & 0o777, 0o700);
+          for (const f of readdirSync(agent.stateDir, { recursive: true, withFileTypes: true })) {
+            if (f.isFile()) assert.strictEqual(statSync(join(f.parentPath, f.name)).mode & 0o777, 0o600, `${f.name} is root-only`);
+          }
+        } finally {
+          await agent.destroy();
         }
-      } finally {
-        await agent.destroy();
+      }
+    } finally {
+      for (const { d, st } of dirs) {
+        if (!st) continue;
+        chownSync(d, st.uid, st.gid);
+        chmodSync(d, st.mode & 0o7777);
       }
     }
     const bad = new TestAgent('cilium-perm', ['--socket-group=no-such-group-here']);

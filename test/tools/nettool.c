@@ -1,0 +1,108 @@
+/*
+ * The smallest TCP/UDP peers the tests need (busybox's nc has no UDP and
+ * stops reading stdin early), built static so it runs in the busybox image.
+ *   nettool tcp-send HOST PORT BYTES   send BYTES, close, wait for the peer's close
+ *   nettool tcp-recv PORT              accept one connection, print the bytes received
+ *   nettool udp-send HOST PORT BYTES   send one datagram of BYTES
+ *   nettool udp-recv PORT SECS         print the size of the first datagram (0: none in SECS)
+ * IPv4 only. Every call ends within 30 s.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static char buf[65536];
+
+static struct sockaddr_in addr(const char *host, const char *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(port)) };
+
+	if (host && inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+		fprintf(stderr, "nettool: bad IPv4 address %s\n", host);
+		exit(2);
+	}
+	return a;
+}
+
+static int bound(int type, const char *port)
+{
+	struct sockaddr_in a = addr(NULL, port);
+	int one = 1, fd = socket(AF_INET, type, 0);
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		perror("nettool: bind");
+		exit(1);
+	}
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : "";
+
+	alarm(30);
+	if (strcmp(cmd, "tcp-send") == 0 && argc == 5) {
+		struct sockaddr_in a = addr(argv[2], argv[3]);
+		long left = atol(argv[4]);
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			perror("nettool: connect");
+			return 1;
+		}
+		memset(buf, 'x', sizeof(buf));
+		while (left > 0) {
+			ssize_t n = write(fd, buf, left < (long)sizeof(buf) ? (size_t)left : sizeof(buf));
+			if (n <= 0) {
+				perror("nettool: write");
+				return 1;
+			}
+			left -= n;
+		}
+		shutdown(fd, SHUT_WR);
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+		return 0;
+	}
+	if (strcmp(cmd, "tcp-recv") == 0 && argc == 3) {
+		int fd = bound(SOCK_STREAM, argv[2]), c;
+		long total = 0;
+		ssize_t n;
+
+		listen(fd, 1);
+		c = accept(fd, NULL, NULL);
+		while ((n = read(c, buf, sizeof(buf))) > 0)
+			total += n;
+		printf("%ld\n", total);
+		return 0;
+	}
+	if (strcmp(cmd, "udp-send") == 0 && argc == 5) {
+		struct sockaddr_in a = addr(argv[2], argv[3]);
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		size_t len = (size_t)atol(argv[4]);
+
+		if (len > sizeof(buf) || sendto(fd, buf, len, 0, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			perror("nettool: sendto");
+			return 1;
+		}
+		return 0;
+	}
+	if (strcmp(cmd, "udp-recv") == 0 && argc == 4) {
+		int fd = bound(SOCK_DGRAM, argv[2]);
+		struct timeval tv = { .tv_sec = atoi(argv[3]) };
+		ssize_t n;
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		n = recv(fd, buf, sizeof(buf), 0);
+		printf("%ld\n", n < 0 ? 0L : (long)n);
+		return 0;
+	}
+	fprintf(stderr, "usage: nettool tcp-send HOST PORT BYTES | tcp-recv PORT | udp-send HOST PORT BYTES | udp-recv PORT SECS\n");
+	return 2;
+}
