@@ -11,6 +11,7 @@ import { RequestListener, Server, createServer } from 'http';
  */
 export async function listenUnix(path: string, handler: RequestListener, errorField: 'Err' | 'error', group?: { gid: number }): Promise<Server> {
   await fs.mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  if (group) await letGroupReach(dirname(path), group.gid);
   if (await answers(path)) throw new Error(`another process is already serving ${path}: stop it first`);
   await fs.rm(path, { force: true });
   const server = createServer(handler);
@@ -33,6 +34,25 @@ export async function listenUnix(path: string, handler: RequestListener, errorFi
     await fs.chmod(path, 0o600);
   }
   return server;
+}
+
+/**
+ * The group must be able to reach the socket, not only open it: a directory
+ * on the way that only root may enter (/run/docker is 0700) is given to the
+ * group for search only (g+x, group set when it was root's), others still
+ * kept out. Directories that already let the group or everyone through, or
+ * belong to another group, are left as they are.
+ */
+async function letGroupReach(dir: string, gid: number): Promise<void> {
+  for (let d = dir; ; d = dirname(d)) {
+    const st = await fs.stat(d);
+    const reachable = st.mode & 0o001 || (st.mode & 0o010 && st.gid === gid);
+    if (!reachable && (st.gid === 0 || st.gid === gid)) {
+      if (st.gid !== gid) await fs.chown(d, st.uid, gid);
+      await fs.chmod(d, (st.mode & 0o7777) | 0o010);
+    }
+    if (d === dirname(d)) return;
+  }
 }
 
 function answers(path: string): Promise<boolean> {
