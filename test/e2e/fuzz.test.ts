@@ -95,7 +95,7 @@ describe('security: socket permissions', function () {
     const gid = Number(group[2]);
     // A user in the group, and one not in it (nobody, whose own group is nogroup), asking over each socket.
     const reaches = async (socket: string, asGid: number) =>
-      (await run('setpriv', ['--reuid=65534', `--regid=${asGid}`, '--clear-groups', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', socket, '-X', 'POST', 'http://x/Plugin.Activate'])).stdout === '200';
+      (await run('setpriv', ['--reuid=65534', `--regid=${asGid}`, '--clear-groups', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', socket, '-X', 'POST', 'http://x/Plugin.Activate'])).stdout !== '000'; // 000: no HTTP answer at all
     // The plugin socket's directory is the engine's /run/docker/plugins (0700 under a 0700 /run/docker): put back what the test changes.
     const dirs = ['/run/docker', '/run/docker/plugins'].map((d) => ({ d, st: statSync(d, { throwIfNoEntry: false }) }));
     try {
