@@ -105,7 +105,7 @@ export class PolicySync {
       this.dp.maps.ipcache.set(c.family, c.base, c.bits, id);
     }
     for (const ep of ready) this.program(ep);
-    failpoint('policy-datapath');
+    if (added) failpoint('policy-datapath'); // a failure halfway: entries added, none removed yet
     for (const prefix of staleCidrs) {
       const c = parseCidr(prefix);
       this.dp.maps.ipcache.delete(c.family, c.base, c.bits);

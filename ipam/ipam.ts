@@ -129,7 +129,7 @@ export class Ipam {
     return pool ? this.releaseAddress(pool.id, address) : false;
   }
 
-  /** @returns the address as a full-length prefix (/32, /128); a subnet gateway keeps its subnet's length. */
+  /** @returns the address with its pool's length: /32 and /128 on the host range, the subnet's on a --subnet pool. */
   async requestAddress(poolId: string, address: string, options: Record<string, string> | null): Promise<string> {
     const pool = this.mustPool(poolId);
     const owner: Owner = options?.[ADDRESS_TYPE_OPTION] === GATEWAY_OPTION ? 'gateway' : 'endpoint';
@@ -155,7 +155,10 @@ export class Ipam {
       throw err;
     }
     failpoint('ipam-persisted');
-    return owner === 'gateway' ? `${text}/${pool.cidr.bits}` : hostPrefix(pool.family, value);
+    // A --subnet pool answers the subnet's length, as Docker's own IPAM: a bridge (or
+    // macvlan) network using this IPAM needs its gateway on-link. The host range is
+    // routed, not a link: /32 and /128 there.
+    return this.isDefault(poolId) ? hostPrefix(pool.family, value) : `${text}/${pool.cidr.bits}`;
   }
 
   /** Idempotent: the engine only logs release errors, so a second release is a no-op. */

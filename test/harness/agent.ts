@@ -113,6 +113,11 @@ export class TestAgent {
     return httpUnix(this.pluginSocket, 'POST', `/${method}`, typeof body === 'string' ? body : JSON.stringify(body));
   }
 
+  /** Any API call, its status and body as they come. */
+  request(method: string, path: string, body?: string): Promise<HttpAnswer> {
+    return httpUnix(this.apiSocket, method, path, body);
+  }
+
   async api<T>(path: string): Promise<T> {
     const a = await httpUnix(this.apiSocket, 'GET', path);
     if (a.status !== 200) throw new Error(`GET ${path}: ${a.status} ${JSON.stringify(a.body)}`);

@@ -86,7 +86,7 @@ describe('ipam (LevelDB on disk)', () => {
 
   it('specific addresses: taken, outside or reserved ones are refused with the reason', async () => {
     const p = await ipam.requestPool({ pool: '192.168.79.0/24', subPool: '', v6: false });
-    assert.strictEqual(await ipam.requestAddress(p.poolId, '192.168.79.50', null), '192.168.79.50/32');
+    assert.strictEqual(await ipam.requestAddress(p.poolId, '192.168.79.50', null), '192.168.79.50/24', 'a subnet pool answers its own length');
     await assert.rejects(ipam.requestAddress(p.poolId, '192.168.79.50', null), /already in use/);
     await assert.rejects(ipam.requestAddress(p.poolId, '192.168.80.1', null), /outside pool/);
     await assert.rejects(ipam.requestAddress(p.poolId, '192.168.79.0', null), /reserved/);
@@ -133,7 +133,7 @@ describe('ipam (LevelDB on disk)', () => {
   it('IPv6-only: an IPv6 subnet pool works on its own', async () => {
     const p = await ipam.requestPool({ pool: 'fd00:77::/64', subPool: '', v6: true });
     assert.strictEqual(await ipam.requestAddress(p.poolId, '', GW), 'fd00:77::1/64');
-    assert.strictEqual(await ipam.requestAddress(p.poolId, '', null), 'fd00:77::2/128');
+    assert.strictEqual(await ipam.requestAddress(p.poolId, '', null), 'fd00:77::2/64');
   });
 
   it('without an IPv6 range, a default IPv6 request says how to enable it', async () => {
