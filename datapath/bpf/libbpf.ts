@@ -28,6 +28,7 @@ export const bpf = {
   mapValueSize: lib.func('bpf_map__value_size', 'uint32_t', [koffi.pointer(Map)]),
   mapMaxEntries: lib.func('bpf_map__max_entries', 'uint32_t', [koffi.pointer(Map)]),
   objGet: lib.func('bpf_obj_get', 'int', ['str']),
+  mapCreate: lib.func('bpf_map_create', 'int', ['int', 'str', 'uint32_t', 'uint32_t', 'uint32_t', 'void *']),
   objInfo: lib.func('bpf_obj_get_info_by_fd', 'int', ['int', 'void *', koffi.inout(koffi.pointer('uint32_t'))]),
   mapSetInitialValue: lib.func('bpf_map__set_initial_value', 'int', [koffi.pointer(Map), 'void *', 'size_t']),
   programFd: lib.func('bpf_program__fd', 'int', [koffi.pointer(Prog)]),

@@ -5,6 +5,9 @@
  *   nettool tcp-recv PORT              accept one connection, print the bytes received
  *   nettool udp-send HOST PORT BYTES   send one datagram of BYTES
  *   nettool udp-recv PORT SECS         print the size of the first datagram (0: none in SECS)
+ *   nettool tick-server PORT USEC      accept one connection, send a byte every USEC
+ *   nettool tick-client HOST PORT      read until 1 s passes without a byte; print
+ *                                      "last NS bytes N": CLOCK_MONOTONIC of the last byte
  * IPv4 only. Every call ends within 30 s.
  */
 #include <arpa/inet.h>
@@ -14,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 static char buf[65536];
@@ -103,6 +107,36 @@ int main(int argc, char **argv)
 		printf("%ld\n", n < 0 ? 0L : (long)n);
 		return 0;
 	}
-	fprintf(stderr, "usage: nettool tcp-send HOST PORT BYTES | tcp-recv PORT | udp-send HOST PORT BYTES | udp-recv PORT SECS\n");
+	if (strcmp(cmd, "tick-server") == 0 && argc == 4) {
+		int fd = bound(SOCK_STREAM, argv[2]), c;
+		useconds_t every = (useconds_t)atoi(argv[3]);
+
+		listen(fd, 1);
+		c = accept(fd, NULL, NULL);
+		while (write(c, "t", 1) == 1)
+			usleep(every);
+		return 0;
+	}
+	if (strcmp(cmd, "tick-client") == 0 && argc == 4) {
+		struct sockaddr_in a = addr(argv[2], argv[3]);
+		struct timeval tv = { .tv_sec = 1 };
+		struct timespec last = { 0 };
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		long total = 0;
+		ssize_t n;
+
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			perror("nettool: connect");
+			return 1;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		while ((n = read(fd, buf, sizeof(buf))) > 0) {
+			clock_gettime(CLOCK_MONOTONIC, &last);
+			total += n;
+		}
+		printf("last %lld bytes %ld\n", (long long)last.tv_sec * 1000000000LL + last.tv_nsec, total);
+		return 0;
+	}
+	fprintf(stderr, "usage: nettool tcp-send HOST PORT BYTES | tcp-recv PORT | udp-send HOST PORT BYTES | udp-recv PORT SECS | tick-server PORT USEC | tick-client HOST PORT\n");
 	return 2;
 }
