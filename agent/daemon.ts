@@ -26,7 +26,7 @@ import { NetworkDriver } from '../plugin/network-driver';
 import { NetworkRegistry } from '../plugin/networks';
 import { pluginApp } from '../plugin/server';
 import { PolicyRepository } from '../policy/repository';
-import { Reconciler } from '../reconcile/reconciler';
+import { Reconciler, UNTAGGED_ORPHAN_MS } from '../reconcile/reconciler';
 import { LevelStore } from '../store/level-store';
 import { Config } from './config';
 import { closeServer, listenUnix } from './listen';
@@ -142,7 +142,10 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     await serve(cfg.pluginSocket, pluginApp(net, ipamDriver, log, (m, secs, ok) => metrics!.pluginCall(m, secs, ok)), 'Err');
     // Asking Docker may wait on an engine that waits on us: reconcile once the socket is up, then periodically.
     const reconcile = (reason: string) => reconciler.run(reason).catch((err: Error) => log.error(`reconcile (${reason}) failed: ${err.message}`));
-    void reconcile('start');
+    // An untagged veth pair is an orphan only once it stayed untagged a while: look again soon after start.
+    void reconcile('start').then(() => {
+      if (reconciler.pending) setTimeout(() => void reconcile('untagged veths'), UNTAGGED_ORPHAN_MS + 1000).unref();
+    });
     conntrack.start(cfg.conntrackGcIntervalMs);
     closers.push(() => conntrack.stop());
     void conntrack.run();

@@ -47,9 +47,20 @@ export interface ReconcilerDeps {
  * re-adopts what still runs, and logs every repair. Nothing is removed on
  * Docker's say-so when Docker cannot be asked.
  */
+/**
+ * A veth pair exists untagged only between its creation and the alias being
+ * set, milliseconds apart within one setup call (the kernel takes no alias at
+ * creation). One seen untagged, with its peer still in the host namespace,
+ * this long apart was left by an agent that died in between.
+ */
+export const UNTAGGED_ORPHAN_MS = 5_000;
+const HOST_SIDE = /^lxc([0-9a-f]{12})$/;
+
 export class Reconciler {
   private running?: Promise<ReconcileReport>;
   last?: ReconcileReport;
+  /** Untagged pairs of our naming scheme, by host-side name: when first seen. */
+  private readonly untagged = new Map<string, number>();
 
   constructor(private readonly d: ReconcilerDeps) {}
 
@@ -91,6 +102,11 @@ export class Reconciler {
 
   private old(at: number, view: DockerView): boolean {
     return at < view.takenAt - this.d.graceMs;
+  }
+
+  /** Whether a pass saw untagged veth pairs it could not yet call orphans: a later pass will. */
+  get pending(): number {
+    return this.untagged.size;
   }
 
   /** Networks Docker no longer has (removed while we were down). */
@@ -143,14 +159,36 @@ export class Reconciler {
   /** Veths tagged as ours that no endpoint owns (a crash between creating one and recording it). */
   private async links(r: ReconcileReport, repair: (s: string) => void): Promise<void> {
     const known = new Set(this.d.manager.registry.list().map((e) => e.ifName));
-    for (const l of await listLinks()) {
-      if (l.alias !== this.d.manager.tag || known.has(l.name) || this.d.manager.isTransient(l.name)) continue;
+    const links = await listLinks();
+    const names = new Set(links.map((l) => l.name));
+    const now = Date.now();
+    const stillUntagged = new Set<string>();
+    for (const l of links) {
+      if (known.has(l.name) || this.d.manager.isTransient(l.name)) continue;
+      if (l.alias === this.d.manager.tag) {
+        if (await deleteLink(l.name)) {
+          r.linksRemoved++;
+          repair(`veth ${l.name} belongs to no endpoint: deleted (with its routes)`);
+        }
+        continue;
+      }
+      // Created, but its agent died before tagging it: both ends still here, no alias.
+      const m = HOST_SIDE.exec(l.name);
+      if (l.alias || !m || !names.has(`tmp${m[1]}`)) continue;
+      stillUntagged.add(l.name);
+      const since = this.untagged.get(l.name) ?? now;
+      this.untagged.set(l.name, since);
+      if (now - since < UNTAGGED_ORPHAN_MS) continue;
       if (await deleteLink(l.name)) {
         r.linksRemoved++;
-        repair(`veth ${l.name} belongs to no endpoint: deleted (with its routes)`);
+        repair(`veth pair ${l.name}/tmp${m[1]} was never tagged (its agent died while creating it): deleted`);
       }
+      stillUntagged.delete(l.name);
     }
+    for (const n of this.untagged.keys()) if (!stillUntagged.has(n)) this.untagged.delete(n);
   }
+
+
 
   /**
    * Map entries of endpoints, addresses and containers this agent no longer

@@ -202,6 +202,21 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
     assert.strictEqual(await destUnreachs('app2'), unreachs, 'the forged error never reached the container');
   });
 
+  it('echo requests and replies are tracked as such: a reply passes for its own request, a request with its identifier from the other side does not', async () => {
+    // app1 admits no ICMP (its only rule is about ports); its own pings to app3 are answered.
+    const [a1, a3] = [await ip('app1'), await ip('app3')];
+    assert.strictEqual((await env.exec('app1', `ping -c 1 -W 2 ${a3}`)).code, 0, 'app1 pings app3: the reply passes as the reply of its request');
+    await env.docker(['exec', '-d', 'app1', 'ping', '-c', '40', '-i', '0.25', a3]);
+    const entry = await waitFor('app1\'s echo in the table', async () => (await env.agent.api<CtRow[]>('/v1/bpf/ct')).find((e) => e.proto === 1 && e.src === a1 && e.dst === a3 && e.dir === 'egress' && e.sport !== 0));
+    const since = await lastSeq();
+    // A request (not a reply) from app3 carrying app1's identifier must not ride on app1's request.
+    const echo = await env.exec('app3', `nettool echo ${a1} ${entry.sport}`);
+    assert.strictEqual(echo.stdout.trim(), 'none', 'app3\'s request reached app1 and was answered');
+    const drop = await waitFor('the drop', async () => (await eventsSince(since)).find((e) => e.type === 'drop' && e.protocol === 'icmp' && e.src === a3));
+    assert.strictEqual(drop.reasonName, 'Policy denied');
+    await env.exec('app1', 'killall ping; true');
+  });
+
   it('bpf ct list shows state and remaining lifetime; closed connections expire and the GC removes them; bpf ct flush', async () => {
     await env.exec('app2', 'httpd -p 8080 -h /www');
     await env.exec('app3', `/bin/wget -q -T 3 -O- http://${await ip('app2')}:8080/ > /dev/null`);

@@ -3,7 +3,7 @@ import { join } from 'path';
 import { createVeth, linkIndex, setUp } from '../../datapath/rtnl';
 import { linkNames } from '../../datapath/endpoint-link';
 import { httpUnix } from '../harness/agent';
-import { must, waitFor } from '../harness/exec';
+import { must, run, waitFor } from '../harness/exec';
 import { NO_LEAKS, countLeaks, leakFree } from '../harness/leaks';
 import { recordReliability } from '../harness/reliability-report';
 import { Env, IMAGE, WGET } from './env';
@@ -75,6 +75,35 @@ describe('reliability: start-up reconciliation', function () {
       `repaired at start: ${report.endpointsRemoved} endpoint, ${report.addressesReleased} addresses, ${report.linksRemoved} veth, ${report.mapEntriesRemoved} map entries, ${report.pinsRemoved} pin`,
       'leaks after: 0; the running container kept serving',
     ]);
+  });
+
+  it('a veth pair its agent died creating (untagged, both ends here) is removed once it stayed so; nothing else is', async () => {
+    // The instant between the kernel creating the pair and the agent tagging it.
+    const orphan = linkNames('c'.repeat(64));
+    await createVeth({ name: orphan.hostName, mac: orphan.hostMac, peerName: orphan.peerName, peerMac: orphan.peerMac });
+    // Look-alikes that are not ours to take: another naming, and a pair whose peer is in a namespace.
+    await must('ip', ['link', 'add', 'cilxtest0', 'type', 'veth', 'peer', 'name', 'cilxtest1']);
+    const moved = linkNames('b'.repeat(64));
+    await must('ip', ['netns', 'add', 'cilium-rel-moved']);
+    await createVeth({ name: moved.hostName, mac: moved.hostMac, peerName: moved.peerName, peerMac: moved.peerMac });
+    await must('ip', ['link', 'set', moved.peerName, 'netns', 'cilium-rel-moved']);
+    try {
+      const pass = async () => (await httpUnix(env.agent.apiSocket, 'POST', '/v1/reconcile')).body as Report;
+      assert.strictEqual((await pass()).linksRemoved, 0, 'just created: it may still be on its way to being tagged');
+      await new Promise((r) => setTimeout(r, 5500));
+      const report = await pass();
+      assert.strictEqual(report.linksRemoved, 1, JSON.stringify(report));
+      assert.ok(report.repairs.some((x) => x.includes(`veth pair ${orphan.hostName}/${orphan.peerName} was never tagged`)), JSON.stringify(report.repairs));
+      assert.strictEqual(await linkIndex(orphan.hostName), undefined);
+      assert.strictEqual(await linkIndex(orphan.peerName), undefined);
+      assert.notStrictEqual(await linkIndex('cilxtest0'), undefined, 'another naming is left alone');
+      assert.notStrictEqual(await linkIndex(moved.hostName), undefined, 'a pair whose peer sits in a namespace is left alone');
+    } finally {
+      await run('ip', ['link', 'del', orphan.hostName]);
+      await run('ip', ['link', 'del', 'cilxtest0']);
+      await run('ip', ['link', 'del', moved.hostName]);
+      await run('ip', ['netns', 'del', 'cilium-rel-moved']);
+    }
   });
 
   it('never reaps what is younger than the grace period (a call still on its way)', async () => {

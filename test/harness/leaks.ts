@@ -17,6 +17,8 @@ export interface Leaks {
   endpointsWithoutContainer: number;
   /** a veth tagged as this agent's that no endpoint owns */
   orphanLinks: number;
+  /** a veth pair of our naming (lxc…/tmp…) with both ends in the host namespace and no tag: an agent died creating it */
+  untaggedPairs: number;
   /** a route through one of this agent's veths to an address no running container has */
   orphanRoutes: number;
   /** a file under the agent's BPF root that is not one of its maps */
@@ -63,12 +65,18 @@ export async function countLeaks(d: TestDockerd, agent: TestAgent): Promise<Leak
     unownedAddresses: pools.flatMap((p) => p.allocations).filter((a) => a.owner === 'endpoint' && !held.has(a.address)).length,
     endpointsWithoutContainer: endpoints.filter((e) => !endpointIds.has(e.dockerEndpointId)).length,
     orphanLinks: links.filter((l) => l.alias === agent.tag && !ifNames.has(l.name)).length,
+    untaggedPairs: untaggedPairs(links),
     orphanRoutes,
     orphanPins,
   };
 }
 
-export const NO_LEAKS = { duplicates: 0, unownedAddresses: 0, endpointsWithoutContainer: 0, orphanLinks: 0, orphanRoutes: 0, orphanPins: 0 };
+export function untaggedPairs(links: Array<{ name: string; alias: string }>): number {
+  const names = new Set(links.map((l) => l.name));
+  return links.filter((l) => !l.alias && /^lxc[0-9a-f]{12}$/.test(l.name) && names.has(`tmp${l.name.slice(3)}`)).length;
+}
+
+export const NO_LEAKS = { duplicates: 0, unownedAddresses: 0, endpointsWithoutContainer: 0, orphanLinks: 0, untaggedPairs: 0, orphanRoutes: 0, orphanPins: 0 };
 
 export function leakFree(l: Leaks): Omit<Leaks, 'containers'> {
   const { containers: _c, ...rest } = l;

@@ -8,10 +8,15 @@
  *   nettool tick-server PORT USEC      accept one connection, send a byte every USEC
  *   nettool tick-client HOST PORT      read until 1 s passes without a byte; print
  *                                      "last NS bytes N": CLOCK_MONOTONIC of the last byte
+ *   nettool echo HOST ID               one ICMP echo request with identifier ID (raw
+ *                                      socket); print "reply" or "none" after 1 s
  * IPv4 only. Every call ends within 30 s.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +142,43 @@ int main(int argc, char **argv)
 		printf("last %lld bytes %ld\n", (long long)last.tv_sec * 1000000000LL + last.tv_nsec, total);
 		return 0;
 	}
-	fprintf(stderr, "usage: nettool tcp-send HOST PORT BYTES | tcp-recv PORT | udp-send HOST PORT BYTES | udp-recv PORT SECS | tick-server PORT USEC | tick-client HOST PORT\n");
+	if (strcmp(cmd, "echo") == 0 && argc == 4) {
+		struct sockaddr_in a = addr(argv[2], "0");
+		uint16_t id = htons((uint16_t)atoi(argv[3]));
+		unsigned char req[16] = { 8, 0 };
+		int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		uint32_t sum = 0;
+
+		if (fd < 0) {
+			perror("nettool: raw socket");
+			return 1;
+		}
+		memcpy(req + 4, &id, 2);
+		req[7] = 1;
+		for (size_t i = 0; i < sizeof(req); i += 2)
+			sum += (uint32_t)req[i] << 8 | req[i + 1];
+		while (sum >> 16)
+			sum = (sum & 0xffff) + (sum >> 16);
+		req[2] = (unsigned char)(~sum >> 8);
+		req[3] = (unsigned char)~sum;
+		if (sendto(fd, req, sizeof(req), 0, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			perror("nettool: sendto");
+			return 1;
+		}
+		while (poll(&p, 1, 1000) > 0) {
+			ssize_t n = recv(fd, buf, sizeof(buf), 0);
+			struct iphdr *ip = (struct iphdr *)buf;
+			unsigned char *icmp = (unsigned char *)buf + ip->ihl * 4;
+
+			if (n >= (ssize_t)(ip->ihl * 4 + 8) && icmp[0] == 0 && memcmp(icmp + 4, &id, 2) == 0) {
+				printf("reply\n");
+				return 0;
+			}
+		}
+		printf("none\n");
+		return 0;
+	}
+	fprintf(stderr, "usage: nettool tcp-send HOST PORT BYTES | tcp-recv PORT | udp-send HOST PORT BYTES | udp-recv PORT SECS | tick-server PORT USEC | tick-client HOST PORT | echo HOST ID\n");
 	return 2;
 }
