@@ -109,23 +109,24 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_
 	struct policy_value *pv;
 	struct ct_key k = {};
 	struct ct_value *ct;
+	__u32 now = ct_now();
 	int reply;
 
 	if (ep->flags & EP_F_NOT_READY)
 		return drop(skb, REASON_NOT_READY, dir, ep->ep_id, src, dst, f);
 	if (icmp_is_error(f, icmp_type)) {
-		if (!ct_icmp_related(skb, f, l4_off, ep->owner, dir))
+		if (!ct_icmp_related(skb, f, l4_off, ep->owner, dir, now))
 			return drop(skb, REASON_NO_RELATED_CONNECTION, dir, ep->ep_id, src, dst, f);
 		goto pass;
 	}
-	ct = ct_find(f, ep->owner, dir, &k, &reply);
+	ct = ct_find(f, ep->owner, dir, &k, &reply, now);
 	if (ct) {
 		if (!ct_still_allowed(ct, &k, ep, ifindex)) {
-			ct_refresh_denied(ct);
+			ct_refresh_denied(ct, now);
 			return drop(skb, REASON_POLICY_DENIED, dir, ep->ep_id, src, dst, f);
 		}
 		if (!ct_is_reopen(ct, f, reply)) {
-			ct_update(ct, f, reply, skb->len);
+			ct_update(ct, f, reply, skb->len, now);
 			goto pass;
 		}
 		bpf_map_delete_elem(&cilium_ct, &k);
@@ -143,7 +144,7 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_
 allow:
 	/* A reply without its request (an echo reply) opens nothing. */
 	if (!icmp_is_echo_reply(f, icmp_type))
-		ct_create(f, ep->owner, dir, peer, skb->len, ep, ifindex);
+		ct_create(f, ep->owner, dir, peer, skb->len, ep, ifindex, now);
 pass:
 	count(REASON_FORWARDED, dir, skb->len);
 	return TC_ACT_OK;
@@ -224,7 +225,6 @@ int cil_from_container(struct __sk_buff *skb)
 	__u8 icmp_type;
 	int r;
 
-	pull_headers(skb);
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;
 	eth = data;
@@ -235,7 +235,7 @@ int cil_from_container(struct __sk_buff *skb)
 	if (!same(eth->h_source, ep->mac, 6))
 		return drop(skb, REASON_INVALID_SMAC, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
 
-	r = parse_flow(skb, &f, &eth_proto, &icmp_type, &l4_off);
+	r = parse_flow_pulled(skb, &f, &eth_proto, &icmp_type, &l4_off);
 	if (r == PARSE_DROP)
 		return drop(skb, REASON_INVALID_PACKET, DIR_EGRESS, ep->ep_id, ep->identity, 0, &f);
 	if (r == PARSE_FRAG_NOT_FOUND)
@@ -293,10 +293,9 @@ int cil_to_container(struct __sk_buff *skb)
 	__u8 icmp_type;
 	int r;
 
-	pull_headers(skb);
 	if (!ep)
 		return drop(skb, REASON_UNKNOWN_ENDPOINT, DIR_INGRESS, 0, 0, 0, &f);
-	r = parse_flow(skb, &f, &eth_proto, &icmp_type, &l4_off);
+	r = parse_flow_pulled(skb, &f, &eth_proto, &icmp_type, &l4_off);
 	if (r == PARSE_DROP)
 		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS, ep->ep_id, 0, ep->identity, &f);
 	if (r == PARSE_FRAG_NOT_FOUND)

@@ -47,7 +47,7 @@ static __always_inline void ct_key_of(struct ct_key *k, const struct flow *f, __
  * removed and missed.
  */
 static __always_inline struct ct_value *ct_find(const struct flow *f, __u32 owner, __u8 dir, struct ct_key *k,
-						int *reply)
+						int *reply, __u32 now)
 {
 	struct ct_value *v;
 	struct flow rev = {};
@@ -61,7 +61,7 @@ static __always_inline struct ct_value *ct_find(const struct flow *f, __u32 owne
 		ct_key_of(k, &rev, owner, dir == DIR_INGRESS ? DIR_EGRESS : DIR_INGRESS);
 		v = bpf_map_lookup_elem(&cilium_ct, k);
 	}
-	if (v && v->expires < ct_now()) {
+	if (v && v->expires < now) {
 		bpf_map_delete_elem(&cilium_ct, k);
 		return NULL;
 	}
@@ -96,7 +96,7 @@ static __always_inline int ct_is_reopen(const struct ct_value *v, const struct f
 }
 
 /* Counts the packet and moves the entry's state and lifetime on. */
-static __always_inline void ct_update(struct ct_value *v, const struct flow *f, int reply, __u32 len)
+static __always_inline void ct_update(struct ct_value *v, const struct flow *f, int reply, __u32 len, __u32 now)
 {
 	__u8 flags = v->flags;
 	__u32 expires;
@@ -105,7 +105,7 @@ static __always_inline void ct_update(struct ct_value *v, const struct flow *f, 
 		flags = ct_tcp_flags(flags, f->tcp_flags, reply);
 	if (flags != v->flags)
 		v->flags = flags;
-	expires = ct_now() + ct_lifetime(f->proto, flags);
+	expires = now + ct_lifetime(f->proto, flags);
 	if (v->expires != expires)
 		v->expires = expires;
 	__sync_fetch_and_add(&v->packets, 1);
@@ -142,13 +142,13 @@ revoked:
 }
 
 /* A denied entry lives on while its connection keeps trying. */
-static __always_inline void ct_refresh_denied(struct ct_value *v)
+static __always_inline void ct_refresh_denied(struct ct_value *v, __u32 now)
 {
-	v->expires = ct_now() + CT_LIFETIME_SYN;
+	v->expires = now + CT_LIFETIME_SYN;
 }
 
 static __always_inline void ct_create(const struct flow *f, __u32 owner, __u8 dir, __u32 peer, __u32 len,
-				      const struct endpoint_info *ep, __u32 ifindex)
+				      const struct endpoint_info *ep, __u32 ifindex, __u32 now)
 {
 	struct ct_key k = {};
 	struct ct_value v = {
@@ -161,7 +161,7 @@ static __always_inline void ct_create(const struct flow *f, __u32 owner, __u8 di
 
 	if (f->proto == IPPROTO_TCP)
 		v.flags = ct_tcp_flags(0, f->tcp_flags, 0);
-	v.expires = ct_now() + ct_lifetime(f->proto, v.flags);
+	v.expires = now + ct_lifetime(f->proto, v.flags);
 	ct_key_of(&k, f, owner, dir);
 	bpf_map_update_elem(&cilium_ct, &k, &v, BPF_ANY);
 }
@@ -172,7 +172,7 @@ static __always_inline void ct_create(const struct flow *f, __u32 owner, __u8 di
  * passes only if that packet's connection is tracked and not revoked.
  */
 static __always_inline int ct_icmp_related(struct __sk_buff *skb, const struct flow *f, __u32 l4_off, __u32 owner,
-					   __u8 dir)
+					   __u8 dir, __u32 now)
 {
 	struct flow quoted = {};
 	struct ct_key k = {};
@@ -181,7 +181,7 @@ static __always_inline int ct_icmp_related(struct __sk_buff *skb, const struct f
 
 	if (!parse_quoted_flow(skb, f, l4_off, &quoted))
 		return 0;
-	v = ct_find(&quoted, owner, dir == DIR_INGRESS ? DIR_EGRESS : DIR_INGRESS, &k, &reply);
+	v = ct_find(&quoted, owner, dir == DIR_INGRESS ? DIR_EGRESS : DIR_INGRESS, &k, &reply, now);
 	return v && !(v->flags & CT_F_DENIED);
 }
 

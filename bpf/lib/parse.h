@@ -95,24 +95,14 @@ static __always_inline int parse_l4(void *l4, void *end, struct flow *f, __u8 *i
 }
 
 /*
- * Headers past the linear area (a GRO'd or paged skb) are pulled in rather
- * than the packet dropped. Invalidates packet pointers: call before taking them.
- */
-static __always_inline void pull_headers(struct __sk_buff *skb)
-{
-	__u32 want = skb->len < PULL_LEN ? skb->len : PULL_LEN;
-
-	if ((long)skb->data_end - (long)skb->data < (long)want)
-		bpf_skb_pull_data(skb, want);
-}
-
-/*
  * Parses Ethernet + IPv4/IPv6 + L4. Returns PARSE_NOT_IP for non-IP frames,
  * with *eth_proto set; *icmp_type is 0xff unless the packet is ICMP; *l4_off
- * is the L4 header's offset from the start of the frame.
+ * is the L4 header's offset from the start of the frame. A function of its
+ * own (a BPF subprogram): parse_flow_pulled calls it twice, and inlined twice
+ * it would not fit the 512-byte stack.
  */
-static __always_inline int parse_flow(struct __sk_buff *skb, struct flow *f, __u16 *eth_proto, __u8 *icmp_type,
-				      __u32 *l4_off)
+static __attribute__((noinline)) int parse_flow(struct __sk_buff *skb, struct flow *f, __u16 *eth_proto,
+						 __u8 *icmp_type, __u32 *l4_off)
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
@@ -229,6 +219,25 @@ static __always_inline int parse_quoted_flow(struct __sk_buff *skb, const struct
 		return 1;
 	}
 	return 0;
+}
+
+/*
+ * parse_flow, and when the headers run past the linear area (a paged skb),
+ * once more after pulling them in: such a packet is parsed, not dropped.
+ * Invalidates packet pointers taken before.
+ */
+static __always_inline int parse_flow_pulled(struct __sk_buff *skb, struct flow *f, __u16 *eth_proto,
+					     __u8 *icmp_type, __u32 *l4_off)
+{
+	int r = parse_flow(skb, f, eth_proto, icmp_type, l4_off);
+	__u32 want = skb->len < PULL_LEN ? skb->len : PULL_LEN;
+
+	if (r != PARSE_DROP || (long)skb->data_end - (long)skb->data >= (long)want)
+		return r;
+	if (bpf_skb_pull_data(skb, want) < 0)
+		return r;
+	__builtin_memset(f, 0, sizeof(*f));
+	return parse_flow(skb, f, eth_proto, icmp_type, l4_off);
 }
 
 static __always_inline void flow_reverse(const struct flow *in, struct flow *out)
