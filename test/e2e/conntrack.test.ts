@@ -45,6 +45,8 @@ class LowMtuPath {
   readonly far = 'cil-ct-far';
   readonly routerAddress = '192.168.251.2';
   readonly farAddress = '192.168.252.2';
+  readonly routerAddress6 = 'fd00:cafe:251::2';
+  readonly farAddress6 = 'fd00:cafe:252::2';
 
   async up(): Promise<void> {
     await this.down();
@@ -69,6 +71,17 @@ class LowMtuPath {
       [...f, 'addr', 'add', `${this.farAddress}/24`, 'dev', 'eth0'],
       [...f, 'route', 'add', 'default', 'via', '192.168.252.1'],
       ['ip', 'route', 'replace', '192.168.252.0/24', 'via', this.routerAddress],
+      // The same path for IPv6 (routers never fragment it: "packet too big" is the only way).
+      ['ip', 'addr', 'add', 'fd00:cafe:251::1/64', 'dev', 'cil-rt0', 'nodad'],
+      [...r, 'addr', 'add', `${this.routerAddress6}/64`, 'dev', 'eth0', 'nodad'],
+      [...r, 'addr', 'add', 'fd00:cafe:252::1/64', 'dev', 'eth1', 'nodad'],
+      [...r, '-6', 'route', 'add', 'default', 'via', 'fd00:cafe:251::1'],
+      ['ip', 'netns', 'exec', this.router, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv6/conf/all/forwarding'],
+      [...f, 'addr', 'add', `${this.farAddress6}/64`, 'dev', 'eth0', 'nodad'],
+      [...f, '-6', 'route', 'add', 'default', 'via', 'fd00:cafe:252::1'],
+      ['ip', '-6', 'route', 'replace', 'fd00:cafe:252::/64', 'via', this.routerAddress6],
+      // Replies come back in on this link: it forwards (the endpoints' veths do already).
+      ['sh', '-c', 'echo 1 > /proc/sys/net/ipv6/conf/cil-rt0/force_forwarding'],
     ];
     for (const s of steps) await must(s[0]!, s.slice(1));
   }
@@ -79,6 +92,7 @@ class LowMtuPath {
       await run('ip', ['netns', 'del', ns]);
     }
     await run('ip', ['route', 'del', '192.168.252.0/24']);
+    await run('ip', ['-6', 'route', 'del', 'fd00:cafe:252::/64']);
     await run('ip', ['link', 'del', 'cil-rt0']);
   }
 }
@@ -100,6 +114,8 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
   const ip = (c: string) => env.address(c, 'ctnet');
   let icmpError = '';
   let nettool = '';
+  /** Icmp6InPktTooBigs of a container's kernel. */
+  const tooBigs = async (c: string) => Number(/Icmp6InPktTooBigs\s+(\d+)/.exec((await env.exec(c, 'cat /proc/net/snmp6')).stdout)![1]);
   /** InDestUnreachs of a container's kernel: ICMP errors that reached it. */
   const destUnreachs = async (c: string) => {
     const lines = (await env.exec(c, 'grep ^Icmp: /proc/net/snmp')).stdout.trim().split('\n');
@@ -114,7 +130,7 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
     await must('clang', ['-O2', '-Wall', '-o', icmpError, join(TOOLS, 'icmp-error.c')]);
     await must('clang', ['-O2', '-Wall', '-static', '-o', nettool, join(TOOLS, 'nettool.c')]);
     await path.up();
-    await env.createNetwork('ctnet');
+    await env.createNetwork('ctnet', ['--ipv6']);
     for (const app of ['app1', 'app2', 'app3']) {
       await env.runDetached(app, 'ctnet', ['sleep', '3600'], ['-l', `id=${app}`]);
       await env.ok(['cp', nettool, `${app}:/bin/nettool`]);
@@ -200,6 +216,32 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
     assert.strictEqual(drop.reasonName, 'No connection for ICMP error');
     assert.strictEqual(drop.src, path.routerAddress);
     assert.strictEqual(await destUnreachs('app2'), unreachs, 'the forged error never reached the container');
+  });
+
+  it('IPv6: a real "packet too big" reaches the sender; a forged one for no connection is dropped', async () => {
+    const before = await tooBigs('app2');
+    const far = spawn('ip', ['netns', 'exec', path.far, nettool, 'tcp-recv', '9002'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let count = '';
+    far.stdout.on('data', (d: Buffer) => (count += d.toString()));
+    const farDone = new Promise((r) => far.once('exit', r));
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const up = await env.exec('app2', `nettool tcp-send ${path.farAddress6} 9002 200000`);
+      assert.strictEqual(up.code, 0, up.stderr);
+      await Promise.race([farDone, new Promise((r) => setTimeout(r, 10_000))]);
+    } finally {
+      far.kill('SIGKILL');
+    }
+    assert.strictEqual(count.trim(), '200000', 'every byte arrived');
+    assert.ok((await tooBigs('app2')) > before, 'the "packet too big" reached the sender');
+    const app2 = await env.address('app2', 'ctnet', 6);
+    const since = await lastSeq();
+    const seen = await tooBigs('app2');
+    await must('ip', ['netns', 'exec', path.router, icmpError, app2, '2', '0', 'tcp', app2, '34567', path.farAddress6, '9999']);
+    const drop = await waitFor('the forged error\'s drop', async () => (await eventsSince(since)).find((e) => e.type === 'drop' && e.protocol === 'icmpv6'), 5_000);
+    assert.strictEqual(drop.reasonName, 'No connection for ICMP error');
+    assert.strictEqual(drop.src, path.routerAddress6);
+    assert.strictEqual(await tooBigs('app2'), seen, 'the forged error never reached the container');
   });
 
   it('echo requests and replies are tracked as such: a reply passes for its own request, a request with its identifier from the other side does not', async () => {

@@ -10,7 +10,7 @@
  *                                      "last NS bytes N": CLOCK_MONOTONIC of the last byte
  *   nettool echo HOST ID               one ICMP echo request with identifier ID (raw
  *                                      socket); print "reply" or "none" after 1 s
- * IPv4 only. Every call ends within 30 s.
+ * tcp-send and tcp-recv speak IPv4 and IPv6; the others IPv4. Every call ends within 30 s.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -38,6 +38,25 @@ static struct sockaddr_in addr(const char *host, const char *port)
 	return a;
 }
 
+/* An IPv4 or IPv6 peer, by the form of its address. */
+static socklen_t peer(const char *host, const char *port, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(host, ':')) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((unsigned short)atoi(port));
+		if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1) {
+			fprintf(stderr, "nettool: bad IPv6 address %s\n", host);
+			exit(2);
+		}
+		return sizeof(*a6);
+	}
+	*(struct sockaddr_in *)ss = addr(host, port);
+	return sizeof(struct sockaddr_in);
+}
+
 static int bound(int type, const char *port)
 {
 	struct sockaddr_in a = addr(NULL, port);
@@ -57,11 +76,12 @@ int main(int argc, char **argv)
 
 	alarm(30);
 	if (strcmp(cmd, "tcp-send") == 0 && argc == 5) {
-		struct sockaddr_in a = addr(argv[2], argv[3]);
+		struct sockaddr_storage ss;
+		socklen_t len = peer(argv[2], argv[3], &ss);
 		long left = atol(argv[4]);
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int fd = socket(ss.ss_family, SOCK_STREAM, 0);
 
-		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
 			perror("nettool: connect");
 			return 1;
 		}
@@ -80,10 +100,18 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "tcp-recv") == 0 && argc == 3) {
-		int fd = bound(SOCK_STREAM, argv[2]), c;
+		/* Both families on one socket. */
+		struct sockaddr_in6 any = { .sin6_family = AF_INET6, .sin6_port = htons((unsigned short)atoi(argv[2])) };
+		int fd = socket(AF_INET6, SOCK_STREAM, 0), off = 0, one = 1, c;
 		long total = 0;
 		ssize_t n;
 
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&any, sizeof(any)) < 0) {
+			perror("nettool: bind");
+			return 1;
+		}
 		listen(fd, 1);
 		c = accept(fd, NULL, NULL);
 		while ((n = read(c, buf, sizeof(buf))) > 0)
