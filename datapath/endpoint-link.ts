@@ -1,6 +1,7 @@
 import { createHash } from 'crypto';
 import { Family } from '../ipam/cidr';
 import { createVeth, deleteLink, linkIndex, replaceRoute, setUp } from './rtnl';
+import { failpoint } from '../failpoint/failpoint';
 import { setSysctl, sysctlExists } from './sysctl';
 
 /** The alias an agent tags its veths with, derived from its state dir: what makes a link "ours". */
@@ -46,6 +47,8 @@ export interface EndpointAddress {
 export async function setupEndpointLink(names: LinkNames, addresses: EndpointAddress[], tag: string): Promise<number> {
   await deleteLink(names.hostName);
   await createVeth({ name: names.hostName, mac: names.hostMac, peerName: names.peerName, peerMac: names.peerMac });
+  // The kernel takes no alias at creation: until setUp below the pair is recognisable by its names only.
+  failpoint('endpoint-veth-created');
   try {
     // DAD would leave the gateway link-local tentative for a second after up.
     await setSysctl(`net.ipv6.conf.${names.hostName}.accept_dad`, '0');

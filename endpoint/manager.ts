@@ -123,6 +123,7 @@ export class EndpointManager {
         this.policy.program(ep);
         this.dp.attach(ifIndex, true);
         await this.registry.save(ep);
+        failpoint('endpoint-recorded');
       } catch (err) {
         unprogramEndpoint(this.dp, ep);
         this.policy.forget(id);
@@ -198,6 +199,7 @@ export class EndpointManager {
     if (!ep || ep.state === 'disconnected') return;
     this.lookup.unwatch(dockerEndpointId);
     await this.registry.save({ ...ep, state: 'disconnected' });
+    failpoint('endpoint-left');
   }
 
   /**
@@ -214,7 +216,9 @@ export class EndpointManager {
     this.reaper.schedule(ep.ifName);
     unprogramEndpoint(this.dp, ep);
     this.policy.forget(ep.id);
+    failpoint('endpoint-unprogrammed');
     await this.registry.remove(ep);
+    failpoint('endpoint-deleted');
     if (ep.identity >= MIN_USER_IDENTITY) this.identities.release(ep.identity);
     this.log.info(`endpoint ${ep.id} deleted`, { endpoint: ep.id, ifName: ep.ifName });
   }

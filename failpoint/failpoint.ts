@@ -17,7 +17,26 @@ const armed = new Map<string, { left: number; action: 'kill' | 'throw' }>(
     }),
 );
 
-export type Failpoint = 'ipam-reserved' | 'ipam-persisted' | 'endpoint-link-created' | 'endpoint-joined' | 'policy-persisted' | 'policy-datapath';
+/** Every step of the plugin calls and of reconciliation that leaves state half-made when the agent dies there. */
+export const FAILPOINTS = [
+  'ipam-reserved', // RequestAddress: reserved in memory, not persisted
+  'ipam-persisted', // RequestAddress: persisted, not answered
+  'endpoint-veth-created', // CreateEndpoint: the veth pair exists, untagged
+  'endpoint-link-created', // CreateEndpoint: tagged, routed, no programs or record
+  'endpoint-recorded', // CreateEndpoint: recorded, Join not yet called
+  'endpoint-joined', // Join: recorded with its sandbox, not answered
+  'endpoint-left', // Leave: marked disconnected, not answered
+  'endpoint-unprogrammed', // DeleteEndpoint: map entries gone, record and veth still there
+  'endpoint-deleted', // DeleteEndpoint: record gone, veth not yet
+  'ipam-releasing', // ReleaseAddress: released in memory, not persisted
+  'ipam-released', // ReleaseAddress: persisted, not answered
+  'reconcile-endpoints', // reconciliation: endpoints and addresses repaired, kernel state not yet
+  'reconcile-links', // reconciliation: veths repaired, maps and programs not yet
+  'policy-persisted',
+  'policy-datapath',
+] as const;
+
+export type Failpoint = (typeof FAILPOINTS)[number];
 
 export function failpoint(name: Failpoint): void {
   const fp = armed.get(name);

@@ -171,12 +171,14 @@ export class Ipam {
     if (this.isDefault(poolId) && value === this.host[family]?.router) return true;
     const owner = pool.release(value);
     if (owner === undefined) return false;
+    failpoint('ipam-releasing');
     try {
       await this.store.batch([{ type: 'del', key: addrKey(poolId, text) }]);
     } catch (err) {
       pool.restore(value, owner);
       throw err;
     }
+    failpoint('ipam-released');
     return true;
   }
 

@@ -3,6 +3,7 @@ import { promises as fs } from 'fs';
 import { join } from 'path';
 import { Logger } from 'winston';
 import { BpfDatapath, PINNED_MAPS } from '../datapath/bpf/loader';
+import { failpoint } from '../failpoint/failpoint';
 import { deleteLink, linkIndex, listLinks } from '../datapath/rtnl';
 import { removeRouterAddress } from '../datapath/host-router';
 import { Endpoint } from '../endpoint/endpoint';
@@ -91,7 +92,9 @@ export class Reconciler {
       await this.endpoints(view, r, repair);
       await this.addresses(view, r, repair);
     }
+    failpoint('reconcile-endpoints');
     await this.links(r, repair);
+    failpoint('reconcile-links');
     await this.maps(r, repair);
     await this.programs(r, repair);
     await this.pins(r, repair);
