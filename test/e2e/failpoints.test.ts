@@ -1,7 +1,6 @@
 import assert from 'assert';
 import { FAILPOINTS, Failpoint } from '../../failpoint/failpoint';
 import { UNTAGGED_ORPHAN_MS } from '../../reconcile/reconciler';
-import { listLinks } from '../../datapath/rtnl';
 import { waitFor } from '../harness/exec';
 import { NO_LEAKS, countLeaks, leakFree } from '../harness/leaks';
 import { recordReliability } from '../harness/reliability-report';
@@ -20,9 +19,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * The agent killed (-9) at every step of every plugin call and of the
  * reconciliation pass in turn, then at random instants under 100 concurrent
  * starts; each time checked from outside: no duplicate, every running
- * container reachable from another and enforced, and after removal nothing
- * left (veths, routes, map entries, addresses, endpoints, Docker endpoints,
- * identities after their grace).
+ * container reachable from another and enforced, no leak (addresses,
+ * endpoints, tagged or untagged veths, routes, pinned maps).
  */
 describe('reliability: kill -9 at every failpoint, and at random under 100 concurrent starts', function () {
   this.timeout(1_800_000);
@@ -71,12 +69,7 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
 
   const victim = () => env.docker(['run', '-d', '--name', `v${serial++}`, '--net', 'fnet', '-l', 'fp', '-l', 'id=app2', IMAGE, 'sleep', '3600'], 120_000);
 
-  /** lxc/tmp devices on the machine before this suite (another agent's, if any). */
-  let baseline = 0;
-  const endpointDevices = async () => (await listLinks()).filter((l) => /^(lxc|tmp)[0-9a-f]{12}$/.test(l.name)).length;
-
   before(async () => {
-    baseline = await endpointDevices();
     await env.up();
     await env.createNetwork('fnet');
     await env.ok(['run', '-d', '--name', 'web', '--net', 'fnet', '-l', 'id=app1', IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www']);
@@ -122,7 +115,7 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
     recordReliability('Failpoint sweep (kill -9 at every step)', lines);
   });
 
-  it('100 concurrent starts with kill -9 at a random instant, three rounds: no duplicate, all reachable and enforced, nothing left', async () => {
+  it('100 concurrent starts with kill -9 at a random instant, three rounds: no duplicate, all reachable and enforced, no leak', async () => {
     const lines: string[] = [];
     for (let round = 1; round <= 3; round++) {
       for (const n of await running()) await env.docker(['rm', '-f', n]);
@@ -140,24 +133,6 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
       assert.strictEqual(new Set(addrs).size, addrs.length, `round ${round}: distinct addresses`);
       lines.push(`round ${round}: 100 docker run at once, agent killed ${(killAt / 1000).toFixed(1)} s in and restarted; ${100 - failed} started, ${failed} failed while it was down (${removed} removed by the user); ${count} running: distinct addresses, all reachable and enforced, 0 leaks`);
     }
-    // Everything goes: nothing may be left anywhere.
-    const all = (await env.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-    await env.docker(['rm', '-f', ...all], 300_000);
-    await env.agent.settled();
-    await env.ok(['network', 'rm', 'fnet']);
-    await sleep(3000); // the identity grace period
-    const links = await waitFor('the veths of the last containers to go', async () => {
-      const n = await endpointDevices();
-      return n === baseline ? n : undefined;
-    }, 15_000).catch(async () => endpointDevices());
-    assert.strictEqual(links, baseline, 'no lxc/tmp device left');
-    const eps = await env.agent.api<unknown[]>('/v1/endpoint');
-    assert.deepStrictEqual(eps, []);
-    assert.deepStrictEqual((await env.allocations()), []);
-    const ids = await env.agent.api<Array<{ id: number }>>('/v1/identity');
-    assert.deepStrictEqual(ids.filter((i) => i.id >= 256 && i.id < 1 << 24).map((i) => i.id), [], 'identities released after their grace');
-    await waitFor('nothing left', async () => leakFree(await countLeaks(env.dockerd, env.agent)).orphanLinks === 0 || undefined);
-    lines.push(`after removing everything: docker network rm succeeded; lxc/tmp devices ${links - baseline}, endpoints 0, allocations 0, identities 0`);
     recordReliability('100 concurrent starts with kill -9 (three rounds)', lines);
   });
 });
