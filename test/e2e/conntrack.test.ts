@@ -114,6 +114,22 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
   const ip = (c: string) => env.address(c, 'ctnet');
   let icmpError = '';
   let nettool = '';
+  /** 200 KB from app2 to the far host, through the router's smaller MTU: what the far host counted. */
+  const uploadThroughRouter = async (farAddress: string, port: string): Promise<string> => {
+    const far = spawn('ip', ['netns', 'exec', path.far, nettool, 'tcp-recv', port], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let count = '';
+    far.stdout.on('data', (d: Buffer) => (count += d.toString()));
+    const farDone = new Promise((r) => far.once('exit', r));
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const up = await env.exec('app2', `nettool tcp-send ${farAddress} ${port} 200000`);
+      assert.strictEqual(up.code, 0, up.stderr);
+      await Promise.race([farDone, new Promise((r) => setTimeout(r, 10_000))]);
+    } finally {
+      far.kill('SIGKILL');
+    }
+    return count;
+  };
   /** Icmp6InPktTooBigs of a container's kernel. */
   const tooBigs = async (c: string) => Number(/Icmp6InPktTooBigs\s+(\d+)/.exec((await env.exec(c, 'cat /proc/net/snmp6')).stdout)![1]);
   /** InDestUnreachs of a container's kernel: ICMP errors that reached it. */
@@ -193,19 +209,8 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
 
   it('a real ICMP "fragmentation needed" from a router reaches the sender (its upload completes); a forged one for no connection is dropped', async () => {
     const before = await destUnreachs('app2');
-    const far = spawn('ip', ['netns', 'exec', path.far, nettool, 'tcp-recv', '9001'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let count = '';
-    far.stdout.on('data', (d: Buffer) => (count += d.toString()));
-    const farDone = new Promise((r) => far.once('exit', r));
-    try {
-      await new Promise((r) => setTimeout(r, 300));
-      // 200 KB with DF set: the router (MTU 1280 onwards) answers the first 1500-byte segments with ICMP 3/4.
-      const up = await env.exec('app2', `nettool tcp-send ${path.farAddress} 9001 200000`);
-      assert.strictEqual(up.code, 0, up.stderr);
-      await Promise.race([farDone, new Promise((r) => setTimeout(r, 10_000))]);
-    } finally {
-      far.kill('SIGKILL');
-    }
+    // 200 KB with DF set: the router (MTU 1280 onwards) answers the first 1500-byte segments with ICMP 3/4.
+    const count = await uploadThroughRouter(path.farAddress, '9001');
     assert.strictEqual(count.trim(), '200000', 'every byte arrived');
     assert.ok((await destUnreachs('app2')) > before, 'the ICMP errors reached the sender, which lowered its path MTU');
     const app2 = await ip('app2');
@@ -220,18 +225,7 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
 
   it('IPv6: a real "packet too big" reaches the sender; a forged one for no connection is dropped', async () => {
     const before = await tooBigs('app2');
-    const far = spawn('ip', ['netns', 'exec', path.far, nettool, 'tcp-recv', '9002'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let count = '';
-    far.stdout.on('data', (d: Buffer) => (count += d.toString()));
-    const farDone = new Promise((r) => far.once('exit', r));
-    try {
-      await new Promise((r) => setTimeout(r, 300));
-      const up = await env.exec('app2', `nettool tcp-send ${path.farAddress6} 9002 200000`);
-      assert.strictEqual(up.code, 0, up.stderr);
-      await Promise.race([farDone, new Promise((r) => setTimeout(r, 10_000))]);
-    } finally {
-      far.kill('SIGKILL');
-    }
+    const count = await uploadThroughRouter(path.farAddress6, '9002');
     assert.strictEqual(count.trim(), '200000', 'every byte arrived');
     assert.ok((await tooBigs('app2')) > before, 'the "packet too big" reached the sender');
     const app2 = await env.address('app2', 'ctnet', 6);
