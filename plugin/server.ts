@@ -5,6 +5,31 @@ import { NetworkDriver } from './network-driver';
 
 type Handler = (body: unknown) => unknown;
 
+/**
+ * Calls that only tear down or report. The engine's plugin client retries a
+ * call whose connection broke (the agent died mid-call) with the body it has
+ * already sent, i.e. with none. Refusing such a teardown makes the engine
+ * keep a half-deleted endpoint (a stale entry `docker network rm` trips on);
+ * answering it lets the engine finish, and reconciliation removes whatever it
+ * referred to here (state Docker no longer knows is ours to reap).
+ */
+/** Calls whose body carries nothing: an empty one is normal. */
+const NO_ARGUMENTS = new Set(['Plugin.Activate', 'NetworkDriver.GetCapabilities', 'IpamDriver.GetCapabilities', 'IpamDriver.GetDefaultAddressSpaces']);
+
+const TEARDOWN_ANSWERS: Record<string, object> = {
+  'NetworkDriver.DeleteNetwork': {},
+  'NetworkDriver.FreeNetwork': {},
+  'NetworkDriver.DeleteEndpoint': {},
+  'NetworkDriver.Leave': {},
+  'NetworkDriver.EndpointOperInfo': { Value: {} },
+  'NetworkDriver.ProgramExternalConnectivity': {},
+  'NetworkDriver.RevokeExternalConnectivity': {},
+  'NetworkDriver.DiscoverNew': {},
+  'NetworkDriver.DiscoverDelete': {},
+  'IpamDriver.ReleaseAddress': {},
+  'IpamDriver.ReleasePool': {},
+};
+
 /** The engine waits forever on a plugin call; no call of ours may. */
 const CALL_TIMEOUT_MS = 30_000;
 const MEDIA_TYPE = 'application/vnd.docker.plugins.v1.2+json';
@@ -49,6 +74,19 @@ export function pluginApp(net: NetworkDriver, ipam: IpamDriver, log: Logger, obs
     app.post(`/${method}`, async (req: Request, res: Response) => {
       const start = process.hrtime.bigint();
       const seconds = () => Number(process.hrtime.bigint() - start) / 1e9;
+      if (bodyless(req) && !NO_ARGUMENTS.has(method)) {
+        const teardown = TEARDOWN_ANSWERS[method];
+        observe?.(method, seconds(), teardown !== undefined);
+        if (teardown) {
+          log.warn(`${method} arrived without a body (the engine retrying a call the agent died in): answered so the engine finishes; reconciliation removes what it referred to`);
+          res.status(200).type(MEDIA_TYPE).send(JSON.stringify(teardown));
+        } else {
+          const message = `${method} arrived without a body: the engine resends a call the agent died in without its request; this container start fails, start it again`;
+          log.warn(message);
+          res.status(500).type(MEDIA_TYPE).send(JSON.stringify({ Err: message }));
+        }
+        return;
+      }
       try {
         const answer = await withTimeout(Promise.resolve(handler(req.body)), CALL_TIMEOUT_MS, method);
         log.debug(`${method} ok`, { request: req.body, answer });
@@ -71,6 +109,11 @@ export function pluginApp(net: NetworkDriver, ipam: IpamDriver, log: Logger, obs
     res.status(status).type(MEDIA_TYPE).send(JSON.stringify({ Err: `${what}` }));
   });
   return app;
+}
+
+/** No body at all (not even `{}`): what the engine's retry of a broken call sends. */
+function bodyless(req: Request): boolean {
+  return req.headers['content-length'] === '0' || (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

@@ -71,6 +71,30 @@ describe('plugin protocol: bad input gets a clear error and changes nothing', fu
     });
   }
 
+  it("the engine's retry of a call the agent died in (no body at all): teardown answered, set-up refused, nothing changed", async () => {
+    const before = await state();
+    for (const [m, answer] of [
+      ['NetworkDriver.DeleteEndpoint', {}],
+      ['NetworkDriver.Leave', {}],
+      ['NetworkDriver.EndpointOperInfo', { Value: {} }],
+      ['NetworkDriver.RevokeExternalConnectivity', {}],
+      ['NetworkDriver.DeleteNetwork', {}],
+      ['IpamDriver.ReleaseAddress', {}],
+      ['IpamDriver.ReleasePool', {}],
+    ] as const) {
+      const r = await agent.plugin(m, '');
+      assert.deepStrictEqual([r.status, r.body], [200, answer], m);
+    }
+    for (const m of ['NetworkDriver.CreateNetwork', 'NetworkDriver.CreateEndpoint', 'NetworkDriver.Join', 'IpamDriver.RequestPool', 'IpamDriver.RequestAddress']) {
+      const r = await agent.plugin(m, '');
+      assert.strictEqual(r.status, 500, m);
+      assert.match(errOf(r.body), new RegExp(`^${m.replace('.', '\\.')} arrived without a body: .*start it again`), m);
+    }
+    // A body that is there but empty of fields is still a malformed call.
+    assert.match(errOf((await agent.plugin('NetworkDriver.DeleteEndpoint', {})).body), /NetworkID must be a Docker ID/);
+    assert.strictEqual(await state(), before);
+  });
+
   it('a second release of an address, of an endpoint or of a network is a no-op, not an error', async () => {
     const before = await state();
     for (const [m, b] of [
