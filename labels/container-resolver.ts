@@ -19,6 +19,8 @@ const SCHEDULE = [25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800];
  */
 export class ContainerResolver {
   private readonly pending = new Map<string, { networkId: string; timer?: NodeJS.Timeout; attempt: number }>();
+  /** Networks being inspected now, and whether another look was asked for meanwhile. */
+  private readonly looking = new Map<string, { again: boolean }>();
   private events?: NodeJS.ReadableStream;
   private stopped = false;
 
@@ -101,8 +103,32 @@ export class ContainerResolver {
     }
   }
 
-  /** One look at the network resolves every pending endpoint on it. */
+  /**
+   * At most one network inspect in flight per network, however many events
+   * arrive: dockerd 20.10's endpoint count can drift when network lookups race
+   * endpoint churn (moby#42119; reproduced here with its own bridge driver),
+   * so we add as few of them as we can.
+   */
   private async tryNetwork(networkId: string): Promise<void> {
+    const busy = this.looking.get(networkId);
+    if (busy) {
+      busy.again = true;
+      return;
+    }
+    const look = { again: true };
+    this.looking.set(networkId, look);
+    try {
+      while (look.again) {
+        look.again = false;
+        await this.lookAt(networkId);
+      }
+    } finally {
+      this.looking.delete(networkId);
+    }
+  }
+
+  /** One look at the network resolves every pending endpoint on it. */
+  private async lookAt(networkId: string): Promise<void> {
     const waiting = [...this.pending].filter(([, p]) => p.networkId === networkId).map(([id]) => id);
     if (waiting.length === 0) return;
     let containers: Record<string, { EndpointID?: string; Name?: string }> = {};

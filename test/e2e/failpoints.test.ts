@@ -1,6 +1,7 @@
 import assert from 'assert';
 import { FAILPOINTS, Failpoint } from '../../failpoint/failpoint';
 import { UNTAGGED_ORPHAN_MS } from '../../reconcile/reconciler';
+import { listLinks } from '../../datapath/rtnl';
 import { waitFor } from '../harness/exec';
 import { NO_LEAKS, countLeaks, leakFree } from '../harness/leaks';
 import { recordReliability } from '../harness/reliability-report';
@@ -67,6 +68,8 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
     return names.length;
   };
 
+  const dockerEndpoints = async (net: string) => JSON.parse(await env.ok(['network', 'inspect', '-f', '{{json .Containers}}', net])) as Record<string, { Name: string }>;
+
   const victim = () => env.docker(['run', '-d', '--name', `v${serial++}`, '--net', 'fnet', '-l', 'fp', '-l', 'id=app2', IMAGE, 'sleep', '3600'], 120_000);
 
   before(async () => {
@@ -115,6 +118,22 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
     recordReliability('Failpoint sweep (kill -9 at every step)', lines);
   });
 
+  it('a DeleteEndpoint that fails: Docker drops its endpoint all the same, reconciliation reaps the agent\'s half, the network can be removed', async () => {
+    await env.createNetwork('onet');
+    await env.ok(['run', '-d', '--name', 'orphan', '--net', 'onet', IMAGE, 'sleep', '3600']);
+    await env.agent.stop();
+    await env.agent.start({ CILIUM_FAILPOINTS: 'endpoint-unprogrammed=1:throw' });
+    await env.ok(['rm', '-f', 'orphan']);
+    // dockerd logs "driver error deleting endpoint" and forgets the endpoint: nothing stale on its side.
+    assert.deepStrictEqual(await dockerEndpoints('onet'), {});
+    assert.strictEqual((await env.agent.api<unknown[]>('/v1/endpoint')).length, 1, 'the agent still holds the endpoint whose deletion failed');
+    await sleep(1500);
+    const report = (await env.agent.request('POST', '/v1/reconcile')).body as { endpointsRemoved: number };
+    assert.strictEqual(report.endpointsRemoved, 1, JSON.stringify(report));
+    await env.ok(['network', 'rm', 'onet']);
+    assert.deepStrictEqual(leakFree(await countLeaks(env.dockerd, env.agent)), NO_LEAKS);
+  });
+
   it('100 concurrent starts with kill -9 at a random instant, three rounds: no duplicate, all reachable and enforced, no leak', async () => {
     const lines: string[] = [];
     for (let round = 1; round <= 3; round++) {
@@ -132,6 +151,26 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
       const addrs = await Promise.all((await running()).map((n) => env.address(n, 'fnet')));
       assert.strictEqual(new Set(addrs).size, addrs.length, `round ${round}: distinct addresses`);
       lines.push(`round ${round}: 100 docker run at once, agent killed ${(killAt / 1000).toFixed(1)} s in and restarted; ${100 - failed} started, ${failed} failed while it was down (${removed} removed by the user); ${count} running: distinct addresses, all reachable and enforced, 0 leaks`);
+    }
+    // Everything removed, as a user tearing down: nothing may stay, in Docker or in the kernel.
+    for (const n of [...(await running()), 'web', 'client', 'outsider', 'prober']) await env.docker(['rm', '-f', n]);
+    await recover();
+    await sleep(1500);
+    await env.agent.request('POST', '/v1/reconcile');
+    assert.deepStrictEqual(await dockerEndpoints('fnet'), {}, 'Docker holds no endpoint on fnet');
+    assert.deepStrictEqual(leakFree(await countLeaks(env.dockerd, env.agent)), NO_LEAKS);
+    assert.deepStrictEqual((await env.agent.api<unknown[]>('/v1/endpoint')).length, 0);
+    assert.deepStrictEqual((await listLinks()).map((l) => l.name).filter((n) => /^(lxc|tmp)[0-9a-f]{12}$/.test(n)), [], 'no lxc/tmp device left');
+    const rm = await env.docker(['network', 'rm', 'fnet']);
+    if (rm.code === 0) lines.push('all removed: no endpoint in Docker or the agent, no veth, no address; docker network rm fnet: removed');
+    else {
+      // No endpoint is left anywhere, yet dockerd 20.10's endpoint_count can have drifted under
+      // concurrent network lookups (moby#42119, reproduced with its bridge driver): its start recounts.
+      assert.match(rm.stderr, /has active endpoints/);
+      await env.dockerd.stop();
+      await env.dockerd.start();
+      await env.ok(['network', 'rm', 'fnet']);
+      lines.push("all removed: no endpoint in Docker's view or the agent, no veth, no address; docker network rm fnet refused (dockerd's endpoint_count drift, moby#42119), removed after restarting the test's dockerd");
     }
     recordReliability('100 concurrent starts with kill -9 (three rounds)', lines);
   });
