@@ -20,6 +20,8 @@ export const bpf = {
   load: lib.func('bpf_object__load', 'int', [koffi.pointer(Obj)]),
   close: lib.func('bpf_object__close', 'void', [koffi.pointer(Obj)]),
   findMap: lib.func('bpf_object__find_map_by_name', koffi.pointer(Map), [koffi.pointer(Obj), 'str']),
+  nextMap: lib.func('bpf_object__next_map', koffi.pointer(Map), [koffi.pointer(Obj), koffi.pointer(Map)]),
+  mapName: lib.func('bpf_map__name', 'str', [koffi.pointer(Map)]),
   findProgram: lib.func('bpf_object__find_program_by_name', koffi.pointer(Prog), [koffi.pointer(Obj), 'str']),
   mapFd: lib.func('bpf_map__fd', 'int', [koffi.pointer(Map)]),
   mapSetPinPath: lib.func('bpf_map__set_pin_path', 'int', [koffi.pointer(Map), 'str']),

@@ -2,10 +2,10 @@ import { closeSync, existsSync, mkdirSync, rmSync } from 'fs';
 import { join, resolve } from 'path';
 import { Pointer, bpf, check, checkPtr } from './libbpf';
 import { BpfMap, possibleCpus } from './map';
-import { CtMap, ENDPOINT_INFO_SIZE, EndpointAddressMap, EndpointMap, IpcacheMap, MetricsMap, PolicyMap } from './maps';
+import { CtMap, EndpointAddressMap, EndpointMap, IpcacheMap, MAP_LAYOUTS, MapName, MetricsMap, PROGRAM_MAP_LAYOUTS, PolicyMap } from './maps';
 
 /** With netfilter's conntrack kfuncs (the original source of NATed traffic), and without them. */
-const OBJECTS = [resolve(__dirname, '../../../bpf/bpf_lxc.o'), resolve(__dirname, '../../../bpf/bpf_lxc_nonat.o')] as const;
+export const OBJECTS = [resolve(__dirname, '../../../bpf/bpf_lxc.o'), resolve(__dirname, '../../../bpf/bpf_lxc_nonat.o')] as const;
 const TC_INGRESS = 1;
 const TC_EGRESS = 2;
 const TC_F_REPLACE = 1;
@@ -13,18 +13,8 @@ const TC_F_REPLACE = 1;
 const HANDLE = 1;
 const PRIORITY = 1;
 
-const MAPS = {
-  cilium_lxc: [4, ENDPOINT_INFO_SIZE],
-  cilium_ipcache: [20, 8],
-  cilium_policy: [12, 16],
-  cilium_ct: [48, 40],
-  cilium_frag: [40, 4],
-  cilium_ep_addr: [16, 16],
-  cilium_events: [0, 0],
-  cilium_metrics: [4, 16],
-} as const;
-
-export const PINNED_MAPS = Object.keys(MAPS);
+const MAP_NAMES = Object.keys(MAP_LAYOUTS) as MapName[];
+export const PINNED_MAPS: readonly string[] = MAP_NAMES;
 
 export interface DatapathConfig {
   /** Directory on bpffs where the maps are pinned; they outlive the agent. */
@@ -77,7 +67,9 @@ export class BpfDatapath {
     const obj = checkPtr(bpf.openFile(path, null), `open ${path} (run npm run build)`);
     const replaced: string[] = [];
     try {
-      for (const name of Object.keys(MAPS)) {
+      const problems = layoutProblems(obj);
+      if (problems.length) throw new Error(`${path} does not match the agent's map codecs (bpf/ and datapath/ from different builds? run npm run build): ${problems.join('; ')}`);
+      for (const name of MAP_NAMES) {
         const m = checkPtr(bpf.findMap(obj, name), `find map ${name}`);
         const pin = join(cfg.bpfRoot, name);
         const why = incompatiblePin(pin, m);
@@ -94,15 +86,15 @@ export class BpfDatapath {
         bpf.load(obj),
         `load BPF programs (maps pinned in ${cfg.bpfRoot} by an incompatible version must be removed first)`,
       );
-      const fd = (name: keyof typeof MAPS) => check(bpf.mapFd(checkPtr(bpf.findMap(obj, name), name)), `fd of ${name}`);
-      const map = (name: keyof typeof MAPS, valueSize: number = MAPS[name][1]) => new BpfMap(name, fd(name), MAPS[name][0], valueSize);
+      const fd = (name: MapName) => check(bpf.mapFd(checkPtr(bpf.findMap(obj, name), name)), `fd of ${name}`);
+      const map = (name: MapName, valueSize: number = MAP_LAYOUTS[name].value) => new BpfMap(name, fd(name), MAP_LAYOUTS[name].key, valueSize);
       const maps: Maps = {
         endpoints: new EndpointMap(map('cilium_lxc')),
         ipcache: new IpcacheMap(map('cilium_ipcache')),
         policy: new PolicyMap(map('cilium_policy')),
         ct: new CtMap(map('cilium_ct')),
         addresses: new EndpointAddressMap(map('cilium_ep_addr')),
-        metrics: new MetricsMap(map('cilium_metrics', 16 * possibleCpus())),
+        metrics: new MetricsMap(map('cilium_metrics', MAP_LAYOUTS.cilium_metrics.value * possibleCpus())),
         eventsFd: fd('cilium_events'),
       };
       const prog = (name: string) => check(bpf.programFd(checkPtr(bpf.findProgram(obj, name), name)), `fd of ${name}`);
@@ -167,6 +159,31 @@ function tcOpts(progFd: number): Buffer {
   b.writeUInt32LE(HANDLE, 20);
   b.writeUInt32LE(PRIORITY, 24);
   return b;
+}
+
+/** Sections libbpf turns into maps of its own (globals, read-only config). */
+const INTERNAL_MAP = /^\.|\.(rodata|data|bss|kconfig)$/;
+
+/**
+ * Where an opened object's maps differ from MAP_LAYOUTS (or the layouts
+ * given): a map missing, one the agent does not know, or a key or value
+ * size the codecs do not write. Empty when they agree.
+ */
+export function layoutProblems(obj: Pointer, layouts: Record<string, { key: number; value: number }> = { ...MAP_LAYOUTS, ...PROGRAM_MAP_LAYOUTS }): string[] {
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (let m = bpf.nextMap(obj, null); m; m = bpf.nextMap(obj, m)) {
+    const name = bpf.mapName(m);
+    if (INTERNAL_MAP.test(name)) continue;
+    seen.add(name);
+    const want = layouts[name];
+    if (!want) problems.push(`map ${name} is not known to the agent`);
+    else if (bpf.mapKeySize(m) !== want.key || bpf.mapValueSize(m) !== want.value) {
+      problems.push(`map ${name} has a ${bpf.mapKeySize(m)}-byte key and ${bpf.mapValueSize(m)}-byte value, the codec ${want.key} and ${want.value}`);
+    }
+  }
+  for (const name of Object.keys(layouts)) if (!seen.has(name)) problems.push(`map ${name} is missing`);
+  return problems;
 }
 
 /**

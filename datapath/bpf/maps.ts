@@ -38,6 +38,27 @@ export interface EndpointInfo {
 
 export const ENDPOINT_INFO_SIZE = 56;
 
+/**
+ * Bytes of each pinned map's key and value as bpf/lib/maps.h declares them
+ * (per CPU for per-CPU maps; a ring buffer has neither): the codecs below
+ * write exactly these, and the loader refuses an object that disagrees.
+ */
+export const MAP_LAYOUTS = {
+  cilium_lxc: { key: 4, value: ENDPOINT_INFO_SIZE },
+  cilium_ipcache: { key: 20, value: 8 },
+  cilium_policy: { key: 12, value: 16 },
+  cilium_ct: { key: 48, value: 40 },
+  cilium_frag: { key: 40, value: 4 },
+  cilium_ep_addr: { key: 16, value: 16 },
+  cilium_events: { key: 0, value: 0 },
+  cilium_metrics: { key: 4, value: 16 },
+} as const;
+export type MapName = keyof typeof MAP_LAYOUTS;
+/** Maps only the programs use (not pinned, no codec), checked all the same. */
+export const PROGRAM_MAP_LAYOUTS = {
+  cilium_events_budget: { key: 4, value: 16 },
+} as const;
+
 export class EndpointMap {
   constructor(readonly map: BpfMap) {}
 
@@ -82,7 +103,7 @@ export class IpcacheMap {
 
   /** prefix bits are those of the family (32 for a host IPv4); owner names the container holding an endpoint address. */
   set(family: Family, value: bigint, bits: number, identity: number, owner = 0): void {
-    const v = Buffer.alloc(8);
+    const v = Buffer.alloc(MAP_LAYOUTS.cilium_ipcache.value);
     v.writeUInt32LE(identity, 0);
     v.writeUInt32LE(owner, 4);
     this.map.update(ipcacheKey(family, value, bits), v);
@@ -102,7 +123,7 @@ export class IpcacheMap {
 }
 
 function ipcacheKey(family: Family, value: bigint, bits: number): Buffer {
-  const k = Buffer.alloc(20);
+  const k = Buffer.alloc(MAP_LAYOUTS.cilium_ipcache.key);
   k.writeUInt32LE(family === 4 ? bits + 96 : bits, 0);
   addr16(family, value).copy(k, 4);
   return k;
@@ -120,7 +141,7 @@ export class PolicyMap {
   constructor(readonly map: BpfMap) {}
 
   static key(p: PolicyKey): Buffer {
-    const k = Buffer.alloc(12);
+    const k = Buffer.alloc(MAP_LAYOUTS.cilium_policy.key);
     k.writeUInt32LE(p.epId, 0);
     k.writeUInt32LE(p.identity, 4);
     k.writeUInt16BE(p.port, 8); // network order, as the program compares it
@@ -142,7 +163,7 @@ export class PolicyMap {
   /** Adds an allow entry; an existing one keeps its counters. */
   allow(p: PolicyKey): void {
     try {
-      this.map.update(PolicyMap.key(p), Buffer.alloc(16), 1 /* BPF_NOEXIST */);
+      this.map.update(PolicyMap.key(p), Buffer.alloc(MAP_LAYOUTS.cilium_policy.value), 1 /* BPF_NOEXIST */);
     } catch (err) {
       if (!/EEXIST/.test((err as Error).message)) throw err;
     }
@@ -281,7 +302,7 @@ export class EndpointAddressMap {
   constructor(readonly map: BpfMap) {}
 
   set(family: Family, value: bigint, to: { ifindex: number; mac: string; hostMac: string }): void {
-    const v = Buffer.alloc(16);
+    const v = Buffer.alloc(MAP_LAYOUTS.cilium_ep_addr.value);
     v.writeUInt32LE(to.ifindex, 0);
     macBytes(to.mac).copy(v, 4);
     macBytes(to.hostMac).copy(v, 10);

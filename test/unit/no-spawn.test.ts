@@ -3,7 +3,7 @@ import { readFileSync, readdirSync, statSync } from 'fs';
 import { join } from 'path';
 
 const ROOT = join(__dirname, '../../..');
-const PRODUCT = ['agent', 'api', 'cli', 'datapath', 'endpoint', 'failpoint', 'identity', 'ipam', 'labels', 'metrics', 'monitor', 'plugin', 'policy', 'reconcile', 'store'];
+const PRODUCT = ['agent', 'api', 'cli', 'conntrack', 'datapath', 'endpoint', 'failpoint', 'identity', 'ipam', 'labels', 'metrics', 'monitor', 'plugin', 'policy', 'reconcile', 'store'];
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {
