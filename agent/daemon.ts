@@ -27,12 +27,12 @@ import { NetworkRegistry } from '../plugin/networks';
 import { pluginApp } from '../plugin/server';
 import { PolicyRepository } from '../policy/repository';
 import { Reconciler, UNTAGGED_ORPHAN_MS } from '../reconcile/reconciler';
+import { VERSION } from '../api/version';
 import { LevelStore } from '../store/level-store';
 import { Config } from './config';
 import { closeServer, listenUnix } from './listen';
 import { RecentErrors } from './logger';
 
-export const VERSION = '0.2.0';
 
 /**
  * The state dir and everything in it are root-only (0700 dirs, 0600 files),

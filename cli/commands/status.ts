@@ -1,3 +1,4 @@
+import { VERSION } from '../../api/version';
 import { Command } from '../context';
 
 interface Health {
@@ -53,8 +54,7 @@ export const status: Command = async (ctx) => {
 
 export const version: Command = async (ctx) => {
   const h = await ctx.api<Health>('GET', '/v1/healthz');
-  ctx.print({ client: h.version, daemon: h.version }, () => `Client: ${CLIENT_VERSION}\nDaemon: ${h.version}\n`);
+  ctx.print({ client: VERSION, daemon: h.version }, () => `Client: ${VERSION}\nDaemon: ${h.version}\n`);
   return 0;
 };
 
-export const CLIENT_VERSION = '0.2.0';
