@@ -4,7 +4,8 @@ import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, statSync, w
 import { join } from 'path';
 import { run } from '../harness/exec';
 import { createConnection } from 'net';
-import { FuzzRequest, Rng, apiRequest, pluginRequest, rawGarbage } from '../harness/fuzz';
+import { BareEndpoints } from '../harness/bare-endpoints';
+import { FuzzRequest, FuzzTargets, Rng, apiRequest, pluginRequest, rawGarbage } from '../harness/fuzz';
 import { recordReliability } from '../harness/reliability-report';
 
 const REQUESTS = 12_000;
@@ -27,12 +28,23 @@ describe('reliability: hostile input on every plugin and API route', function ()
   this.timeout(600_000);
   const agent = new TestAgent('cilium-fuzz', ['--ipv4-range=10.215.0.0/16', '--ipv6-range=f00d::d7:0:0/96', '--docker-host=unix:///nonexistent/docker.sock', '--reconcile-interval=0']);
 
+  const NET = 'e'.repeat(64);
+  const bare = new BareEndpoints(agent, NET, 'cilium-fuzz-');
+  let targets: FuzzTargets;
+
   const dump = () => agent.stateDump(['/v1/ipam', '/v1/endpoint', '/v1/network', '/v1/identity', '/v1/policy', '/v1/bpf/endpoint']);
 
+  // A real network with two joined endpoints, so requests naming them reach the checks past the IDs.
   before(async () => {
     await agent.start();
+    const created = await agent.plugin('NetworkDriver.CreateNetwork', { NetworkID: NET, Options: {}, IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: '0.0.0.0/0', Gateway: '10.215.0.1/32' }], IPv6Data: [] });
+    assert.strictEqual(created.status, 200, JSON.stringify(created.body));
+    const eps = [...(await bare.create(1, ['app=server'])), ...(await bare.create(1, ['role=client']))];
+    targets = { networkId: NET, endpointIds: eps.map((e) => e.endpointId), heldAddresses: eps.map((e) => `${e.address}/32`), freeAddress: '10.215.250.250/32' };
   });
   after(async () => {
+    await bare.destroy();
+    await agent.plugin('NetworkDriver.DeleteNetwork', { NetworkID: NET });
     await agent.destroy();
   });
 
@@ -41,8 +53,17 @@ describe('reliability: hostile input on every plugin and API route', function ()
     const pid = agent.pid;
     const r = new Rng(SEED);
     const counts = { plugin: 0, api: 0, oversized: 0, byStatus: {} as Record<number, number> };
+    // Past the ID checks on the real network: what CreateEndpoint and Join refused, by reason.
+    const deeper = new Map<string, number>();
+    const DEEPER = [/did not hand it out/, /already has it/, /SandboxKey/, /does not exist/];
     const send = async (socket: string, q: FuzzRequest, errorField: 'Err' | 'error') => {
       const a = await httpUnix(socket, q.method, q.path, q.body);
+      if (q.method === 'POST' && /CreateEndpoint|Join/.test(q.path) && q.body?.includes(NET) && a.status !== 200) {
+        const err = String((a.body as Record<string, unknown>).Err ?? '');
+        const why = DEEPER.find((re) => re.test(err));
+        const key = why && `${q.path.slice(1)} refused: ${why.source}`;
+        if (key) deeper.set(key, (deeper.get(key) ?? 0) + 1);
+      }
       counts.byStatus[a.status] = (counts.byStatus[a.status] ?? 0) + 1;
       assert.ok(STATUSES.has(a.status), `${q.method} ${q.path} ${q.body?.slice(0, 200)} -> ${a.status}`);
       assert.ok(a.body !== null && typeof a.body === 'object', `${q.method} ${q.path} -> a non-JSON answer: ${String(a.body).slice(0, 200)}`);
@@ -53,10 +74,10 @@ describe('reliability: hostile input on every plugin and API route', function ()
       for (let j = 0; j < 8; j++) {
         if (r.int(10) < 7) {
           counts.plugin++;
-          batch.push(send(agent.pluginSocket, pluginRequest(r), 'Err'));
+          batch.push(send(agent.pluginSocket, pluginRequest(r, targets), 'Err'));
         } else {
           counts.api++;
-          batch.push(send(agent.apiSocket, apiRequest(r), 'error'));
+          batch.push(send(agent.apiSocket, apiRequest(r, targets), 'error'));
         }
       }
       await Promise.all(batch);
@@ -75,13 +96,16 @@ describe('reliability: hostile input on every plugin and API route', function ()
       counts.oversized++;
       await send(socket, { method: path.startsWith('/v1') ? 'PUT' : 'POST', path, body: `{"x":"${'A'.repeat(5 * 1024 * 1024)}"}` }, field);
     }
+    const reached = ['NetworkDriver.CreateEndpoint refused: did not hand it out', 'NetworkDriver.CreateEndpoint refused: already has it', 'NetworkDriver.Join refused: SandboxKey', 'NetworkDriver.Join refused: does not exist'];
+    for (const k of reached) assert.ok((deeper.get(k) ?? 0) > 0, `no request reached "${k}" on the real network: ${JSON.stringify([...deeper])}`);
     assert.strictEqual(agent.pid, pid, 'the agent never crashed or restarted');
     assert.strictEqual((await httpUnix(agent.apiSocket, 'GET', '/v1/healthz')).status, 200);
     assert.strictEqual(await dump(), before, 'state identical before and after');
     const statuses = Object.entries(counts.byStatus).map(([s, n]) => `${s}: ${n}`).join(', ');
     recordReliability('Hostile input (fuzz)', [
-      `${counts.plugin + counts.api + counts.oversized + raw} requests (seed ${SEED}): ${counts.plugin} to the plugin socket over all 21 routes and unknown ones, ${counts.api} to the API, ${raw} raw non-HTTP byte strings, ${counts.oversized} of 5 MiB`,
+      `${counts.plugin + counts.api + counts.oversized + raw} requests (seed ${SEED}) against a real network with two joined endpoints: ${counts.plugin} to the plugin socket over all 21 routes and unknown ones, ${counts.api} to the API, ${raw} raw non-HTTP byte strings, ${counts.oversized} of 5 MiB`,
       `answers by status: ${statuses}; every one JSON, every error with its message`,
+      `past the ID checks on the real network: ${[...deeper].map(([k, n]) => `${k} (${n})`).join(', ')}`,
       'crashes: 0; state dump (IPAM, endpoints, networks, identities, policy, BPF endpoint map, veths) identical before and after',
     ]);
   });
