@@ -93,7 +93,7 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
       if (REMOVE.includes(fp)) assert.strictEqual((await victim()).code, 0);
       await env.agent.stop();
       // A start-up failpoint may fire before start() has seen the agent answer.
-      await env.agent.start({ CILIUM_FAILPOINTS: `${fp}=1` }).catch((err: Error) => {
+      await env.agent.start({ CILIUM_FAILPOINTS: `${fp}=1` }).catch((err: unknown) => {
         if (!AT_START.includes(fp)) throw err;
       });
       let action = 'the start-up reconciliation';
@@ -121,21 +121,25 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
   it('a DeleteEndpoint that fails: Docker drops its endpoint all the same, reconciliation reaps the agent\'s half, the network can be removed', async () => {
     await env.createNetwork('onet');
     await env.ok(['run', '-d', '--name', 'orphan', '--net', 'onet', IMAGE, 'sleep', '3600']);
+    const endpoints = async () => (await env.agent.api<unknown[]>('/v1/endpoint')).length;
+    const withOrphan = await endpoints();
     await env.agent.stop();
     await env.agent.start({ CILIUM_FAILPOINTS: 'endpoint-unprogrammed=1:throw' });
     await env.ok(['rm', '-f', 'orphan']);
     // dockerd logs "driver error deleting endpoint" and forgets the endpoint: nothing stale on its side.
     assert.deepStrictEqual(await dockerEndpoints('onet'), {});
-    assert.strictEqual((await env.agent.api<unknown[]>('/v1/endpoint')).length, 1, 'the agent still holds the endpoint whose deletion failed');
+    assert.strictEqual(await endpoints(), withOrphan, 'the agent still holds the endpoint whose deletion failed');
     await sleep(1500);
     const report = (await env.agent.request('POST', '/v1/reconcile')).body as { endpointsRemoved: number };
     assert.strictEqual(report.endpointsRemoved, 1, JSON.stringify(report));
+    assert.strictEqual(await endpoints(), withOrphan - 1);
     await env.ok(['network', 'rm', 'onet']);
     assert.deepStrictEqual(leakFree(await countLeaks(env.dockerd, env.agent)), NO_LEAKS);
   });
 
   it('100 concurrent starts with kill -9 at a random instant, three rounds: no duplicate, all reachable and enforced, no leak', async () => {
     const lines: string[] = [];
+    const logFrom = env.agent.logTail(1_000_000).split('\n').length;
     for (let round = 1; round <= 3; round++) {
       for (const n of await running()) await env.docker(['rm', '-f', n]);
       const names = Array.from({ length: 100 }, (_, i) => `k${round}c${i}`);
@@ -152,6 +156,9 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
       assert.strictEqual(new Set(addrs).size, addrs.length, `round ${round}: distinct addresses`);
       lines.push(`round ${round}: 100 docker run at once, agent killed ${(killAt / 1000).toFixed(1)} s in and restarted; ${100 - failed} started, ${failed} failed while it was down (${removed} removed by the user); ${count} running: distinct addresses, all reachable and enforced, 0 leaks`);
     }
+    const log = env.agent.logTail(1_000_000).split('\n').slice(logFrom);
+    const bodyless = (re: RegExp) => log.filter((l) => / arrived without a body/.test(l) && re.test(l)).length;
+    lines.push(`dockerd's retries of calls the agent died in, arriving without a body: ${bodyless(/answered so the engine finishes/)} teardown calls answered, ${bodyless(/start it again/)} set-up calls refused`);
     // Everything removed, as a user tearing down: nothing may stay, in Docker or in the kernel.
     for (const n of [...(await running()), 'web', 'client', 'outsider', 'prober']) await env.docker(['rm', '-f', n]);
     await recover();
