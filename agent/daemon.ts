@@ -63,8 +63,7 @@ export interface Daemon {
  */
 export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors): Promise<Daemon> {
   await secureStateDir(cfg.stateDir);
-  let metrics: Metrics | undefined;
-  const store = await LevelStore.open(join(cfg.stateDir, 'store'), (op, s, ok) => metrics?.storeOp(op, s, ok));
+  const store = await LevelStore.open(join(cfg.stateDir, 'store'));
   const closers: Array<() => Promise<void> | void> = [() => store.close()];
   const stop = async () => {
     for (const c of closers.reverse()) await c();
@@ -88,7 +87,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     await ensureHostRouter(routers, cfg.ipv6Range !== undefined);
 
     const dp = BpfDatapath.load({ bpfRoot: cfg.bpfRoot, hostToEndpointAllowed: cfg.allowLocalhost });
-    closers.push(() => dp.close());
+    closers.push(() => { dp.close(); });
     for (const m of dp.replacedMaps) log.warn(`pinned map ${m} was left by an incompatible version: replaced, its entries are rebuilt`);
     if (dp.natRecoveryUnavailable) {
       log.warn(`netfilter conntrack kfuncs unavailable (${dp.natRecoveryUnavailable}): traffic the host NATs towards endpoints is treated as the world`);
@@ -96,24 +95,29 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     const hostIps = new HostAddressSync(dp.maps.ipcache, () => routers, log);
     await hostIps.sync();
     hostIps.start(10_000);
-    closers.push(() => hostIps.stop());
+    closers.push(() => { hostIps.stop(); });
     const events = new EventLog();
-    const reader = new EventReader(dp.maps.eventsFd, (e) => events.push(e));
-    closers.push(() => reader.close());
+    const reader = new EventReader(dp.maps.eventsFd, (e) => { events.push(e); });
+    closers.push(() => { reader.close(); });
 
-    let sync: PolicySync | undefined;
-    const identities = await IdentityAllocator.load(store, log, cfg.identityGraceMs, () => sync?.regenerate());
+    const identities = await IdentityAllocator.load(store, log, cfg.identityGraceMs);
     const repo = await PolicyRepository.load(store);
     const conntrack = new ConntrackGc(dp.maps.ct, () => new Set(registry.list().map((e) => ownerOf(e.sandboxKey))), log);
-    metrics = new Metrics({ endpoints: registry, identities, repo, ipam, bpfMetrics: dp.maps.metrics, conntrack: conntrack.stats, faults: recent.faults });
-    sync = new PolicySync(dp, registry, identities, repo, cfg.enforcement, log, metrics);
-    let manager: EndpointManager | undefined;
+    const metrics = new Metrics({ endpoints: registry, identities, repo, ipam, bpfMetrics: dp.maps.metrics, conntrack: conntrack.stats, faults: recent.faults });
+    store.observeWith((op, s, ok) => {
+      metrics.storeOp(op, s, ok);
+    });
+    const sync = new PolicySync(dp, registry, identities, repo, cfg.enforcement, log, metrics);
+    identities.onReleased(() => {
+      sync.regenerate();
+    });
     const docker = dockerClient(cfg.dockerHost);
-    const resolver = new ContainerResolver(docker, log, (id, info) => manager!.assignContainer(id, info));
-    closers.push(() => resolver.stop());
+    const resolver = new ContainerResolver(docker, log);
+    closers.push(() => { resolver.stop(); });
     const reaper = new LinkReaper(log);
-    manager = new EndpointManager(registry, dp, identities, sync, resolver, log, agentTag(cfg.stateDir), reaper, metrics);
-    closers.push(() => manager!.drain());
+    const manager = new EndpointManager(registry, dp, identities, sync, resolver, log, agentTag(cfg.stateDir), reaper, metrics);
+    resolver.deliverTo((id, info) => manager.assignContainer(id, info));
+    closers.push(() => manager.drain());
     await manager.restore();
     void resolver.start();
     const reconciler = new Reconciler({
@@ -126,7 +130,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     const ipamDriver = new IpamDriver(ipam, log);
     if (cfg.prometheusAddr) {
       const m = await metrics.serve(cfg.prometheusAddr);
-      closers.push(() => new Promise<void>((r) => m.close(() => r())));
+      closers.push(() => new Promise<void>((r) => m.close(() => { r(); })));
     }
     const serve = async (path: string, app: Parameters<typeof listenUnix>[1], errorField: 'Err' | 'error') => {
       const server: Server = await listenUnix(path, app, errorField, cfg.socketGroup);
@@ -135,13 +139,13 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     await serve(
       cfg.apiSocket,
       apiApp({ version: VERSION, startedAt: new Date(), endpoints: registry, manager, networks, ipam, identities, repo, sync, events, dp, log, reconciler, conntrack, stateDir: cfg.stateDir, pluginSocket: cfg.pluginSocket, hooks: metrics,
-        health: { docker: () => docker.ping().then(() => 'ok', (e: Error) => e.message), store: () => store.get('health').then(() => 'ok', (e: Error) => e.message), recentErrors: recent.entries, faults: recent.faults, linksPendingRemoval: () => reaper.pending, bpfRoot: cfg.bpfRoot, dockerHost: cfg.dockerHost } }),
+        health: { docker: () => docker.ping().then(() => 'ok', (e: unknown) => (e as Error).message), store: () => store.get('health').then(() => 'ok', (e: unknown) => (e as Error).message), recentErrors: recent.entries, faults: recent.faults, linksPendingRemoval: () => reaper.pending, bpfRoot: cfg.bpfRoot, dockerHost: cfg.dockerHost } }),
       'error',
     );
     // Last: from here on the engine can reach us.
-    await serve(cfg.pluginSocket, pluginApp(net, ipamDriver, log, (m, secs, ok) => metrics!.pluginCall(m, secs, ok)), 'Err');
+    await serve(cfg.pluginSocket, pluginApp(net, ipamDriver, log, (m, secs, ok) => { metrics.pluginCall(m, secs, ok); }), 'Err');
     // Asking Docker may wait on an engine that waits on us: reconcile once the socket is up, then periodically.
-    const reconcile = (reason: string) => reconciler.run(reason).catch((err: Error) => log.error(`reconcile (${reason}) failed: ${err.message}`));
+    const reconcile = (reason: string) => reconciler.run(reason).catch((err: unknown) => log.error(`reconcile (${reason}) failed: ${(err as Error).message}`));
     // An untagged veth pair is an orphan only once it stayed untagged a while: look again soon after start.
     void reconcile('start').then(() => {
       if (reconciler.pending) setTimeout(() => void reconcile('untagged veths'), UNTAGGED_ORPHAN_MS + 1000).unref();
@@ -152,7 +156,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     if (cfg.reconcileIntervalMs > 0) {
       const timer = setInterval(() => void reconcile('periodic'), cfg.reconcileIntervalMs);
       timer.unref();
-      closers.push(() => clearInterval(timer));
+      closers.push(() => { clearInterval(timer); });
     }
     log.info('cilium-agent ready', {
       pluginSocket: cfg.pluginSocket,

@@ -39,14 +39,14 @@ async function main(): Promise<void> {
     log.info(`${signal} received, shutting down`);
     daemon.stop().then(
       () => process.exit(0),
-      (err: Error) => {
-        log.error(`unclean shutdown: ${err.message}`);
+      (err: unknown) => {
+        log.error(`unclean shutdown: ${(err as Error).message}`);
         process.exit(1);
       },
     );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => { stop('SIGTERM'); });
+  process.on('SIGINT', () => { stop('SIGINT'); });
 }
 
 void main();

@@ -70,7 +70,7 @@ export function apiApp(d: ApiDeps): express.Express {
   app.disable('x-powered-by');
   app.use((req, res, next) => {
     const t0 = process.hrtime.bigint();
-    res.on('finish', () => d.hooks?.apiCall((req.route?.path as string | undefined) ?? 'unmatched', req.method, res.statusCode, Number(process.hrtime.bigint() - t0) / 1e9));
+    res.on('finish', () => d.hooks?.apiCall((req.route as { path?: string } | undefined)?.path ?? 'unmatched', req.method, res.statusCode, Number(process.hrtime.bigint() - t0) / 1e9));
     next();
   });
   app.use(express.json({ limit: '4mb', type: () => true }));
@@ -116,15 +116,15 @@ export function apiApp(d: ApiDeps): express.Express {
     res.json(d.endpoints.list().map(endpointView));
   });
   app.get('/v1/endpoint/:id', (req, res) => {
-    res.json(endpointView(findEndpoint(d.endpoints, String(req.params.id))));
+    res.json(endpointView(findEndpoint(d.endpoints, req.params.id)));
   });
   app.put('/v1/endpoint/:id/labels', async (req, res) => {
-    const ep = findEndpoint(d.endpoints, String(req.params.id));
+    const ep = findEndpoint(d.endpoints, req.params.id);
     const body = (req.body ?? {}) as { labels?: unknown };
     if (!Array.isArray(body.labels) || !body.labels.every((l) => typeof l === 'string')) throw new HttpError(400, 'labels must be an array of "key=value" strings');
     let labels: string[];
     try {
-      labels = fromUser(body.labels as string[]);
+      labels = fromUser(body.labels);
     } catch (err) {
       throw new HttpError(400, (err as Error).message);
     }
@@ -149,7 +149,7 @@ export function apiApp(d: ApiDeps): express.Express {
     res.json({ id: i.id, labels: i.labels, users: d.identities.users(i.id) });
   });
   app.get('/v1/policy', (req, res) => {
-    const labels = String(req.query.labels ?? '').split(',').filter(Boolean);
+    const labels = queryText(req.query.labels).split(',').filter(Boolean);
     res.json({ revision: d.repo.revision, rules: d.repo.select(labels) });
   });
   /**
@@ -199,8 +199,9 @@ export function apiApp(d: ApiDeps): express.Express {
     const to = userLabels(b.to.map(String));
     const port = Number(b.dport ?? 0);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new HttpError(400, `dport ${String(b.dport)} is not a port`);
-    const proto = { TCP: 6, UDP: 17, ANY: 0, ICMP: 1 }[String(b.protocol ?? 'TCP').toUpperCase()];
-    if (proto === undefined) throw new HttpError(400, `protocol ${String(b.protocol)} is not TCP, UDP, ICMP or ANY`);
+    const protocol = b.protocol ?? 'TCP';
+    const proto = typeof protocol === 'string' ? { TCP: 6, UDP: 17, ANY: 0, ICMP: 1 }[protocol.toUpperCase()] : undefined;
+    if (proto === undefined) throw new HttpError(400, `protocol ${typeof protocol === 'string' ? protocol : JSON.stringify(protocol)} is not TCP, UDP, ICMP or ANY`);
     // Label sets with no identity yet get provisional numbers, so a trace works before any container exists.
     const known = d.sync.knownIdentities();
     const idOf = (labels: string[], provisional: number) => known.find((i) => JSON.stringify(i.labels) === JSON.stringify(labels))?.id ?? provisional;
@@ -213,11 +214,11 @@ export function apiApp(d: ApiDeps): express.Express {
   });
   app.get('/v1/events', (req, res) => {
     const since = Number(req.query.since ?? 0);
-    const type = req.query.type ? String(req.query.type) : undefined;
+    const type = queryText(req.query.type) || undefined;
     res.json(d.events.since(since).filter((e) => !type || e.type === type).map(withLabels));
   });
   app.get('/v1/bpf/policy/:id', (req, res) => {
-    const ep = findEndpoint(d.endpoints, String(req.params.id));
+    const ep = findEndpoint(d.endpoints, req.params.id);
     const entries = d.dp.maps.policy.entries().filter((e) => e.epId === ep.id);
     res.json(entries.map((e) => ({ ...e, packets: e.packets.toString(), bytes: e.bytes.toString(), labels: e.identity === 0 ? ['reserved:all'] : labelsOf(e.identity) })));
   });
@@ -249,7 +250,7 @@ export function apiApp(d: ApiDeps): express.Express {
   });
   // A live stream of datapath events, one JSON object a line; a heartbeat line keeps idle streams honest.
   app.get('/v1/monitor', (req, res) => {
-    const types = String(req.query.types ?? '').split(',').filter(Boolean);
+    const types = queryText(req.query.types).split(',').filter(Boolean);
     const endpoint = req.query.endpoint === undefined ? undefined : Number(req.query.endpoint);
     const related = (e: LoggedEvent) => {
       if (endpoint === undefined) return true;
@@ -291,4 +292,10 @@ function countBy<T>(items: T[], key: (t: T) => string): Record<string, number> {
   const out: Record<string, number> = {};
   for (const i of items) out[key(i)] = (out[key(i)] ?? 0) + 1;
   return out;
+}
+
+/** A query parameter as text: repeated ones joined by commas, nested ones (`?a[b]=c`) are no text. */
+function queryText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  return Array.isArray(v) && v.every((x) => typeof x === 'string') ? v.join(',') : '';
 }

@@ -23,7 +23,7 @@ const pinned = (cpu: number, args: string[]) => ['taskset', '-c', String(cpu), .
 
 function background(ns: string, args: string[]) {
   const p = spawn('nsenter', [`--net=${ns}`, ...args], { stdio: 'ignore' });
-  const done = new Promise<void>((r) => p.once('exit', () => r()));
+  const done = new Promise<void>((r) => p.once('exit', () => { r(); }));
   return { stop: async () => { p.kill(); await done; } };
 }
 

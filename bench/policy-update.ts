@@ -44,7 +44,7 @@ export async function policyUpdateReach(agent: TestAgent, networkId: string, n: 
     const proc = spawn('nsenter', [`--net=/run/netns/${prober!.ns}`, PROBE, String(timeoutMs), ...targets.map((t) => t.address)]);
     let out = '';
     proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+    const exited = new Promise<void>((r) => proc.once('exit', () => { r(); }));
     while (!out.includes('probing\n')) await new Promise((r) => setTimeout(r, 5));
     await new Promise((r) => setTimeout(r, 200)); // some rounds that must go unanswered
 

@@ -29,7 +29,7 @@ const COMMANDS: Record<string, [Command, string]> = {
   'ip list': [ipList, 'addresses and prefixes with their identities and labels'],
   ipam: [ipam, 'address pools and allocations'],
   monitor: [monitor, 'live datapath events [-t drop|trace|policy-verdict] [--related-to EP]'],
-  'completion bash': [completion, 'a bash completion script: source <(cilium completion bash)'],
+  'completion bash': [() => Promise.resolve(completion()), 'a bash completion script: source <(cilium completion bash)'],
 };
 
 function usage(): string {
@@ -46,7 +46,7 @@ function usage(): string {
   ].join('\n');
 }
 
-async function completion(): Promise<number> {
+function completion(): number {
   const words: Record<string, Set<string>> = { '': new Set() };
   for (const k of Object.keys(COMMANDS)) {
     const parts = k.split(' ');
@@ -100,12 +100,12 @@ async function run(argv: string[]): Promise<number> {
 
 run(process.argv.slice(2)).then(
   (code) => process.exit(code),
-  (err: Error) => {
+  (err: unknown) => {
     if (err instanceof UsageError) {
       process.stderr.write(`cilium: ${err.message}\n\n${usage()}`);
       process.exit(2);
     }
-    process.stderr.write(`Error: ${err.message}\n`);
+    process.stderr.write(`Error: ${(err as Error).message}\n`);
     process.exit(1);
   },
 );

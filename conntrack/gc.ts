@@ -21,7 +21,7 @@ export interface GcStats {
 export class ConntrackGc {
   readonly stats: GcStats = { entries: 0, runs: 0, lastExpired: 0, lastOrphaned: 0, failures: 0 };
   private timer?: NodeJS.Timeout;
-  private running?: Promise<GcStats>;
+  private running: Promise<GcStats> | undefined;
 
   constructor(
     private readonly ct: CtMap,

@@ -55,7 +55,7 @@ export class HostAddressSync {
   }
 
   start(intervalMs: number): void {
-    this.timer = setInterval(() => void this.sync().catch((err: Error) => this.log.warn(`host addresses: ${err.message}`)), intervalMs);
+    this.timer = setInterval(() => void this.sync().catch((err: unknown) => this.log.warn(`host addresses: ${(err as Error).message}`)), intervalMs);
     this.timer.unref();
   }
 

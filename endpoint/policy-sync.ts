@@ -171,7 +171,7 @@ export class PolicySync {
 
   private entriesOf(epId: number): Map<string, PolicyKey> {
     let m = this.current.get(epId);
-    if (!m) this.current.set(epId, (m = new Map()));
+    if (!m) this.current.set(epId, (m = new Map<string, PolicyKey>()));
     return m;
   }
 }

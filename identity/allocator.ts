@@ -24,22 +24,26 @@ export class IdentityAllocator {
   private readonly refs = new Map<number, number>();
   private readonly releaseTimers = new Map<number, NodeJS.Timeout>();
   private next = MIN_USER_IDENTITY;
+  private readonly releasedListeners: Array<() => void> = [];
 
   private constructor(
     private readonly store: KVStore,
     private readonly log: Logger,
     private readonly graceMs: number,
-    /** Called when an identity is released, so policy stops naming it. */
-    private readonly onChange: () => void,
   ) {}
 
-  static async load(store: KVStore, log: Logger, graceMs: number, onChange: () => void): Promise<IdentityAllocator> {
-    const a = new IdentityAllocator(store, log, graceMs, onChange);
+  static async load(store: KVStore, log: Logger, graceMs: number): Promise<IdentityAllocator> {
+    const a = new IdentityAllocator(store, log, graceMs);
     for (const [k, v] of await store.list(ID_PREFIX)) {
       const id = Number(k.slice(ID_PREFIX.length));
       a.remember({ id, labels: JSON.parse(v) as string[] });
     }
     return a;
+  }
+
+  /** Called after an identity is released, so policy stops naming it. */
+  onReleased(listener: () => void): void {
+    this.releasedListeners.push(listener);
   }
 
   /** Takes a reference on the identity of these (normalized) labels, allocating it if needed. */
@@ -68,8 +72,8 @@ export class IdentityAllocator {
     const t = setTimeout(() => {
       this.releaseTimers.delete(id);
       // A store that fails now keeps the identity: the next grace period tries again.
-      this.forget(id).catch((err: Error) => {
-        this.log.error(`releasing identity ${id} failed (retried after the grace period): ${err.message}`);
+      this.forget(id).catch((err: unknown) => {
+        this.log.error(`releasing identity ${id} failed (retried after the grace period): ${(err as Error).message}`);
         this.release(id);
       });
     }, this.graceMs);
@@ -107,7 +111,7 @@ export class IdentityAllocator {
         return Number(existing);
       }
       const candidate = this.freeNumber();
-      if (!(await this.store.create(ID_PREFIX + candidate, key))) {
+      if (!(await this.store.create(`${ID_PREFIX}${candidate}`, key))) {
         this.next = candidate + 1; // someone else took the number: try the next
         continue;
       }
@@ -117,7 +121,7 @@ export class IdentityAllocator {
         return candidate; // its user regenerates policy once it is assigned; a second pass here would be wasted
       }
       // Lost the race for this label set: give the number back and use the winner's.
-      await this.store.batch([{ type: 'del', key: ID_PREFIX + candidate }]);
+      await this.store.batch([{ type: 'del', key: `${ID_PREFIX}${candidate}` }]);
     }
     throw new Error(`could not allocate an identity for ${labels.join(',')}: the store keeps refusing`);
   }
@@ -126,13 +130,13 @@ export class IdentityAllocator {
     const ident = this.byId.get(id);
     if (!ident || (this.refs.get(id) ?? 0) > 0) return;
     await this.store.batch([
-      { type: 'del', key: ID_PREFIX + id },
+      { type: 'del', key: `${ID_PREFIX}${id}` },
       { type: 'del', key: VALUE_PREFIX + JSON.stringify(ident.labels) },
     ]);
     this.byId.delete(id);
     this.byKey.delete(JSON.stringify(ident.labels));
     this.log.info(`identity ${id} released`, { identity: id, labels: ident.labels });
-    this.onChange();
+    for (const l of this.releasedListeners) l();
   }
 
   private freeNumber(): number {

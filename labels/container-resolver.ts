@@ -18,22 +18,27 @@ const SCHEDULE = [25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800];
  * lock-free. Both arrive long before the container's process starts.
  */
 export class ContainerResolver {
-  private readonly pending = new Map<string, { networkId: string; timer?: NodeJS.Timeout; attempt: number }>();
+  private readonly pending = new Map<string, { networkId: string; timer: NodeJS.Timeout | undefined; attempt: number }>();
   /** Networks being inspected now, and whether another look was asked for meanwhile. */
   private readonly looking = new Map<string, { again: boolean }>();
   private events?: NodeJS.ReadableStream;
   private stopped = false;
+  private onResolved: (dockerEndpointId: string, info: ContainerInfo) => Promise<void> = () => Promise.resolve();
 
   constructor(
     private readonly docker: Docker,
     private readonly log: Logger,
-    private readonly onResolved: (dockerEndpointId: string, info: ContainerInfo) => Promise<void>,
   ) {}
+
+  /** Where each endpoint's container, once found, is delivered (one consumer: the endpoint manager). */
+  deliverTo(onResolved: (dockerEndpointId: string, info: ContainerInfo) => Promise<void>): void {
+    this.onResolved = onResolved;
+  }
 
   /** Follows network connect events; reconnects if the engine restarts. */
   async start(): Promise<void> {
     try {
-      const stream = (await this.docker.getEvents({ filters: { type: ['network'], event: ['connect'] } })) as NodeJS.ReadableStream;
+      const stream = (await this.docker.getEvents({ filters: { type: ['network'], event: ['connect'] } }));
       this.events = stream;
       let buf = '';
       stream.on('data', (chunk: Buffer) => {
@@ -67,7 +72,7 @@ export class ContainerResolver {
   /** Starts looking for the container of a freshly joined endpoint. */
   watch(dockerEndpointId: string, networkId: string): void {
     if (this.pending.has(dockerEndpointId)) return;
-    this.pending.set(dockerEndpointId, { networkId, attempt: 0 });
+    this.pending.set(dockerEndpointId, { networkId, timer: undefined, attempt: 0 });
     this.schedule(dockerEndpointId);
   }
 
@@ -150,7 +155,7 @@ export class ContainerResolver {
         const [summary] = await this.docker.listContainers({ all: true, filters: { id: [containerId] } });
         if (!summary || !this.pending.has(epId)) continue;
         this.unwatch(epId);
-        await this.onResolved(epId, { containerId, name: (c.Name ?? summary.Names?.[0] ?? '').replace(/^\//, ''), labels: fromDocker(summary.Labels) });
+        await this.onResolved(epId, { containerId, name: (c.Name ?? summary.Names[0] ?? '').replace(/^\//, ''), labels: fromDocker(summary.Labels) });
       } catch (err) {
         this.log.warn(`resolving endpoint ${epId.slice(0, 12)}: ${(err as Error).message}`);
         const p = this.pending.get(epId);

@@ -158,12 +158,12 @@ export class Metrics implements Hooks {
       }
       this.registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
-        (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+        (err: unknown) => res.writeHead(500).end(`${(err as Error).message}\n`),
       );
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new Error(`cannot serve metrics on ${address}: ${err.message}`)));
-      server.listen(Number(m[2]), m[1]!.replace(/^\[|\]$/g, '') || '127.0.0.1', () => resolve());
+      server.once('error', (err) => { reject(new Error(`cannot serve metrics on ${address}: ${err.message}`)); });
+      server.listen(Number(m[2]), m[1]!.replace(/^\[|\]$/g, '') || '127.0.0.1', () => { resolve(); });
     });
     return server;
   }

@@ -56,7 +56,7 @@ export class NetworkDriver {
     return {};
   }
 
-  async createEndpoint(raw: unknown) {
+  createEndpoint(raw: unknown) {
     const b = asBody(raw);
     const networkId = id(b, 'NetworkID');
     const endpointId = id(b, 'EndpointID');

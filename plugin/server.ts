@@ -87,14 +87,15 @@ export function pluginApp(net: NetworkDriver, ipam: IpamDriver, log: Logger, obs
         }
         return;
       }
+      const body: unknown = req.body;
       try {
-        const answer = await withTimeout(Promise.resolve(handler(req.body)), CALL_TIMEOUT_MS, method);
-        log.debug(`${method} ok`, { request: req.body, answer });
+        const answer: unknown = await withTimeout(Promise.resolve(handler(body)), CALL_TIMEOUT_MS, method);
+        log.debug(`${method} ok`, { request: body, answer });
         observe?.(method, seconds(), true);
         res.status(200).type(MEDIA_TYPE).send(JSON.stringify(answer));
       } catch (err) {
         const message = (err as Error).message;
-        log.warn(`${method} failed: ${message}`, { request: req.body });
+        log.warn(`${method} failed: ${message}`, { request: body });
         observe?.(method, seconds(), false);
         res.status(500).type(MEDIA_TYPE).send(JSON.stringify({ Err: message }));
       }
@@ -106,7 +107,7 @@ export function pluginApp(net: NetworkDriver, ipam: IpamDriver, log: Logger, obs
   app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
     const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
     const what = err.type === 'entity.parse.failed' ? 'malformed JSON in request body' : err.message;
-    res.status(status).type(MEDIA_TYPE).send(JSON.stringify({ Err: `${what}` }));
+    res.status(status).type(MEDIA_TYPE).send(JSON.stringify({ Err: what }));
   });
   return app;
 }
@@ -119,7 +120,7 @@ function bodyless(req: Request): boolean {
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000}s`)), ms);
+    timer = setTimeout(() => { reject(new Error(`${what} did not finish within ${ms / 1000}s`)); }, ms);
   });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([p, timeout]).finally(() => { clearTimeout(timer); });
 }

@@ -51,6 +51,6 @@ export function optionalArray(body: Body, field: string): Body[] {
 }
 
 function show(v: unknown): string {
-  const s = JSON.stringify(v) ?? String(v);
+  const s = v === undefined ? 'undefined' : JSON.stringify(v);
   return s.length > 60 ? `${s.slice(0, 60)}...` : s;
 }

@@ -25,9 +25,15 @@ export function validateRules(input: Json): Rule[] {
 }
 
 function ruleName(r: Json): string {
-  const labels = (r as { labels?: Array<{ key?: unknown; value?: unknown }> })?.labels;
+  const labels = typeof r === 'object' && r !== null ? (r as { labels?: unknown }).labels : undefined;
   if (!Array.isArray(labels) || labels.length === 0) return '';
-  return ` (${labels.map((l) => `${String(l?.key)}${l?.value ? `=${String(l.value)}` : ''}`).join(',')})`;
+  const text = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
+  return ` (${labels
+    .map((l: unknown) => {
+      const { key, value } = (typeof l === 'object' && l !== null ? l : {}) as { key?: unknown; value?: unknown };
+      return `${text(key)}${value ? `=${text(value)}` : ''}`;
+    })
+    .join(',')})`;
 }
 
 function fail(path: string, msg: string): never {
@@ -46,7 +52,7 @@ function object(v: Json, path: string, allowed: string[]): Record<string, Json> 
 function list(v: Json, path: string, each: (x: Json, p: string) => void): void {
   if (v === undefined) return;
   if (!Array.isArray(v)) fail(path, `must be a list, got ${JSON.stringify(v)}`);
-  v.forEach((x, i) => each(x, `${path}[${i}]`));
+  v.forEach((x, i) => { each(x, `${path}[${i}]`); });
 }
 
 function str(v: Json, path: string): string {
@@ -58,8 +64,8 @@ function rule(v: Json): void {
   const r = object(v, 'rule', ['endpointSelector', 'ingress', 'egress', 'labels', 'description']);
   if (r.endpointSelector === undefined) fail('endpointSelector', 'is required (use {} to select every endpoint)');
   selector(r.endpointSelector, 'endpointSelector');
-  list(r.ingress, 'ingress', (x, p) => peerRule(x, p, 'from'));
-  list(r.egress, 'egress', (x, p) => peerRule(x, p, 'to'));
+  list(r.ingress, 'ingress', (x, p) => { peerRule(x, p, 'from'); });
+  list(r.egress, 'egress', (x, p) => { peerRule(x, p, 'to'); });
   list(r.labels, 'labels', (x, p) => {
     const l = object(x, p, ['key', 'value', 'source']);
     str(l.key, `${p}.key`);
@@ -93,7 +99,7 @@ function peerRule(v: Json, path: string, dir: 'from' | 'to'): void {
       const port = str(pp.port, `${q}.port`);
       if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) fail(`${q}.port`, `"${port}" is not a port number (1-65535)`);
       if (pp.protocol !== undefined && !['TCP', 'UDP', 'ANY', ''].includes(str(pp.protocol, `${q}.protocol`).toUpperCase())) {
-        fail(`${q}.protocol`, `"${String(pp.protocol)}" is not TCP, UDP or ANY`);
+        fail(`${q}.protocol`, `${JSON.stringify(pp.protocol)} is not TCP, UDP or ANY`);
       }
     });
   });

@@ -58,7 +58,7 @@ export const UNTAGGED_ORPHAN_MS = 5_000;
 const HOST_SIDE = /^lxc([0-9a-f]{12})$/;
 
 export class Reconciler {
-  private running?: Promise<ReconcileReport>;
+  private running: Promise<ReconcileReport> | undefined;
   last?: ReconcileReport;
   /** Untagged pairs of our naming scheme, by host-side name: when first seen. */
   private readonly untagged = new Map<string, number>();

@@ -10,13 +10,16 @@ export type StoreObserver = (op: string, seconds: number, ok: boolean) => void;
  */
 export class LevelStore implements KVStore {
   private chain: Promise<unknown> = Promise.resolve();
+  private observe: StoreObserver = () => undefined;
 
-  private constructor(
-    private readonly db: ClassicLevel<string, string>,
-    private readonly observe: StoreObserver,
-  ) {}
+  private constructor(private readonly db: ClassicLevel) {}
 
-  static async open(dir: string, observe: StoreObserver = () => undefined): Promise<LevelStore> {
+  /** Where each operation's duration and outcome go (metrics, once they exist). */
+  observeWith(observe: StoreObserver): void {
+    this.observe = observe;
+  }
+
+  static async open(dir: string): Promise<LevelStore> {
     const db = new ClassicLevel<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     try {
       await db.open();
@@ -24,7 +27,7 @@ export class LevelStore implements KVStore {
       const cause = (err as { cause?: Error }).cause;
       throw new Error(`cannot open state store ${dir}: ${cause?.message ?? (err as Error).message}`);
     }
-    return new LevelStore(db, observe);
+    return new LevelStore(db);
   }
 
   get(key: string): Promise<string | undefined> {

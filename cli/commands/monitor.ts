@@ -64,9 +64,9 @@ export const monitor: Command = async (ctx) => {
           }
         });
         res.on('end', resolve);
-        res.on('error', () => resolve());
+        res.on('error', () => { resolve(); });
       });
-      req.on('error', () => resolve());
+      req.on('error', () => { resolve(); });
       req.end();
     });
   }

@@ -26,10 +26,10 @@ export const policyImport: Command = async (ctx) => {
 };
 
 /** Checks a file without an agent and without importing anything. */
-export const policyValidate: Command = async (ctx) => {
+export const policyValidate: Command = (ctx) => {
   const rules = validateRules(readRules(ctx.positional()[0]));
   ctx.print({ valid: true, rules: rules.length }, () => `Valid: ${rules.length} rule(s)\n`);
-  return 0;
+  return Promise.resolve(0);
 };
 
 export const policyGet: Command = async (ctx) => {

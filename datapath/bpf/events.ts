@@ -67,11 +67,11 @@ export function decodeEvent(b: Buffer): DatapathEvent {
 /** Drains the events ring buffer on a timer (no thread blocks in poll). */
 export class EventReader {
   private readonly ring: Pointer;
-  private readonly callback: unknown;
+  private readonly callback: bigint;
   private readonly timer: NodeJS.Timeout;
 
   constructor(eventsFd: number, onEvent: (e: DatapathEvent) => void, everyMs = 50) {
-    this.callback = koffi.register((_ctx: unknown, data: unknown, size: number) => {
+    this.callback = koffi.register((_ctx: unknown, data: unknown, size: number | bigint) => {
       // An exception must not unwind through libbpf's C frames: a bad event is skipped.
       try {
         onEvent(decodeEvent(Buffer.from(koffi.decode(data, koffi.array('uint8_t', Number(size))) as number[])));
@@ -88,6 +88,6 @@ export class EventReader {
   close(): void {
     clearInterval(this.timer);
     bpf.ringFree(this.ring);
-    koffi.unregister(this.callback as bigint);
+    koffi.unregister(this.callback);
   }
 }

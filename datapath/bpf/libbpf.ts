@@ -14,38 +14,49 @@ const Ring = koffi.opaque('ring_buffer');
 export const SampleFn = koffi.proto('int ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
 
 export type Pointer = object;
+type Buf = Buffer | null;
+/** koffi's `inout` pointer to one u32: a one-element array it reads and writes back. */
+type U32Ref = [number];
+
+/** A libbpf symbol with its C signature for koffi; each binding below states the TypeScript one callers see. */
+type TypeSpec = string | ReturnType<typeof koffi.pointer> | ReturnType<typeof koffi.inout>;
+const fn = (name: string, ret: TypeSpec, args: TypeSpec[]): unknown => lib.func(name, ret, args);
+
+const obj = koffi.pointer(Obj);
+const map = koffi.pointer(Map);
+const u32ref = koffi.inout(koffi.pointer('uint32_t'));
 
 export const bpf = {
-  openFile: lib.func('bpf_object__open_file', koffi.pointer(Obj), ['str', 'void *']),
-  load: lib.func('bpf_object__load', 'int', [koffi.pointer(Obj)]),
-  close: lib.func('bpf_object__close', 'void', [koffi.pointer(Obj)]),
-  findMap: lib.func('bpf_object__find_map_by_name', koffi.pointer(Map), [koffi.pointer(Obj), 'str']),
-  nextMap: lib.func('bpf_object__next_map', koffi.pointer(Map), [koffi.pointer(Obj), koffi.pointer(Map)]),
-  mapName: lib.func('bpf_map__name', 'str', [koffi.pointer(Map)]),
-  findProgram: lib.func('bpf_object__find_program_by_name', koffi.pointer(Prog), [koffi.pointer(Obj), 'str']),
-  mapFd: lib.func('bpf_map__fd', 'int', [koffi.pointer(Map)]),
-  mapSetPinPath: lib.func('bpf_map__set_pin_path', 'int', [koffi.pointer(Map), 'str']),
-  mapType: lib.func('bpf_map__type', 'int', [koffi.pointer(Map)]),
-  mapKeySize: lib.func('bpf_map__key_size', 'uint32_t', [koffi.pointer(Map)]),
-  mapValueSize: lib.func('bpf_map__value_size', 'uint32_t', [koffi.pointer(Map)]),
-  mapMaxEntries: lib.func('bpf_map__max_entries', 'uint32_t', [koffi.pointer(Map)]),
-  objGet: lib.func('bpf_obj_get', 'int', ['str']),
-  mapCreate: lib.func('bpf_map_create', 'int', ['int', 'str', 'uint32_t', 'uint32_t', 'uint32_t', 'void *']),
-  objInfo: lib.func('bpf_obj_get_info_by_fd', 'int', ['int', 'void *', koffi.inout(koffi.pointer('uint32_t'))]),
-  mapSetInitialValue: lib.func('bpf_map__set_initial_value', 'int', [koffi.pointer(Map), 'void *', 'size_t']),
-  programFd: lib.func('bpf_program__fd', 'int', [koffi.pointer(Prog)]),
-  mapUpdate: lib.func('bpf_map_update_elem', 'int', ['int', 'void *', 'void *', 'uint64_t']),
-  mapLookup: lib.func('bpf_map_lookup_elem', 'int', ['int', 'void *', 'void *']),
-  mapDelete: lib.func('bpf_map_delete_elem', 'int', ['int', 'void *']),
-  mapNextKey: lib.func('bpf_map_get_next_key', 'int', ['int', 'void *', 'void *']),
-  mapLookupBatch: lib.func('bpf_map_lookup_batch', 'int', ['int', 'void *', 'void *', 'void *', 'void *', koffi.inout(koffi.pointer('uint32_t')), 'void *']),
-  mapDeleteBatch: lib.func('bpf_map_delete_batch', 'int', ['int', 'void *', koffi.inout(koffi.pointer('uint32_t')), 'void *']),
-  tcHookCreate: lib.func('bpf_tc_hook_create', 'int', ['void *']),
-  tcAttach: lib.func('bpf_tc_attach', 'int', ['void *', 'void *']),
-  tcQuery: lib.func('bpf_tc_query', 'int', ['void *', 'void *']),
-  ringNew: lib.func('ring_buffer__new', koffi.pointer(Ring), ['int', koffi.pointer(SampleFn), 'void *', 'void *']),
-  ringConsume: lib.func('ring_buffer__consume', 'int', [koffi.pointer(Ring)]),
-  ringFree: lib.func('ring_buffer__free', 'void', [koffi.pointer(Ring)]),
+  openFile: fn('bpf_object__open_file', obj, ['str', 'void *']) as (...a: [string, null]) => Pointer | null,
+  load: fn('bpf_object__load', 'int', [obj]) as (...a: [Pointer]) => number,
+  close: fn('bpf_object__close', 'void', [obj]) as (...a: [Pointer]) => void,
+  findMap: fn('bpf_object__find_map_by_name', map, [obj, 'str']) as (...a: [Pointer, string]) => Pointer | null,
+  nextMap: fn('bpf_object__next_map', map, [obj, map]) as (...a: [Pointer, Pointer | null]) => Pointer | null,
+  mapName: fn('bpf_map__name', 'str', [map]) as (...a: [Pointer]) => string,
+  findProgram: fn('bpf_object__find_program_by_name', koffi.pointer(Prog), [obj, 'str']) as (...a: [Pointer, string]) => Pointer | null,
+  mapFd: fn('bpf_map__fd', 'int', [map]) as (...a: [Pointer]) => number,
+  mapSetPinPath: fn('bpf_map__set_pin_path', 'int', [map, 'str']) as (...a: [Pointer, string]) => number,
+  mapType: fn('bpf_map__type', 'int', [map]) as (...a: [Pointer]) => number,
+  mapKeySize: fn('bpf_map__key_size', 'uint32_t', [map]) as (...a: [Pointer]) => number,
+  mapValueSize: fn('bpf_map__value_size', 'uint32_t', [map]) as (...a: [Pointer]) => number,
+  mapMaxEntries: fn('bpf_map__max_entries', 'uint32_t', [map]) as (...a: [Pointer]) => number,
+  objGet: fn('bpf_obj_get', 'int', ['str']) as (...a: [string]) => number,
+  mapCreate: fn('bpf_map_create', 'int', ['int', 'str', 'uint32_t', 'uint32_t', 'uint32_t', 'void *']) as (...a: [number, string, number, number, number, null]) => number,
+  objInfo: fn('bpf_obj_get_info_by_fd', 'int', ['int', 'void *', u32ref]) as (...a: [number, Buffer, U32Ref]) => number,
+  mapSetInitialValue: fn('bpf_map__set_initial_value', 'int', [map, 'void *', 'size_t']) as (...a: [Pointer, Buffer, number]) => number,
+  programFd: fn('bpf_program__fd', 'int', [koffi.pointer(Prog)]) as (...a: [Pointer]) => number,
+  mapUpdate: fn('bpf_map_update_elem', 'int', ['int', 'void *', 'void *', 'uint64_t']) as (...a: [number, Buffer, Buffer, number]) => number,
+  mapLookup: fn('bpf_map_lookup_elem', 'int', ['int', 'void *', 'void *']) as (...a: [number, Buffer, Buffer]) => number,
+  mapDelete: fn('bpf_map_delete_elem', 'int', ['int', 'void *']) as (...a: [number, Buffer]) => number,
+  mapNextKey: fn('bpf_map_get_next_key', 'int', ['int', 'void *', 'void *']) as (...a: [number, Buf, Buffer]) => number,
+  mapLookupBatch: fn('bpf_map_lookup_batch', 'int', ['int', 'void *', 'void *', 'void *', 'void *', u32ref, 'void *']) as (...a: [number, Buf, Buffer, Buffer, Buffer, U32Ref, null]) => number,
+  mapDeleteBatch: fn('bpf_map_delete_batch', 'int', ['int', 'void *', u32ref, 'void *']) as (...a: [number, Buffer, U32Ref, null]) => number,
+  tcHookCreate: fn('bpf_tc_hook_create', 'int', ['void *']) as (...a: [Buffer]) => number,
+  tcAttach: fn('bpf_tc_attach', 'int', ['void *', 'void *']) as (...a: [Buffer, Buffer]) => number,
+  tcQuery: fn('bpf_tc_query', 'int', ['void *', 'void *']) as (...a: [Buffer, Buffer]) => number,
+  ringNew: fn('ring_buffer__new', koffi.pointer(Ring), ['int', koffi.pointer(SampleFn), 'void *', 'void *']) as (...a: [number, bigint, null, null]) => Pointer | null,
+  ringConsume: fn('ring_buffer__consume', 'int', [koffi.pointer(Ring)]) as (...a: [Pointer]) => number,
+  ringFree: fn('ring_buffer__free', 'void', [koffi.pointer(Ring)]) as (...a: [Pointer]) => void,
 };
 
 export const errnoName = (code: number): string => {

@@ -58,10 +58,10 @@ export class BpfMap {
     const values = Buffer.alloc(this.valueSize * chunk);
     let first = true;
     for (;;) {
-      const count = [chunk];
+      const count: [number] = [chunk];
       const r = bpf.mapLookupBatch(this.fd, first ? null : token, next, keys, values, count, null);
       if (r < 0 && r !== ENOENT) throw new Error(`read ${this.name}: ${errnoName(r)}`);
-      const n = count[0]!;
+      const n = count[0];
       const out: Array<[Buffer, Buffer]> = [];
       for (let i = 0; i < n; i++) {
         out.push([
@@ -81,10 +81,10 @@ export class BpfMap {
     let deleted = 0;
     for (let i = 0; i < keys.length; ) {
       const batch = Buffer.concat(keys.slice(i));
-      const count = [keys.length - i];
+      const count: [number] = [keys.length - i];
       const r = bpf.mapDeleteBatch(this.fd, batch, count, null);
-      deleted += count[0]!;
-      i += count[0]!;
+      deleted += count[0];
+      i += count[0];
       if (r === ENOENT) i++; // that key was gone already: go on after it
       else if (r < 0) throw new Error(`delete from ${this.name}: ${errnoName(r)}`);
     }

@@ -93,17 +93,17 @@ describe('cilium CLI, monitor, trace and Prometheus metrics', function () {
     mon.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     mon.stderr!.on('data', (c: Buffer) => (err += c.toString()));
     try {
-      await waitFor('the monitor to connect', async () => err.includes('Listening for events'));
+      await waitFor('the monitor to connect', () => err.includes('Listening for events'));
       assert.notStrictEqual(await fetch('app3', 'http://app1/'), 0);
-      await waitFor('the drop in the monitor', async () => /xx drop \(Policy denied\) to endpoint \d+ \(app1\), identity \d+->\d+: 10\.211\.\d+\.\d+:\d+ -> 10\.211\.\d+\.\d+:80 tcp SYN/.test(out), 10_000);
+      await waitFor('the drop in the monitor', () => /xx drop \(Policy denied\) to endpoint \d+ \(app1\), identity \d+->\d+: 10\.211\.\d+\.\d+:\d+ -> 10\.211\.\d+\.\d+:80 tcp SYN/.test(out), 10_000);
       assert.match(out, /from container:id=app3 \(app3\) to container:id=app1 \(app1\)/);
       assert.doesNotMatch(out, /Policy verdict/, '-t drop shows drops only');
       await env.agent.stop();
       await env.agent.start();
-      await waitFor('the monitor to reconnect', async () => err.includes('reconnecting'), 10_000);
+      await waitFor('the monitor to reconnect', () => err.includes('reconnecting'), 10_000);
       out = '';
       assert.notStrictEqual(await fetch('app3', 'http://app1/'), 0);
-      await waitFor('a drop after the restart', async () => /xx drop \(Policy denied\)/.test(out), 15_000);
+      await waitFor('a drop after the restart', () => /xx drop \(Policy denied\)/.test(out), 15_000);
     } finally {
       mon.kill();
     }

@@ -29,7 +29,7 @@ describe('reliability: crash test (kill -9 at random moments and inside plugin c
   });
 
   it(`${OPS} container starts/stops and policy imports with >= 10 kills: no duplicate, nothing leaked, all reachable and enforced`, async () => {
-    let stopping = false;
+    const loop = { stopping: false };
     let kills = 0;
     let externalKills = 0;
     /** When the agent was down: from its death to the end of its restart. A failure outside these is a bug. */
@@ -38,7 +38,7 @@ describe('reliability: crash test (kill -9 at random moments and inside plugin c
       for (let i = 0; ; i++) {
         await env.agent.exited();
         const died = Date.now();
-        if (stopping) return;
+        if (loop.stopping) return;
         kills++;
         // Killed again while starting is one more random moment: the loop notices and restarts.
         await env.agent.start({ CILIUM_FAILPOINTS: FAILPOINTS[i % FAILPOINTS.length]! }).catch(() => undefined);
@@ -46,9 +46,9 @@ describe('reliability: crash test (kill -9 at random moments and inside plugin c
       }
     })();
     const killer = (async () => {
-      while (!stopping) {
+      while (!loop.stopping) {
         await sleep(4000 + Math.random() * 5000);
-        if (!stopping && env.agent.pid) {
+        if (env.agent.pid && !(loop.stopping as boolean)) {
           externalKills++;
           await env.agent.kill9();
         }
@@ -69,7 +69,7 @@ describe('reliability: crash test (kill -9 at random moments and inside plugin c
         let r: { code: number; stderr?: string };
         if (dice < 0.15) {
           what = 'policy import';
-          const a = await httpUnix(env.agent.apiSocket, 'PUT', '/v1/policy', JSON.stringify(RULES[serial % 2])).catch((err: Error) => ({ status: 0, body: err.message }));
+          const a = await httpUnix(env.agent.apiSocket, 'PUT', '/v1/policy', JSON.stringify(RULES[serial % 2])).catch((err: unknown) => ({ status: 0, body: (err as Error).message }));
           r = { code: a.status === 200 ? 0 : 1, stderr: JSON.stringify(a.body) };
         } else if (dice < 0.5 && started.length > 0) {
           what = 'docker rm';
@@ -89,7 +89,7 @@ describe('reliability: crash test (kill -9 at random moments and inside plugin c
     };
     const t0 = Date.now();
     await Promise.all(Array.from({ length: WORKERS }, worker));
-    stopping = true;
+    loop.stopping = true;
     await killer;
     // A clean agent (no failpoint armed), as after a real crash and restart.
     await env.agent.kill9();

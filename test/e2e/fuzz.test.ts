@@ -19,7 +19,7 @@ function rawExchange(path: string, bytes: Buffer): Promise<string> {
     const c = createConnection(path, () => c.end(bytes));
     c.setTimeout(5000, () => c.destroy());
     c.on('data', (d) => (out += d.toString()));
-    c.on('close', () => resolve(out));
+    c.on('close', () => { resolve(out); });
     c.on('error', () => undefined);
   });
 }
@@ -59,7 +59,7 @@ describe('reliability: hostile input on every plugin and API route', function ()
     const send = async (socket: string, q: FuzzRequest, errorField: 'Err' | 'error') => {
       const a = await httpUnix(socket, q.method, q.path, q.body);
       if (q.method === 'POST' && /CreateEndpoint|Join/.test(q.path) && q.body?.includes(NET) && a.status !== 200) {
-        const err = String((a.body as Record<string, unknown>).Err ?? '');
+        const err = (a.body as { Err?: string }).Err ?? '';
         const why = DEEPER.find((re) => re.test(err));
         const key = why && `${q.path.slice(1)} refused: ${why.source}`;
         if (key) deeper.set(key, (deeper.get(key) ?? 0) + 1);

@@ -65,8 +65,8 @@ describe('identities and L3/L4 policy enforced in BPF (real dockerd, kernel, pac
     const byName = Object.fromEntries(eps.map((e) => [e.containerName, e]));
     for (const n of ['app1', 'app2', 'app3']) {
       assert.strictEqual(byName[n]?.state, 'ready', `${n}: ${JSON.stringify(byName[n])}`);
-      assert.deepStrictEqual(byName[n]!.labels, [`container:id=${n}`]);
-      assert.ok(byName[n]!.identity >= 256);
+      assert.deepStrictEqual(byName[n].labels, [`container:id=${n}`]);
+      assert.ok(byName[n].identity >= 256);
     }
     assert.strictEqual(new Set(eps.map((e) => e.identity)).size, 3);
     await env.runDetached('app1b', 'pnet', undefined, ['-l', 'id=app1', '-l', 'com.docker.compose.project=demo']);

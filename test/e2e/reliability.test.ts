@@ -53,7 +53,7 @@ describe('reliability: start-up reconciliation', function () {
     await setUp((await linkIndex(stray.hostName))!, env.agent.tag);
     // A pinned map that is not ours, and a datapath entry for an interface that does not exist.
     await must('bpftool', ['map', 'create', join(env.agent.bpfRoot, 'stale_map'), 'type', 'hash', 'key', '4', 'value', '4', 'entries', '4', 'name', 'stale']);
-    await must('bpftool', ['map', 'update', 'pinned', join(env.agent.bpfRoot, 'cilium_lxc'), 'key', 'hex', '3f', '42', '0f', '00', 'value', 'hex', ...Array(56).fill('00')]);
+    await must('bpftool', ['map', 'update', 'pinned', join(env.agent.bpfRoot, 'cilium_lxc'), 'key', 'hex', '3f', '42', '0f', '00', 'value', 'hex', ...Array<string>(56).fill('00')]);
     const before = await countLeaks(env.dockerd, env.agent);
     assert.ok(before.unownedAddresses >= 2 && before.endpointsWithoutContainer === 1 && before.orphanLinks === 1 && before.orphanPins === 1, JSON.stringify(before));
 

@@ -34,7 +34,7 @@ describe('robustness: failed policy updates roll back; endpoint addresses come f
       const r = await agent.plugin('NetworkDriver.CreateNetwork', { NetworkID: id, Options: {}, IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: '0.0.0.0/0', Gateway: '10.217.0.1/32' }], IPv6Data: [] });
       assert.strictEqual(r.status, 200, JSON.stringify(r.body));
     }
-    [server] = await bare.create(1, ['app=server']);
+    server = (await bare.create(1, ['app=server']))[0]!;
     await bare.create(1, ['role=client']);
   });
   after(async () => {
@@ -48,7 +48,7 @@ describe('robustness: failed policy updates roll back; endpoint addresses come f
     const r = await agent.api<{ revision: number }>('/v1/policy');
     const answer = await agent.request('PUT', '/v1/policy', JSON.stringify(rule));
     assert.strictEqual(answer.status, 500);
-    assert.match(String((answer.body as { error: string }).error), new RegExp(`policy import not applied, revision ${r.revision} stays in force: the datapath update failed: failpoint policy-datapath`));
+    assert.match((answer.body as { error: string }).error, new RegExp(`policy import not applied, revision ${r.revision} stays in force: the datapath update failed: failpoint policy-datapath`));
     assert.strictEqual(await dump(), before, 'nothing changed');
     const health = await agent.api<{ recentErrors: Array<{ message: string }> }>('/v1/healthz');
     assert.ok(health.recentErrors.some((e) => /policy import rolled back/.test(e.message)), 'the rollback is logged and shown in status');
@@ -70,7 +70,7 @@ describe('robustness: failed policy updates roll back; endpoint addresses come f
     for (const [address, why] of cases) {
       const a = await create(address);
       assert.strictEqual(a.status, 500, `${address}: ${JSON.stringify(a.body)}`);
-      assert.match(String((a.body as { Err: string }).Err), why);
+      assert.match((a.body as { Err: string }).Err, why);
     }
     assert.strictEqual(await dump(), before, 'nothing changed');
   });

@@ -73,10 +73,10 @@ export class TestAgent {
     const argv = [AGENT, `--plugin-socket=${this.pluginSocket}`, `--api-socket=${this.apiSocket}`, `--state-dir=${this.stateDir}`, `--bpf-root=${this.bpfRoot}`, '--prometheus-serve-addr=', ...this.args, ...extra];
     // nsenter switches only the network namespace: /sys (and bpffs in it) stay the host's.
     const [cmd, ...args] = this.netns ? ['nsenter', `--net=/run/netns/${this.netns}`, process.execPath, ...argv] : [process.execPath, ...argv];
-    const proc = spawn(cmd!, args, { stdio: ['ignore', log, log], env: { ...process.env, ...env } });
+    const proc = spawn(cmd, args, { stdio: ['ignore', log, log], env: { ...process.env, ...env } });
     this.proc = proc;
     const died = new Promise<never>((_, reject) =>
-      proc.once('exit', (code, signal) => reject(new Error(`agent exited (${code ?? signal}) while starting: ${this.logTail()}`))),
+      proc.once('exit', (code, signal) => { reject(new Error(`agent exited (${code ?? signal}) while starting: ${this.logTail()}`)); }),
     );
     died.catch(() => undefined); // only start() below cares, and only while it waits
     await Promise.race([
@@ -102,7 +102,7 @@ export class TestAgent {
   exited(): Promise<void> {
     const proc = this.proc;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-    return new Promise((r) => proc.once('exit', () => r()));
+    return new Promise((r) => proc.once('exit', () => { r(); }));
   }
 
   get tag(): string {

@@ -46,7 +46,7 @@ export class TestDockerd {
     // nsenter, not ip netns exec: that remounts /sys, and with it the cgroup mounts dockerd needs.
     const [cmd, ...prefix] = this.opts.netns ? ['nsenter', `--net=/run/netns/${this.opts.netns}`, 'dockerd'] : ['dockerd'];
     this.proc = spawn(
-      cmd!,
+      cmd,
       [
         ...prefix,
         `--iptables=${this.opts.iptables ? 'true' : 'false'}`,
@@ -60,8 +60,8 @@ export class TestDockerd {
       ],
       { stdio: ['ignore', log, log] },
     );
-    await waitFor('dockerd to answer', async () => (await this.docker(['version', '--format', '{{.Server.Version}}'])).code === 0, 60_000, 200).catch((err: Error) => {
-      throw new Error(`${err.message}\n${this.logTail()}`);
+    await waitFor('dockerd to answer', async () => (await this.docker(['version', '--format', '{{.Server.Version}}'])).code === 0, 60_000, 200).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}\n${this.logTail()}`);
     });
   }
 
@@ -88,7 +88,8 @@ export class TestDockerd {
     const exited = new Promise((r) => proc.once('exit', r));
     proc.kill('SIGTERM');
     await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
-    if (proc.exitCode === null) {
+    // Read again after the wait: the process may have exited meanwhile.
+    if ((proc.exitCode as number | null) === null) {
       proc.kill('SIGKILL');
       await exited;
     }

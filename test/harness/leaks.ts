@@ -33,7 +33,7 @@ interface Inspect {
 export async function countLeaks(d: TestDockerd, agent: TestAgent): Promise<Leaks> {
   if (agent.pid) await agent.settled();
   const ids = (await d.docker(['ps', '-q'])).stdout.split('\n').filter(Boolean);
-  const inspected: Inspect[] = ids.length ? JSON.parse(await d.ok(['inspect', ...ids])) : [];
+  const inspected = ids.length ? (JSON.parse(await d.ok(['inspect', ...ids])) as Inspect[]) : [];
   const nets = inspected.flatMap((c) => Object.values(c.NetworkSettings.Networks));
   const addresses = nets.flatMap((n) => [n.IPAddress, n.GlobalIPv6Address]).filter(Boolean);
   const endpointIds = new Set(nets.map((n) => n.EndpointID));
