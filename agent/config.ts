@@ -141,7 +141,9 @@ function rangeFlag(flag: string, text: string, family: 4 | 6): Cidr {
 
 /** A group from /etc/group (no process spawned); an unknown name is a flag error. */
 function groupByName(name: string): { name: string; gid: number } {
-  const line = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.split(':')[0] === name);
+  const line = readFileSync('/etc/group', 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[0] === name);
   if (!line) throw new Error(`--socket-group: no group "${name}" in /etc/group`);
   return { name, gid: Number(line.split(':')[2]) };
 }
@@ -164,4 +166,3 @@ function firstGlobalIPv4(): string | undefined {
   }
   return undefined;
 }
-

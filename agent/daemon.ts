@@ -33,7 +33,6 @@ import { Config } from './config';
 import { closeServer, listenUnix } from './listen';
 import { RecentErrors } from './logger';
 
-
 /**
  * The state dir and everything in it are root-only (0700 dirs, 0600 files),
  * whoever created them first and under whatever umask: the store holds every
@@ -87,7 +86,9 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     await ensureHostRouter(routers, cfg.ipv6Range !== undefined);
 
     const dp = BpfDatapath.load({ bpfRoot: cfg.bpfRoot, hostToEndpointAllowed: cfg.allowLocalhost });
-    closers.push(() => { dp.close(); });
+    closers.push(() => {
+      dp.close();
+    });
     for (const m of dp.replacedMaps) log.warn(`pinned map ${m} was left by an incompatible version: replaced, its entries are rebuilt`);
     if (dp.natRecoveryUnavailable) {
       log.warn(`netfilter conntrack kfuncs unavailable (${dp.natRecoveryUnavailable}): traffic the host NATs towards endpoints is treated as the world`);
@@ -95,15 +96,29 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     const hostIps = new HostAddressSync(dp.maps.ipcache, () => routers, log);
     await hostIps.sync();
     hostIps.start(10_000);
-    closers.push(() => { hostIps.stop(); });
+    closers.push(() => {
+      hostIps.stop();
+    });
     const events = new EventLog();
-    const reader = new EventReader(dp.maps.eventsFd, (e) => { events.push(e); });
-    closers.push(() => { reader.close(); });
+    const reader = new EventReader(dp.maps.eventsFd, (e) => {
+      events.push(e);
+    });
+    closers.push(() => {
+      reader.close();
+    });
 
     const identities = await IdentityAllocator.load(store, log, cfg.identityGraceMs);
     const repo = await PolicyRepository.load(store);
     const conntrack = new ConntrackGc(dp.maps.ct, () => new Set(registry.list().map((e) => ownerOf(e.sandboxKey))), log);
-    const metrics = new Metrics({ endpoints: registry, identities, repo, ipam, bpfMetrics: dp.maps.metrics, conntrack: conntrack.stats, faults: recent.faults });
+    const metrics = new Metrics({
+      endpoints: registry,
+      identities,
+      repo,
+      ipam,
+      bpfMetrics: dp.maps.metrics,
+      conntrack: conntrack.stats,
+      faults: recent.faults,
+    });
     store.observeWith((op, s, ok) => {
       metrics.storeOp(op, s, ok);
     });
@@ -113,7 +128,9 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     });
     const docker = dockerClient(cfg.dockerHost);
     const resolver = new ContainerResolver(docker, log);
-    closers.push(() => { resolver.stop(); });
+    closers.push(() => {
+      resolver.stop();
+    });
     const reaper = new LinkReaper(log);
     const manager = new EndpointManager(registry, dp, identities, sync, resolver, log, agentTag(cfg.stateDir), reaper, metrics);
     resolver.deliverTo((id, info) => manager.assignContainer(id, info));
@@ -121,7 +138,13 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     await manager.restore();
     void resolver.start();
     const reconciler = new Reconciler({
-      manager, networks, ipam, dp, docker, log, bpfRoot: cfg.bpfRoot,
+      manager,
+      networks,
+      ipam,
+      dp,
+      docker,
+      log,
+      bpfRoot: cfg.bpfRoot,
       driver: basename(cfg.pluginSocket, '.sock'),
       graceMs: cfg.reconcileGraceMs,
     });
@@ -130,7 +153,14 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     const ipamDriver = new IpamDriver(ipam, log);
     if (cfg.prometheusAddr) {
       const m = await metrics.serve(cfg.prometheusAddr);
-      closers.push(() => new Promise<void>((r) => m.close(() => { r(); })));
+      closers.push(
+        () =>
+          new Promise<void>((r) =>
+            m.close(() => {
+              r();
+            }),
+          ),
+      );
     }
     const serve = async (path: string, app: Parameters<typeof listenUnix>[1], errorField: 'Err' | 'error') => {
       const server: Server = await listenUnix(path, app, errorField, cfg.socketGroup);
@@ -138,12 +168,52 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     };
     await serve(
       cfg.apiSocket,
-      apiApp({ version: VERSION, startedAt: new Date(), endpoints: registry, manager, networks, ipam, identities, repo, sync, events, dp, log, reconciler, conntrack, stateDir: cfg.stateDir, pluginSocket: cfg.pluginSocket, hooks: metrics,
-        health: { docker: () => docker.ping().then(() => 'ok', (e: unknown) => (e as Error).message), store: () => store.get('health').then(() => 'ok', (e: unknown) => (e as Error).message), recentErrors: recent.entries, faults: recent.faults, linksPendingRemoval: () => reaper.pending, bpfRoot: cfg.bpfRoot, dockerHost: cfg.dockerHost } }),
+      apiApp({
+        version: VERSION,
+        startedAt: new Date(),
+        endpoints: registry,
+        manager,
+        networks,
+        ipam,
+        identities,
+        repo,
+        sync,
+        events,
+        dp,
+        log,
+        reconciler,
+        conntrack,
+        stateDir: cfg.stateDir,
+        pluginSocket: cfg.pluginSocket,
+        hooks: metrics,
+        health: {
+          docker: () =>
+            docker.ping().then(
+              () => 'ok',
+              (e: unknown) => (e as Error).message,
+            ),
+          store: () =>
+            store.get('health').then(
+              () => 'ok',
+              (e: unknown) => (e as Error).message,
+            ),
+          recentErrors: recent.entries,
+          faults: recent.faults,
+          linksPendingRemoval: () => reaper.pending,
+          bpfRoot: cfg.bpfRoot,
+          dockerHost: cfg.dockerHost,
+        },
+      }),
       'error',
     );
     // Last: from here on the engine can reach us.
-    await serve(cfg.pluginSocket, pluginApp(net, ipamDriver, log, (m, secs, ok) => { metrics.pluginCall(m, secs, ok); }), 'Err');
+    await serve(
+      cfg.pluginSocket,
+      pluginApp(net, ipamDriver, log, (m, secs, ok) => {
+        metrics.pluginCall(m, secs, ok);
+      }),
+      'Err',
+    );
     // Asking Docker may wait on an engine that waits on us: reconcile once the socket is up, then periodically.
     const reconcile = (reason: string) => reconciler.run(reason).catch((err: unknown) => log.error(`reconcile (${reason}) failed: ${(err as Error).message}`));
     // An untagged veth pair is an orphan only once it stayed untagged a while: look again soon after start.
@@ -156,7 +226,9 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     if (cfg.reconcileIntervalMs > 0) {
       const timer = setInterval(() => void reconcile('periodic'), cfg.reconcileIntervalMs);
       timer.unref();
-      closers.push(() => { clearInterval(timer); });
+      closers.push(() => {
+        clearInterval(timer);
+      });
     }
     log.info('cilium-agent ready', {
       pluginSocket: cfg.pluginSocket,

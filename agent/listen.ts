@@ -25,7 +25,9 @@ export async function listenUnix(path: string, handler: RequestListener, errorFi
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path, () => { resolve(); });
+    server.listen(path, () => {
+      resolve();
+    });
   });
   if (group) {
     await fs.chown(path, 0, group.gid);
@@ -62,13 +64,17 @@ function answers(path: string): Promise<boolean> {
       c.destroy();
       resolve(true);
     });
-    c.once('error', () => { resolve(false); });
+    c.once('error', () => {
+      resolve(false);
+    });
   });
 }
 
 export async function closeServer(server: Server, path: string): Promise<void> {
   await new Promise<void>((resolve) => {
-    server.close(() => { resolve(); });
+    server.close(() => {
+      resolve();
+    });
     server.closeAllConnections();
   });
   await fs.rm(path, { force: true });

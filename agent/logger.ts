@@ -33,8 +33,12 @@ export function surviveStrayErrors(log: winston.Logger, recent: RecentErrors): v
     recent.fault(kind);
     log.error(`${kind} (the agent goes on): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   };
-  process.on('unhandledRejection', (reason) => { report('unhandled-rejection', reason); });
-  process.on('uncaughtException', (err) => { report('uncaught-exception', err); });
+  process.on('unhandledRejection', (reason) => {
+    report('unhandled-rejection', reason);
+  });
+  process.on('uncaughtException', (err) => {
+    report('uncaught-exception', err);
+  });
 }
 
 /** Human-readable lines to stderr; JSON lines to a file in the state dir for tools. */

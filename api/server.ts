@@ -70,7 +70,14 @@ export function apiApp(d: ApiDeps): express.Express {
   app.disable('x-powered-by');
   app.use((req, res, next) => {
     const t0 = process.hrtime.bigint();
-    res.on('finish', () => d.hooks?.apiCall((req.route as { path?: string } | undefined)?.path ?? 'unmatched', req.method, res.statusCode, Number(process.hrtime.bigint() - t0) / 1e9));
+    res.on('finish', () =>
+      d.hooks?.apiCall(
+        (req.route as { path?: string } | undefined)?.path ?? 'unmatched',
+        req.method,
+        res.statusCode,
+        Number(process.hrtime.bigint() - t0) / 1e9,
+      ),
+    );
     next();
   });
   app.use(express.json({ limit: '4mb', type: () => true }));
@@ -121,7 +128,8 @@ export function apiApp(d: ApiDeps): express.Express {
   app.put('/v1/endpoint/:id/labels', async (req, res) => {
     const ep = findEndpoint(d.endpoints, req.params.id);
     const body = (req.body ?? {}) as { labels?: unknown };
-    if (!Array.isArray(body.labels) || !body.labels.every((l) => typeof l === 'string')) throw new HttpError(400, 'labels must be an array of "key=value" strings');
+    if (!Array.isArray(body.labels) || !body.labels.every((l) => typeof l === 'string'))
+      throw new HttpError(400, 'labels must be an array of "key=value" strings');
     let labels: string[];
     try {
       labels = fromUser(body.labels);
@@ -201,7 +209,8 @@ export function apiApp(d: ApiDeps): express.Express {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new HttpError(400, `dport ${String(b.dport)} is not a port`);
     const protocol = b.protocol ?? 'TCP';
     const proto = typeof protocol === 'string' ? { TCP: 6, UDP: 17, ANY: 0, ICMP: 1 }[protocol.toUpperCase()] : undefined;
-    if (proto === undefined) throw new HttpError(400, `protocol ${typeof protocol === 'string' ? protocol : JSON.stringify(protocol)} is not TCP, UDP, ICMP or ANY`);
+    if (proto === undefined)
+      throw new HttpError(400, `protocol ${typeof protocol === 'string' ? protocol : JSON.stringify(protocol)} is not TCP, UDP, ICMP or ANY`);
     // Label sets with no identity yet get provisional numbers, so a trace works before any container exists.
     const known = d.sync.knownIdentities();
     const idOf = (labels: string[], provisional: number) => known.find((i) => JSON.stringify(i.labels) === JSON.stringify(labels))?.id ?? provisional;
@@ -215,12 +224,24 @@ export function apiApp(d: ApiDeps): express.Express {
   app.get('/v1/events', (req, res) => {
     const since = Number(req.query.since ?? 0);
     const type = queryText(req.query.type) || undefined;
-    res.json(d.events.since(since).filter((e) => !type || e.type === type).map(withLabels));
+    res.json(
+      d.events
+        .since(since)
+        .filter((e) => !type || e.type === type)
+        .map(withLabels),
+    );
   });
   app.get('/v1/bpf/policy/:id', (req, res) => {
     const ep = findEndpoint(d.endpoints, req.params.id);
     const entries = d.dp.maps.policy.entries().filter((e) => e.epId === ep.id);
-    res.json(entries.map((e) => ({ ...e, packets: e.packets.toString(), bytes: e.bytes.toString(), labels: e.identity === 0 ? ['reserved:all'] : labelsOf(e.identity) })));
+    res.json(
+      entries.map((e) => ({
+        ...e,
+        packets: e.packets.toString(),
+        bytes: e.bytes.toString(),
+        labels: e.identity === 0 ? ['reserved:all'] : labelsOf(e.identity),
+      })),
+    );
   });
   app.get('/v1/reconcile', (_req, res) => {
     res.json(d.reconciler.last ?? null);
@@ -229,7 +250,9 @@ export function apiApp(d: ApiDeps): express.Express {
     res.json(await d.reconciler.run('api'));
   });
   app.get('/v1/bpf/ipcache', (_req, res) => {
-    res.json(d.dp.maps.ipcache.entries().map((e) => ({ prefix: `${formatAddress(e.family, e.value)}/${e.bits}`, identity: e.identity, labels: labelsOf(e.identity) })));
+    res.json(
+      d.dp.maps.ipcache.entries().map((e) => ({ prefix: `${formatAddress(e.family, e.value)}/${e.bits}`, identity: e.identity, labels: labelsOf(e.identity) })),
+    );
   });
   app.get('/v1/bpf/ct', (_req, res) => {
     const now = monotonicSeconds();

@@ -77,7 +77,11 @@ function inNs(ns: string, args: string[]): ChildProcess {
  * returned (CLOCK_MONOTONIC on both sides). Negative: the stream had stopped
  * before the API answered (the maps change before it does).
  */
-export async function revocationLatency(pair: Pair, trials: number, setPolicy: (withPort: boolean) => Promise<void>): Promise<{ afterSent: number[]; afterReturn: number[] }> {
+export async function revocationLatency(
+  pair: Pair,
+  trials: number,
+  setPolicy: (withPort: boolean) => Promise<void>,
+): Promise<{ afterSent: number[]; afterReturn: number[] }> {
   const out = { afterSent: [] as number[], afterReturn: [] as number[] };
   for (let t = 0; t < trials; t++) {
     await setPolicy(true);

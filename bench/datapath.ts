@@ -23,8 +23,17 @@ const pinned = (cpu: number, args: string[]) => ['taskset', '-c', String(cpu), .
 
 function background(ns: string, args: string[]) {
   const p = spawn('nsenter', [`--net=${ns}`, ...args], { stdio: 'ignore' });
-  const done = new Promise<void>((r) => p.once('exit', () => { r(); }));
-  return { stop: async () => { p.kill(); await done; } };
+  const done = new Promise<void>((r) =>
+    p.once('exit', () => {
+      r();
+    }),
+  );
+  return {
+    stop: async () => {
+      p.kill();
+      await done;
+    },
+  };
 }
 
 /** iperf3 TCP throughput, client to server, in Gbit/s (the first second, slow start, left out). */
@@ -32,7 +41,11 @@ export async function throughput(p: Pair, cpus: Cpus, seconds = 2): Promise<numb
   const srv = background(p.server, pinned(cpus[0], ['iperf3', '-s', '-1', '-p', '5201']));
   try {
     await sleep(300);
-    const out = await must('nsenter', [`--net=${p.client}`, ...pinned(cpus[1], ['iperf3', '-c', p.address, '-p', '5201', '-t', String(seconds), '-O', '1', '-J'])], { timeoutMs: 60_000 });
+    const out = await must(
+      'nsenter',
+      [`--net=${p.client}`, ...pinned(cpus[1], ['iperf3', '-c', p.address, '-p', '5201', '-t', String(seconds), '-O', '1', '-J'])],
+      { timeoutMs: 60_000 },
+    );
     return (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
   } finally {
     await srv.stop();
@@ -79,7 +92,8 @@ export async function plainVeth(): Promise<{ pair: Pair; cleanup: () => Promise<
       ['ip', '-n', n, 'route', 'add', '10.217.0.1', 'dev', 'eth0'],
       ['ip', '-n', n, 'route', 'add', 'default', 'via', '10.217.0.1'],
       ['ip', 'route', 'replace', `${addr[i]}/32`, 'dev', host],
-    ]) await must(cmd[0]!, cmd.slice(1));
+    ])
+      await must(cmd[0]!, cmd.slice(1));
   }
   return { pair: { server: '/run/netns/bench-vs', client: '/run/netns/bench-vc', address: addr[0]! }, cleanup };
 }

@@ -20,7 +20,11 @@ export async function dockerRunBench(d: TestDockerd, image: string, networks: st
 }
 
 /** The table, and each network's ratio to the baseline (median of per-round ratios). */
-export function dockerRunReport(samples: Map<string, number[]>, labels: Record<string, string>, baseline: string): { text: string; ratios: Map<string, number> } {
+export function dockerRunReport(
+  samples: Map<string, number[]>,
+  labels: Record<string, string>,
+  baseline: string,
+): { text: string; ratios: Map<string, number> } {
   const lines = ['| network | runs | min | median | max |', '|---|---|---|---|---|'];
   for (const [n, xs] of samples) lines.push(row(labels[n] ?? n, summarize(xs)));
   lines.push('');
@@ -29,7 +33,9 @@ export function dockerRunReport(samples: Map<string, number[]>, labels: Record<s
   for (const [n, xs] of samples) {
     if (n === baseline) continue;
     ratios.set(n, pairedRatio(xs, base));
-    lines.push(`- ${labels[n] ?? n} / ${labels[baseline] ?? baseline}: **${ratios.get(n)!.toFixed(3)}** (median of per-round ratios; ratio of medians ${(summarize(xs).median / summarize(base).median).toFixed(3)})`);
+    lines.push(
+      `- ${labels[n] ?? n} / ${labels[baseline] ?? baseline}: **${ratios.get(n)!.toFixed(3)}** (median of per-round ratios; ratio of medians ${(summarize(xs).median / summarize(base).median).toFixed(3)})`,
+    );
   }
   return { text: lines.join('\n'), ratios };
 }

@@ -31,7 +31,13 @@ const rule = (from: string) => ({
  * them in rounds, then a rule that lets the prober in. Each endpoint enforces
  * the new rule when its first echo reply comes back.
  */
-export async function policyUpdateReach(agent: TestAgent, networkId: string, n: number, whileUp: () => void = () => undefined, timeoutMs = 30_000): Promise<UpdateReach> {
+export async function policyUpdateReach(
+  agent: TestAgent,
+  networkId: string,
+  n: number,
+  whileUp: () => void = () => undefined,
+  timeoutMs = 30_000,
+): Promise<UpdateReach> {
   const put = (r: unknown) => httpUnix(agent.apiSocket, 'PUT', '/v1/policy', JSON.stringify([r]));
   const bare = new BareEndpoints(agent, networkId, 'bench-pu');
   try {
@@ -44,7 +50,11 @@ export async function policyUpdateReach(agent: TestAgent, networkId: string, n: 
     const proc = spawn('nsenter', [`--net=/run/netns/${prober!.ns}`, PROBE, String(timeoutMs), ...targets.map((t) => t.address)]);
     let out = '';
     proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    const exited = new Promise<void>((r) => proc.once('exit', () => { r(); }));
+    const exited = new Promise<void>((r) =>
+      proc.once('exit', () => {
+        r();
+      }),
+    );
     while (!out.includes('probing\n')) await new Promise((r) => setTimeout(r, 5));
     await new Promise((r) => setTimeout(r, 200)); // some rounds that must go unanswered
 
@@ -54,13 +64,19 @@ export async function policyUpdateReach(agent: TestAgent, networkId: string, n: 
     if (opened.status !== 200) throw new Error(`policy import: ${JSON.stringify(opened.body)}`);
     await exited;
 
-    const answers = out.split('\n').filter((l) => /^\d+\.\d+\.\d+\.\d+ /.test(l)).map((l) => BigInt(l.split(' ')[1]!));
+    const answers = out
+      .split('\n')
+      .filter((l) => /^\d+\.\d+\.\d+\.\d+ /.test(l))
+      .map((l) => BigInt(l.split(' ')[1]!));
     if (answers.length !== n) throw new Error(`prober reported ${answers.length} of ${n} endpoints`);
     const silent = targets.filter((_, i) => answers[i]! < 0n);
     const diagnosis = silent.length ? await diagnose(agent, silent.slice(0, 3)) : '';
     const early = answers.filter((t) => t < t0).length;
     if (early) throw new Error(`${early} endpoints answered before the rule allowing the prober was sent: the closed rule was not enforced`);
-    const ms = answers.filter((t) => t >= 0n).map((t) => Number(t - t0) / 1e6).sort((a, b) => a - b);
+    const ms = answers
+      .filter((t) => t >= 0n)
+      .map((t) => Number(t - t0) / 1e6)
+      .sort((a, b) => a - b);
     const at = (q: number) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))] ?? NaN;
     return { endpoints: n, importMs, firstMs: at(0), medianMs: at(0.5), lastMs: silent.length ? Infinity : at(1), silent: silent.length, diagnosis };
   } finally {
@@ -71,14 +87,17 @@ export async function policyUpdateReach(agent: TestAgent, networkId: string, n: 
 
 /** What a user would look at for an endpoint that does not answer. */
 async function diagnose(agent: TestAgent, silent: BareEndpoint[]): Promise<string> {
-  const eps = await agent.api<Array<{ dockerEndpointId: string; id: number; ifName: string; ifIndex: number; state: string; identity: number }>>('/v1/endpoint');
+  const eps =
+    await agent.api<Array<{ dockerEndpointId: string; id: number; ifName: string; ifIndex: number; state: string; identity: number }>>('/v1/endpoint');
   const out: string[] = [];
   for (const e of silent) {
     const ep = eps.find((x) => x.dockerEndpointId === e.endpointId);
     const inside = await run('ip', ['-n', e.ns, '-4', '-o', 'addr']);
     const neigh = await run('ip', ['-n', e.ns, '-4', 'neigh']);
     const link = ep ? await run('ip', ['-o', 'link', 'show', ep.ifName]) : undefined;
-    out.push(`${e.ns} ${e.address}: endpoint ${JSON.stringify(ep)}; inside: ${inside.stdout.trim()} | neigh: ${neigh.stdout.trim()} | host link: ${link?.stdout.trim() ?? 'none'}`);
+    out.push(
+      `${e.ns} ${e.address}: endpoint ${JSON.stringify(ep)}; inside: ${inside.stdout.trim()} | neigh: ${neigh.stdout.trim()} | host link: ${link?.stdout.trim() ?? 'none'}`,
+    );
   }
   return out.join('\n');
 }

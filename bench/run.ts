@@ -75,7 +75,12 @@ async function main(): Promise<void> {
   await must('clang', ['-O2', '-o', TCP_RR, resolve(__dirname, '../../bench/tcp_rr.c')]);
   await must('clang', ['-O2', '-o', PROBE, resolve(__dirname, '../../bench/probe.c')]);
   const d = new TestDockerd();
-  const agent = new TestAgent(DRIVER, ['--ipv4-range=10.214.0.0/16', '--ipv6-range=f00d::d6:0:0/96', `--docker-host=${d.host}`, `--prometheus-serve-addr=${METRICS}`]);
+  const agent = new TestAgent(DRIVER, [
+    '--ipv4-range=10.214.0.0/16',
+    '--ipv6-range=f00d::d6:0:0/96',
+    `--docker-host=${d.host}`,
+    `--prometheus-serve-addr=${METRICS}`,
+  ]);
   const cleanups: Array<() => Promise<unknown>> = [];
   const policy = (rules: unknown) => httpUnix(agent.apiSocket, 'PUT', '/v1/policy', JSON.stringify(rules));
   try {
@@ -103,7 +108,7 @@ async function main(): Promise<void> {
       '|---|---|---|---|',
       ...callRows.map(([m, v]) => `| ${m} | ${v.count} | ${(v.q[0]! * 1000).toFixed(2)} ms | ${(v.q[1]! * 1000).toFixed(2)} ms |`),
       '',
-      '- CreateEndpoint answers once the endpoint\'s MAC is chosen; its veth, routes and programs are set up while the engine creates the container\'s namespace, and Join waits for what is left (`cilium_endpoint_create_duration_seconds` times the whole setup). DeleteEndpoint removes routes, map entries and the record, and leaves the veth to a background deletion: the kernel takes ~20 ms per veth.',
+      "- CreateEndpoint answers once the endpoint's MAC is chosen; its veth, routes and programs are set up while the engine creates the container's namespace, and Join waits for what is left (`cilium_endpoint_create_duration_seconds` times the whole setup). DeleteEndpoint removes routes, map entries and the record, and leaves the veth to a background deletion: the kernel takes ~20 ms per veth.",
     );
     const worstP50 = Math.max(...callRows.map(([, v]) => v.q[0]!)) * 1000;
     goal(worstP50 <= 5, `plugin calls p50 <= 5 ms: the slowest method's p50 is ${worstP50.toFixed(2)} ms`);
@@ -117,11 +122,25 @@ async function main(): Promise<void> {
     const allowClient = {
       labels: [{ key: 'name', value: 'bench' }],
       endpointSelector: { matchLabels: { role: 'server' } },
-      ingress: [{ fromEndpoints: [{ matchLabels: { role: 'client' } }], toPorts: [{ ports: [{ port: '5201', protocol: 'TCP' }, { port: '7000', protocol: 'TCP' }] }] }],
+      ingress: [
+        {
+          fromEndpoints: [{ matchLabels: { role: 'client' } }],
+          toPorts: [
+            {
+              ports: [
+                { port: '5201', protocol: 'TCP' },
+                { port: '7000', protocol: 'TCP' },
+              ],
+            },
+          ],
+        },
+      ],
     };
     await policy([allowClient]);
     const dp = await measurePairs({ veth: veth.pair, bridge: bridgePair, cilium: ciliumPair }, REPEATS, true);
-    const c = dp.cilium!, v = dp.veth!, b = dp.bridge!;
+    const c = dp.cilium!,
+      v = dp.veth!,
+      b = dp.bridge!;
     const tput = pairedRatio(c.gbps, v.gbps);
     const lat = pairedRatio(c.us, v.us);
     const vsBridge = { tput: pairedRatio(c.gbps, b.gbps), lat: pairedRatio(c.us, b.us) };
@@ -132,18 +151,25 @@ async function main(): Promise<void> {
       '',
       `| column | TCP throughput (Gbit/s) | TCP request/response (µs) |${crossCol ? ' request/response across CPUs (µs) |' : ''}`,
       `|---|---|---|${crossCol ? '---|' : ''}`,
-      ...([['plain veth, routed, no BPF (the limit)', v], ['Docker bridge', b], ['cilium, L4 policy enforced', c]] as const).map(
-        ([label, x]) => `| ${label} | ${mmm(x.gbps, f2)} | ${mmm(x.us, f1)} |${crossCol ? ` ${mmm(x.usCross, f1)} |` : ''}`,
-      ),
+      ...(
+        [
+          ['plain veth, routed, no BPF (the limit)', v],
+          ['Docker bridge', b],
+          ['cilium, L4 policy enforced', c],
+        ] as const
+      ).map(([label, x]) => `| ${label} | ${mmm(x.gbps, f2)} | ${mmm(x.us, f1)} |${crossCol ? ` ${mmm(x.usCross, f1)} |` : ''}`),
       '',
       `- cilium / plain veth: throughput **${pct(tput)}**, latency **${pct(lat)}**${crossCol ? ` (across CPUs ${pct(pairedRatio(c.usCross, v.usCross))})` : ''}`,
       `- cilium / bridge: throughput **${pct(vsBridge.tput)}**, latency **${pct(vsBridge.lat)}**`,
       `- plain veth / bridge: throughput ${pct(pairedRatio(v.gbps, b.gbps))}, latency ${pct(pairedRatio(v.us, b.us))}`,
-      '- Ratios are medians of per-round ratios. Unpinned, the scheduler places the two sides on one CPU or on two from run to run, so each run\'s round trip is either ~14 µs or ~100 µs whatever the datapath: pinning takes that choice away.',
+      "- Ratios are medians of per-round ratios. Unpinned, the scheduler places the two sides on one CPU or on two from run to run, so each run's round trip is either ~14 µs or ~100 µs whatever the datapath: pinning takes that choice away.",
     );
     goal(tput >= 0.95, `TCP throughput >= 95% of the plain veth: ${pct(tput)}`);
     goal(lat <= 1.05, `request/response latency <= 105% of the plain veth: ${pct(lat)}`);
-    goal(vsBridge.tput >= 1 && vsBridge.lat <= 1, `no worse than the bridge on both: throughput ${pct(vsBridge.tput)}, latency ${pct(vsBridge.lat)} of the bridge's`);
+    goal(
+      vsBridge.tput >= 1 && vsBridge.lat <= 1,
+      `no worse than the bridge on both: throughput ${pct(vsBridge.tput)}, latency ${pct(vsBridge.lat)} of the bridge's`,
+    );
 
     // Conntrack: what the GC sustains, and how fast a revoked connection stops.
     process.stderr.write('conntrack: GC rate and revocation...\n');
@@ -167,7 +193,7 @@ async function main(): Promise<void> {
       `| the agent's GC (batched lookups and deletes, 4,096 per syscall) | ${mmm(gc.batched, k)} |`,
       `| a walk of one get-next-key, lookup and delete per entry (the baseline) | ${mmm(gc.perEntry, k)} |`,
       '',
-      `- batched / per-entry: **${f1(summarize(gc.batched).median / summarize(gc.perEntry).median)}x**; a pass over 100,000 entries takes ${ms(100_000 / summarize(gc.batched).median * 1000)}, and yields the agent's thread between batches`,
+      `- batched / per-entry: **${f1(summarize(gc.batched).median / summarize(gc.perEntry).median)}x**; a pass over 100,000 entries takes ${ms((100_000 / summarize(gc.batched).median) * 1000)}, and yields the agent's thread between batches`,
       '',
       '### Revocation: an allowed stream (a byte a millisecond) when a rule without its port is imported, 20 trials',
       `| last byte received | p50 | p99 | max |`,
@@ -175,9 +201,12 @@ async function main(): Promise<void> {
       `| after the import was sent | ${ms(quantile(rev.afterSent, 0.5))} | ${ms(quantile(rev.afterSent, 0.99))} | ${ms(Math.max(...rev.afterSent))} |`,
       `| after the import returned | ${ms(quantile(rev.afterReturn, 0.5))} | ${ms(quantile(rev.afterReturn, 0.99))} | ${ms(Math.max(...rev.afterReturn))} |`,
       '',
-      '- The endpoint\'s policy generation moves with the map update, before the API answers: a negative figure means the stream had already stopped when the answer came.',
+      "- The endpoint's policy generation moves with the map update, before the API answers: a negative figure means the stream had already stopped when the answer came.",
     );
-    goal(quantile(rev.afterReturn, 0.99) < 1000, `a revoked connection's packets stop within 1 s of the import returning: p99 ${ms(quantile(rev.afterReturn, 0.99))}`);
+    goal(
+      quantile(rev.afterReturn, 0.99) < 1000,
+      `a revoked connection's packets stop within 1 s of the import returning: p99 ${ms(quantile(rev.afterReturn, 0.99))}`,
+    );
 
     // Policy scale: N identities/rules in the maps vs N iptables rules in front of the bridge.
     process.stderr.write('policy scale...\n');
@@ -196,7 +225,9 @@ async function main(): Promise<void> {
       const bpfNs = cost.nsPerRun;
       await removeRules();
       scale[n] = { m, importMs, bpfNs, runsPerTrip: cost.runs / trips };
-      scaleRows.push(`| ${n.toLocaleString('en')} | ${mmm(m.cilium!.gbps, f2)} | ${mmm(m.cilium!.us, f1)} | ${bpfNs.toFixed(0)} ns | ${mmm(m.iptables!.gbps, f2)} | ${mmm(m.iptables!.us, f1)} | ${mmm(m.veth!.us, f1)} | ${importMs.toFixed(0)} ms |`);
+      scaleRows.push(
+        `| ${n.toLocaleString('en')} | ${mmm(m.cilium!.gbps, f2)} | ${mmm(m.cilium!.us, f1)} | ${bpfNs.toFixed(0)} ns | ${mmm(m.iptables!.gbps, f2)} | ${mmm(m.iptables!.us, f1)} | ${mmm(m.veth!.us, f1)} | ${importMs.toFixed(0)} ms |`,
+      );
     }
     // Each row's median against the 1-rule row's; the veth control, unchanged between rows, shows what noise alone does.
     const rel = (n: number, col: string, k: 'gbps' | 'us') => summarize(scale[n]!.m[col]![k]).median / summarize(scale[1]!.m[col]![k]).median;
@@ -204,7 +235,8 @@ async function main(): Promise<void> {
     const c10k = { gbps: rel(10000, 'cilium', 'gbps'), us: rel(10000, 'cilium', 'us') };
     const i10k = { gbps: rel(10000, 'iptables', 'gbps'), us: rel(10000, 'iptables', 'us') };
     // What 10,000 rules add to a round trip, from the kernel's own accounting of the programs.
-    const s1 = scale[1]!, s10k = scale[10000]!;
+    const s1 = scale[1]!,
+      s10k = scale[10000]!;
     const addedShare = ((s10k.bpfNs - s1.bpfNs) * s10k.runsPerTrip) / (summarize(s10k.m.cilium!.us).median * 1000);
     section(
       '## Policy scale: N peers in the policy (CIDR identities in the ipcache and policy map) vs N iptables rules in front of the bridge',
@@ -218,8 +250,11 @@ async function main(): Promise<void> {
       `- the plain veth, unchanged between rows, moved by ${change(noise('gbps'))} (throughput) and ${change(noise('us'))} (latency): the noise floor of one row`,
     );
     const within = (x: number) => Math.abs(x - 1) <= 0.02;
-    goal(within(1 + addedShare), `at 10,000 rules within 2% of 1 rule: the programs' cost per round trip grows by ${change(1 + addedShare)} of a round trip`,
-      `end to end: throughput ${change(c10k.gbps)}, latency ${change(c10k.us)}, where the unchanged plain veth moved ${change(noise('gbps'))} and ${change(noise('us'))}: this machine's noise is larger than 2%, the kernel's accounting is not`);
+    goal(
+      within(1 + addedShare),
+      `at 10,000 rules within 2% of 1 rule: the programs' cost per round trip grows by ${change(1 + addedShare)} of a round trip`,
+      `end to end: throughput ${change(c10k.gbps)}, latency ${change(c10k.us)}, where the unchanged plain veth moved ${change(noise('gbps'))} and ${change(noise('us'))}: this machine's noise is larger than 2%, the kernel's accounting is not`,
+    );
     goal(i10k.gbps < 0.9 || i10k.us > 1.1, `the iptables column shows its cost at 10,000 rules: throughput ${change(i10k.gbps)}, latency ${change(i10k.us)}`);
     await policy([allowClient]);
 
@@ -245,7 +280,9 @@ async function main(): Promise<void> {
       while (started < n) {
         const batch = Array.from({ length: Math.min(8, n - started) }, (_, i) => started + i);
         started += batch.length;
-        await Promise.all(batch.map((i) => d.ok(['run', '-d', '--name', `scale${i}`, '--net', 'bench-cilium', '-l', 'app=scale', 'bbox:latest', 'sleep', '36000'], 120_000)));
+        await Promise.all(
+          batch.map((i) => d.ok(['run', '-d', '--name', `scale${i}`, '--net', 'bench-cilium', '-l', 'app=scale', 'bbox:latest', 'sleep', '36000'], 120_000)),
+        );
       }
     };
     await startUpTo(Math.min(100, SCALE_ENDPOINTS));
@@ -276,7 +313,10 @@ async function main(): Promise<void> {
     );
     const rssTop = rssAt.find(([n]) => Number(n) === base + started)![1];
     goal(rssTop < 150, `agent RSS < 150 MB at ${base + started} endpoints: ${rssTop.toFixed(0)} MB`);
-    goal(update.lastMs < 100, `a policy update reaching ${UPDATE_ENDPOINTS.toLocaleString('en')} endpoints < 100 ms: ${update.silent ? `${update.silent} never answered the prober (see the scale section)` : `the last one enforced ${update.lastMs.toFixed(1)} ms after the import was sent`}`);
+    goal(
+      update.lastMs < 100,
+      `a policy update reaching ${UPDATE_ENDPOINTS.toLocaleString('en')} endpoints < 100 ms: ${update.silent ? `${update.silent} never answered the prober (see the scale section)` : `the last one enforced ${update.lastMs.toFixed(1)} ms after the import was sent`}`,
+    );
 
     const report = [
       '# Benchmark results',

@@ -53,10 +53,17 @@ export class ConntrackGc {
     try {
       const r = await this.ct.collect(monotonicSeconds(), this.owners());
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      Object.assign(this.stats, { entries: r.live, lastRun: new Date().toISOString(), lastDurationMs: Math.round(ms * 10) / 10, lastExpired: r.expired, lastOrphaned: r.orphaned });
+      Object.assign(this.stats, {
+        entries: r.live,
+        lastRun: new Date().toISOString(),
+        lastDurationMs: Math.round(ms * 10) / 10,
+        lastExpired: r.expired,
+        lastOrphaned: r.orphaned,
+      });
       this.stats.runs++;
       this.onPass?.(this.stats, r.scanned);
-      if (r.expired || r.orphaned) this.log.debug(`conntrack gc: ${r.expired} expired, ${r.orphaned} of gone containers removed, ${r.live} live (${ms.toFixed(1)} ms)`);
+      if (r.expired || r.orphaned)
+        this.log.debug(`conntrack gc: ${r.expired} expired, ${r.orphaned} of gone containers removed, ${r.live} live (${ms.toFixed(1)} ms)`);
     } catch (err) {
       this.stats.failures++;
       this.log.error(`conntrack gc failed: ${(err as Error).message}`);

@@ -18,9 +18,7 @@ export const isOwnDevice = (name: string) => name.startsWith('lxc') || name.star
  */
 export async function localAddresses(): Promise<HostAddress[]> {
   const names = new Map((await listLinks()).map((l) => [l.index, l.name]));
-  return (await listAddresses())
-    .filter((a) => !isOwnDevice(names.get(a.index) ?? ''))
-    .map((a) => ({ family: a.family, value: a.value }));
+  return (await listAddresses()).filter((a) => !isOwnDevice(names.get(a.index) ?? '')).map((a) => ({ family: a.family, value: a.value }));
 }
 
 /**

@@ -90,15 +90,8 @@ export interface VethSpec {
 
 /** Creates a veth pair in the current namespace; fails with EEXIST if the name is taken. */
 export async function createVeth(spec: VethSpec): Promise<void> {
-  const peerInfo = Buffer.concat([
-    Buffer.alloc(IFINFOMSG_LEN),
-    attr(IFLA_IFNAME, cstring(spec.peerName)),
-    attr(IFLA_ADDRESS, macBytes(spec.peerMac)),
-  ]);
-  const linkinfo = Buffer.concat([
-    attr(IFLA_INFO_KIND, cstring('veth')),
-    attr(IFLA_INFO_DATA | NLA_F_NESTED, attr(VETH_INFO_PEER | NLA_F_NESTED, peerInfo)),
-  ]);
+  const peerInfo = Buffer.concat([Buffer.alloc(IFINFOMSG_LEN), attr(IFLA_IFNAME, cstring(spec.peerName)), attr(IFLA_ADDRESS, macBytes(spec.peerMac))]);
+  const linkinfo = Buffer.concat([attr(IFLA_INFO_KIND, cstring('veth')), attr(IFLA_INFO_DATA | NLA_F_NESTED, attr(VETH_INFO_PEER | NLA_F_NESTED, peerInfo))]);
   await call(`create veth ${spec.name}`, (s) =>
     s.newLink({}, { ifname: spec.name, address: macBytes(spec.mac), linkinfo }, { flags: CREATE, timeout: TIMEOUT_MS }),
   );

@@ -69,7 +69,9 @@ export class EndpointManager {
     const mac = req.mac ?? names.peerMac;
     if (this.setups.has(req.dockerEndpointId)) return { mac };
     const done = this.setUp(req, names, mac).finally(() => this.setups.delete(req.dockerEndpointId));
-    done.catch((err: unknown) => this.log.warn(`endpoint ${req.dockerEndpointId.slice(0, 12)}: setup failed: ${(err as Error).message}`, { dockerEndpoint: req.dockerEndpointId }));
+    done.catch((err: unknown) =>
+      this.log.warn(`endpoint ${req.dockerEndpointId.slice(0, 12)}: setup failed: ${(err as Error).message}`, { dockerEndpoint: req.dockerEndpointId }),
+    );
     this.setups.set(req.dockerEndpointId, { hostName: names.hostName, done });
     return { mac };
   }

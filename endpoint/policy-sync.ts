@@ -53,9 +53,7 @@ export class PolicySync {
   }
 
   knownIdentities(): KnownIdentity[] {
-    const cidr = [...this.cidrIds]
-      .map(([p, id]) => ({ id, labels: [`cidr:${p}`, 'reserved:world'], cidr: parseCidr(p) }))
-      .sort((a, b) => a.id - b.id);
+    const cidr = [...this.cidrIds].map(([p, id]) => ({ id, labels: [`cidr:${p}`, 'reserved:world'], cidr: parseCidr(p) })).sort((a, b) => a.id - b.id);
     return [...this.identities.list(), ...cidr];
   }
 
@@ -124,7 +122,8 @@ export class PolicySync {
     }
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     this.hooks?.policyRegenerated(ms / 1000);
-    if (added || removals.length) this.log.info(`policy regenerated: +${added} -${removals.length} entries in ${ms.toFixed(1)} ms`, { revision: this.repo.revision });
+    if (added || removals.length)
+      this.log.info(`policy regenerated: +${added} -${removals.length} entries in ${ms.toFixed(1)} ms`, { revision: this.repo.revision });
   }
 
   /** Writes the endpoint's datapath state from its current identity and policy. */

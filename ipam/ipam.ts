@@ -1,7 +1,5 @@
 import { KVStore, Op, listJSON, putJSON } from '../store/kvstore';
-import {
-  Cidr, Family, contains, formatAddress, formatCidr, hostPrefix, lastAddress, overlaps, parseAddress, parseCidr, size,
-} from './cidr';
+import { Cidr, Family, contains, formatAddress, formatCidr, hostPrefix, lastAddress, overlaps, parseAddress, parseCidr, size } from './cidr';
 import { failpoint } from '../failpoint/failpoint';
 import { Owner, Pool } from './pool';
 
@@ -102,7 +100,9 @@ export class Ipam {
     this.pools.set(id, pool);
     this.poolCreated.set(id, createdAt.getTime());
     try {
-      await this.store.batch([putJSON(poolKey(id), { id, cidr: formatCidr(cidr), range: formatCidr(range), createdAt: createdAt.toISOString() } satisfies PoolRecord)]);
+      await this.store.batch([
+        putJSON(poolKey(id), { id, cidr: formatCidr(cidr), range: formatCidr(range), createdAt: createdAt.toISOString() } satisfies PoolRecord),
+      ]);
     } catch (err) {
       this.pools.delete(id);
       this.poolCreated.delete(id);
@@ -218,7 +218,8 @@ export class Ipam {
     } catch (err) {
       return (err as Error).message;
     }
-    const pool = networkPool === '0.0.0.0/0' || networkPool === '::/0' ? this.pools.get(DEFAULT_POOL_ID[parsed.family]) : this.pools.get(`subnet-${networkPool}`);
+    const pool =
+      networkPool === '0.0.0.0/0' || networkPool === '::/0' ? this.pools.get(DEFAULT_POOL_ID[parsed.family]) : this.pools.get(`subnet-${networkPool}`);
     if (!pool || pool.family !== parsed.family) return `the network has no IPv${parsed.family} pool of this agent's`;
     if (!contains(pool.cidr, parsed.family, parsed.value)) return `it is outside the network's pool ${formatCidr(pool.cidr)}`;
     const owner = pool.ownerOf(parsed.value);

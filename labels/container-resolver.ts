@@ -38,7 +38,7 @@ export class ContainerResolver {
   /** Follows network connect events; reconnects if the engine restarts. */
   async start(): Promise<void> {
     try {
-      const stream = (await this.docker.getEvents({ filters: { type: ['network'], event: ['connect'] } }));
+      const stream = await this.docker.getEvents({ filters: { type: ['network'], event: ['connect'] } });
       this.events = stream;
       let buf = '';
       stream.on('data', (chunk: Buffer) => {

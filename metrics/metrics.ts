@@ -38,12 +38,45 @@ const FAST = [0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.0
  */
 export class Metrics implements Hooks {
   readonly registry = new client.Registry();
-  private readonly plugin = new client.Histogram({ name: 'cilium_docker_plugin_call_duration_seconds', help: 'libnetwork plugin call latency by method and outcome', labelNames: ['method', 'outcome'], buckets: FAST, registers: [this.registry] });
-  private readonly api = new client.Histogram({ name: 'cilium_agent_api_process_time_seconds', help: 'agent API latency by route, method and status code', labelNames: ['path', 'method', 'return_code'], buckets: FAST, registers: [this.registry] });
-  private readonly store = new client.Histogram({ name: 'cilium_kvstore_operations_duration_seconds', help: 'key-value store operations by kind and outcome', labelNames: ['action', 'outcome'], buckets: FAST, registers: [this.registry] });
-  private readonly created = new client.Histogram({ name: 'cilium_endpoint_create_duration_seconds', help: 'CreateEndpoint: veth pair, routes, maps and program attach', buckets: FAST, registers: [this.registry] });
-  private readonly ready = new client.Histogram({ name: 'cilium_endpoint_ready_duration_seconds', help: 'from CreateEndpoint to the identity and policy in the kernel', buckets: FAST, registers: [this.registry] });
-  private readonly regen = new client.Histogram({ name: 'cilium_policy_regeneration_duration_seconds', help: 'computing and writing policy for every endpoint after a change', buckets: FAST, registers: [this.registry] });
+  private readonly plugin = new client.Histogram({
+    name: 'cilium_docker_plugin_call_duration_seconds',
+    help: 'libnetwork plugin call latency by method and outcome',
+    labelNames: ['method', 'outcome'],
+    buckets: FAST,
+    registers: [this.registry],
+  });
+  private readonly api = new client.Histogram({
+    name: 'cilium_agent_api_process_time_seconds',
+    help: 'agent API latency by route, method and status code',
+    labelNames: ['path', 'method', 'return_code'],
+    buckets: FAST,
+    registers: [this.registry],
+  });
+  private readonly store = new client.Histogram({
+    name: 'cilium_kvstore_operations_duration_seconds',
+    help: 'key-value store operations by kind and outcome',
+    labelNames: ['action', 'outcome'],
+    buckets: FAST,
+    registers: [this.registry],
+  });
+  private readonly created = new client.Histogram({
+    name: 'cilium_endpoint_create_duration_seconds',
+    help: 'CreateEndpoint: veth pair, routes, maps and program attach',
+    buckets: FAST,
+    registers: [this.registry],
+  });
+  private readonly ready = new client.Histogram({
+    name: 'cilium_endpoint_ready_duration_seconds',
+    help: 'from CreateEndpoint to the identity and policy in the kernel',
+    buckets: FAST,
+    registers: [this.registry],
+  });
+  private readonly regen = new client.Histogram({
+    name: 'cilium_policy_regeneration_duration_seconds',
+    help: 'computing and writing policy for every endpoint after a change',
+    buckets: FAST,
+    registers: [this.registry],
+  });
 
   constructor(src: StateSources) {
     const r = [this.registry];
@@ -58,9 +91,30 @@ export class Metrics implements Hooks {
         for (const e of src.endpoints.list()) this.inc({ endpoint_state: e.state });
       },
     });
-    new client.Gauge({ name: 'cilium_identity_count', help: 'identities known, reserved included', registers: r, collect() { this.set(src.identities.list().length); } });
-    new client.Gauge({ name: 'cilium_policy_max_revision', help: 'revision of the policy repository', registers: r, collect() { this.set(src.repo.revision); } });
-    new client.Gauge({ name: 'cilium_policy_rules', help: 'rules in the policy repository', registers: r, collect() { this.set(src.repo.rules.length); } });
+    new client.Gauge({
+      name: 'cilium_identity_count',
+      help: 'identities known, reserved included',
+      registers: r,
+      collect() {
+        this.set(src.identities.list().length);
+      },
+    });
+    new client.Gauge({
+      name: 'cilium_policy_max_revision',
+      help: 'revision of the policy repository',
+      registers: r,
+      collect() {
+        this.set(src.repo.revision);
+      },
+    });
+    new client.Gauge({
+      name: 'cilium_policy_rules',
+      help: 'rules in the policy repository',
+      registers: r,
+      collect() {
+        this.set(src.repo.rules.length);
+      },
+    });
     new client.Gauge({
       name: 'cilium_ipam_addresses',
       help: 'addresses per pool, used and available',
@@ -74,7 +128,13 @@ export class Metrics implements Hooks {
         }
       },
     });
-    const datapath = (name: string, help: string, labelNames: string[], pick: (m: ReturnType<MetricsMap['read']>[number]) => Record<string, string> | undefined, field: 'packets' | 'bytes') =>
+    const datapath = (
+      name: string,
+      help: string,
+      labelNames: string[],
+      pick: (m: ReturnType<MetricsMap['read']>[number]) => Record<string, string> | undefined,
+      field: 'packets' | 'bytes',
+    ) =>
       new client.Counter({
         name,
         help,
@@ -88,13 +148,21 @@ export class Metrics implements Hooks {
           }
         },
       });
-    const drop = (m: { reason: number; dir: string }) => (m.reason === 0 ? undefined : { reason: REASONS[m.reason] ?? String(m.reason), direction: m.dir.toUpperCase() });
+    const drop = (m: { reason: number; dir: string }) =>
+      m.reason === 0 ? undefined : { reason: REASONS[m.reason] ?? String(m.reason), direction: m.dir.toUpperCase() };
     const fwd = (m: { reason: number; dir: string }) => (m.reason === 0 ? { direction: m.dir.toUpperCase() } : undefined);
     datapath('cilium_drop_count_total', 'packets dropped by the datapath, by reason and direction', ['reason', 'direction'], drop, 'packets');
     datapath('cilium_drop_bytes_total', 'bytes dropped by the datapath, by reason and direction', ['reason', 'direction'], drop, 'bytes');
     datapath('cilium_forward_count_total', 'packets forwarded by the datapath, by direction', ['direction'], fwd, 'packets');
     datapath('cilium_forward_bytes_total', 'bytes forwarded by the datapath, by direction', ['direction'], fwd, 'bytes');
-    new client.Gauge({ name: 'cilium_datapath_conntrack_entries', help: 'live conntrack entries after the last garbage collection', registers: r, collect() { this.set(src.conntrack.entries); } });
+    new client.Gauge({
+      name: 'cilium_datapath_conntrack_entries',
+      help: 'live conntrack entries after the last garbage collection',
+      registers: r,
+      collect() {
+        this.set(src.conntrack.entries);
+      },
+    });
     new client.Gauge({
       name: 'cilium_datapath_conntrack_gc_entries',
       help: 'entries the last conntrack garbage collection kept (alive) and removed (deleted)',
@@ -162,8 +230,12 @@ export class Metrics implements Hooks {
       );
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => { reject(new Error(`cannot serve metrics on ${address}: ${err.message}`)); });
-      server.listen(Number(m[2]), m[1]!.replace(/^\[|\]$/g, '') || '127.0.0.1', () => { resolve(); });
+      server.once('error', (err) => {
+        reject(new Error(`cannot serve metrics on ${address}: ${err.message}`));
+      });
+      server.listen(Number(m[2]), m[1]!.replace(/^\[|\]$/g, '') || '127.0.0.1', () => {
+        resolve();
+      });
     });
     return server;
   }

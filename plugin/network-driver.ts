@@ -68,12 +68,17 @@ export class NetworkDriver {
     if (!ipv4 && !ipv6) throw new Error('the endpoint has no address: the network must use --ipam-driver cilium');
     if (mac && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac)) throw new Error(`Interface.MacAddress "${mac}" is not a MAC address`);
     // Only addresses our IPAM gave out for this network: an endpoint never takes over another's ipcache entry.
-    for (const [a, fam] of [[ipv4, network.ipv4], [ipv6, network.ipv6]] as const) {
+    for (const [a, fam] of [
+      [ipv4, network.ipv4],
+      [ipv6, network.ipv6],
+    ] as const) {
       if (!a) continue;
       const bareAddress = a.split('/')[0]!;
       const problem = fam ? this.ipam.endpointAddressProblem(fam.pool, bareAddress) : `the network has no IPv${a.includes(':') ? 6 : 4} pool`;
       if (problem) throw new Error(`address ${bareAddress} refused: ${problem}`);
-      const holder = this.endpoints.registry.list().find((e) => e.dockerEndpointId !== endpointId && (e.ipv4?.split('/')[0] === bareAddress || e.ipv6?.split('/')[0] === bareAddress));
+      const holder = this.endpoints.registry
+        .list()
+        .find((e) => e.dockerEndpointId !== endpointId && (e.ipv4?.split('/')[0] === bareAddress || e.ipv6?.split('/')[0] === bareAddress));
       if (holder) throw new Error(`address ${bareAddress} refused: endpoint ${holder.id} (${holder.dockerEndpointId.slice(0, 12)}) already has it`);
     }
     const ep = this.endpoints.create({
@@ -162,10 +167,7 @@ export class NetworkDriver {
       .list()
       .some(
         (e) =>
-          e.dockerEndpointId !== self &&
-          e.sandboxKey === sandboxKey &&
-          e.state === 'ready' &&
-          this.networks.get(e.dockerNetworkId)?.ipv4?.gateway === gateway,
+          e.dockerEndpointId !== self && e.sandboxKey === sandboxKey && e.state === 'ready' && this.networks.get(e.dockerNetworkId)?.ipv4?.gateway === gateway,
       );
   }
 

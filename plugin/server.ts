@@ -78,12 +78,17 @@ export function pluginApp(net: NetworkDriver, ipam: IpamDriver, log: Logger, obs
         const teardown = TEARDOWN_ANSWERS[method];
         observe?.(method, seconds(), teardown !== undefined);
         if (teardown) {
-          log.warn(`${method} arrived without a body (the engine retrying a call the agent died in): answered so the engine finishes; reconciliation removes what it referred to`);
+          log.warn(
+            `${method} arrived without a body (the engine retrying a call the agent died in): answered so the engine finishes; reconciliation removes what it referred to`,
+          );
           res.status(200).type(MEDIA_TYPE).send(JSON.stringify(teardown));
         } else {
           const message = `${method} arrived without a body: the engine resends a call the agent died in without its request; this container start fails, start it again`;
           log.warn(message);
-          res.status(500).type(MEDIA_TYPE).send(JSON.stringify({ Err: message }));
+          res
+            .status(500)
+            .type(MEDIA_TYPE)
+            .send(JSON.stringify({ Err: message }));
         }
         return;
       }
@@ -97,17 +102,26 @@ export function pluginApp(net: NetworkDriver, ipam: IpamDriver, log: Logger, obs
         const message = (err as Error).message;
         log.warn(`${method} failed: ${message}`, { request: body });
         observe?.(method, seconds(), false);
-        res.status(500).type(MEDIA_TYPE).send(JSON.stringify({ Err: message }));
+        res
+          .status(500)
+          .type(MEDIA_TYPE)
+          .send(JSON.stringify({ Err: message }));
       }
     });
   }
   app.use((req: Request, res: Response) => {
-    res.status(404).type(MEDIA_TYPE).send(JSON.stringify({ Err: `unknown plugin call ${req.method} ${req.path}` }));
+    res
+      .status(404)
+      .type(MEDIA_TYPE)
+      .send(JSON.stringify({ Err: `unknown plugin call ${req.method} ${req.path}` }));
   });
   app.use((err: Error & { status?: number; type?: string }, _req: Request, res: Response, _next: NextFunction) => {
     const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
     const what = err.type === 'entity.parse.failed' ? 'malformed JSON in request body' : err.message;
-    res.status(status).type(MEDIA_TYPE).send(JSON.stringify({ Err: what }));
+    res
+      .status(status)
+      .type(MEDIA_TYPE)
+      .send(JSON.stringify({ Err: what }));
   });
   return app;
 }
@@ -120,7 +134,11 @@ function bodyless(req: Request): boolean {
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => { reject(new Error(`${what} did not finish within ${ms / 1000}s`)); }, ms);
+    timer = setTimeout(() => {
+      reject(new Error(`${what} did not finish within ${ms / 1000}s`));
+    }, ms);
   });
-  return Promise.race([p, timeout]).finally(() => { clearTimeout(timer); });
+  return Promise.race([p, timeout]).finally(() => {
+    clearTimeout(timer);
+  });
 }

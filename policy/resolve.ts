@@ -69,7 +69,9 @@ export class PolicyResolver {
     const check = (labels: string[], peer: number, dir: Dir): boolean => {
       const rules = this.rules.filter((r) => matches(r.endpointSelector, labels));
       const who = labels.join(' ') || '(no labels)';
-      steps.push(`${dir === 'egress' ? 'Egress from' : 'Ingress to'} ${who}: ${rules.length} rule(s) select it${rules.length ? ': ' + rules.map(describe).join('; ') : ''}`);
+      steps.push(
+        `${dir === 'egress' ? 'Egress from' : 'Ingress to'} ${who}: ${rules.length} rule(s) select it${rules.length ? ': ' + rules.map(describe).join('; ') : ''}`,
+      );
       const pol = this.forEndpoint(labels);
       const enforced = dir === 'ingress' ? pol.ingressEnforced : pol.egressEnforced;
       if (!enforced) {
@@ -77,7 +79,11 @@ export class PolicyResolver {
         return true;
       }
       const hit = lookup(pol.allows, peer, port, proto, dir);
-      steps.push(hit ? `  allowed by entry identity=${hit.identity || 'any'} port=${hit.port || 'any'} proto=${protoName(hit.proto)}: ALLOWED` : `  no entry allows identity ${peer} to port ${port || 'any'}/${protoName(proto)}: DENIED`);
+      steps.push(
+        hit
+          ? `  allowed by entry identity=${hit.identity || 'any'} port=${hit.port || 'any'} proto=${protoName(hit.proto)}: ALLOWED`
+          : `  no entry allows identity ${peer} to port ${port || 'any'}/${protoName(proto)}: DENIED`,
+      );
       return hit !== undefined;
     };
     const allowed = check(src, dstIdentity, 'egress') && check(dst, srcIdentity, 'ingress');

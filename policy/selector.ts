@@ -12,10 +12,13 @@ export function matches(sel: Selector, labels: string[]): boolean {
   for (const e of sel.matchExpressions ?? []) {
     const vs = valuesOf(e.key);
     const ok =
-      e.operator === 'Exists' ? vs.length > 0
-      : e.operator === 'DoesNotExist' ? vs.length === 0
-      : e.operator === 'In' ? vs.some((v) => e.values!.includes(v))
-      : !vs.some((v) => e.values!.includes(v));
+      e.operator === 'Exists'
+        ? vs.length > 0
+        : e.operator === 'DoesNotExist'
+          ? vs.length === 0
+          : e.operator === 'In'
+            ? vs.some((v) => e.values!.includes(v))
+            : !vs.some((v) => e.values!.includes(v));
     if (!ok) return false;
   }
   return true;

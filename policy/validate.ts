@@ -52,7 +52,9 @@ function object(v: Json, path: string, allowed: string[]): Record<string, Json> 
 function list(v: Json, path: string, each: (x: Json, p: string) => void): void {
   if (v === undefined) return;
   if (!Array.isArray(v)) fail(path, `must be a list, got ${JSON.stringify(v)}`);
-  v.forEach((x, i) => { each(x, `${path}[${i}]`); });
+  v.forEach((x, i) => {
+    each(x, `${path}[${i}]`);
+  });
 }
 
 function str(v: Json, path: string): string {
@@ -64,8 +66,12 @@ function rule(v: Json): void {
   const r = object(v, 'rule', ['endpointSelector', 'ingress', 'egress', 'labels', 'description']);
   if (r.endpointSelector === undefined) fail('endpointSelector', 'is required (use {} to select every endpoint)');
   selector(r.endpointSelector, 'endpointSelector');
-  list(r.ingress, 'ingress', (x, p) => { peerRule(x, p, 'from'); });
-  list(r.egress, 'egress', (x, p) => { peerRule(x, p, 'to'); });
+  list(r.ingress, 'ingress', (x, p) => {
+    peerRule(x, p, 'from');
+  });
+  list(r.egress, 'egress', (x, p) => {
+    peerRule(x, p, 'to');
+  });
   list(r.labels, 'labels', (x, p) => {
     const l = object(x, p, ['key', 'value', 'source']);
     str(l.key, `${p}.key`);
@@ -86,7 +92,8 @@ function peerRule(v: Json, path: string, dir: 'from' | 'to'): void {
     const outer = cidr(s.cidr, `${p}.cidr`);
     list(s.except, `${p}.except`, (e, q) => {
       const inner = cidr(e, q);
-      if (inner.family !== outer.family || inner.bits < outer.bits || !contains(outer, inner.family, inner.base)) fail(q, `${str(e, q)} is not inside ${str(s.cidr, `${p}.cidr`)}`);
+      if (inner.family !== outer.family || inner.bits < outer.bits || !contains(outer, inner.family, inner.base))
+        fail(q, `${str(e, q)} is not inside ${str(s.cidr, `${p}.cidr`)}`);
     });
   });
   list(r[`${dir}Entities`], `${path}.${dir}Entities`, (x, p) => {

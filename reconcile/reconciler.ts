@@ -73,8 +73,18 @@ export class Reconciler {
 
   private async pass(reason: string): Promise<ReconcileReport> {
     const r: ReconcileReport = {
-      at: new Date().toISOString(), reason, dockerReachable: false, endpointsRemoved: 0, addressesReleased: 0, poolsReleased: 0,
-      networksRemoved: 0, linksRemoved: 0, mapEntriesRemoved: 0, programsReattached: 0, pinsRemoved: 0, repairs: [],
+      at: new Date().toISOString(),
+      reason,
+      dockerReachable: false,
+      endpointsRemoved: 0,
+      addressesReleased: 0,
+      poolsReleased: 0,
+      networksRemoved: 0,
+      linksRemoved: 0,
+      mapEntriesRemoved: 0,
+      programsReattached: 0,
+      pinsRemoved: 0,
+      repairs: [],
     };
     const repair = (what: string) => {
       r.repairs.push(what);
@@ -136,7 +146,9 @@ export class Reconciler {
       await this.d.manager.delete(ep.dockerEndpointId);
       for (const a of [ep.ipv4, ep.ipv6]) if (a && !view.addresses.has(a) && (await this.d.ipam.releaseEndpointAddress(a))) r.addressesReleased++;
       r.endpointsRemoved++;
-      repair(`endpoint ${ep.id} (${ep.ifName}, ${[ep.ipv4, ep.ipv6].filter(Boolean).join(' ')}) has no container in Docker: removed and its addresses released`);
+      repair(
+        `endpoint ${ep.id} (${ep.ifName}, ${[ep.ipv4, ep.ipv6].filter(Boolean).join(' ')}) has no container in Docker: removed and its addresses released`,
+      );
     }
   }
 
@@ -190,8 +202,6 @@ export class Reconciler {
     }
     for (const n of this.untagged.keys()) if (!stillUntagged.has(n)) this.untagged.delete(n);
   }
-
-
 
   /**
    * Map entries of endpoints, addresses and containers this agent no longer

@@ -4,13 +4,23 @@ import { proto, table } from '../table';
 export const bpfPolicyGet: Command = async (ctx) => {
   const [ep] = ctx.positional();
   if (!ep) throw new UsageError('bpf policy get needs an endpoint ID or container name');
-  const entries = await ctx.api<Array<{ dir: string; identity: number; labels: string[]; port: number; proto: number; packets: string; bytes: string }>>('GET', `/v1/bpf/policy/${encodeURIComponent(ep)}`);
+  const entries = await ctx.api<Array<{ dir: string; identity: number; labels: string[]; port: number; proto: number; packets: string; bytes: string }>>(
+    'GET',
+    `/v1/bpf/policy/${encodeURIComponent(ep)}`,
+  );
   ctx.print(entries, () =>
     table(
       ['DIRECTION', 'IDENTITY', 'LABELS (source:key[=value])', 'PORT/PROTO', 'BYTES', 'PACKETS'],
       entries
         .sort((a, b) => a.dir.localeCompare(b.dir) || a.identity - b.identity || a.port - b.port)
-        .map((e) => [e.dir === 'ingress' ? 'Ingress' : 'Egress', String(e.identity), e.labels.join(' '), e.port === 0 && e.proto === 0 ? 'ANY' : `${e.port || 'ANY'}/${proto(e.proto)}`, e.bytes, e.packets]),
+        .map((e) => [
+          e.dir === 'ingress' ? 'Ingress' : 'Egress',
+          String(e.identity),
+          e.labels.join(' '),
+          e.port === 0 && e.proto === 0 ? 'ANY' : `${e.port || 'ANY'}/${proto(e.proto)}`,
+          e.bytes,
+          e.packets,
+        ]),
     ),
   );
   return 0;
@@ -18,17 +28,46 @@ export const bpfPolicyGet: Command = async (ctx) => {
 
 export const bpfIpcacheList: Command = async (ctx) => {
   const entries = await ctx.api<Array<{ prefix: string; identity: number; labels: string[] }>>('GET', '/v1/bpf/ipcache');
-  ctx.print(entries, () => table(['IP PREFIX/ADDRESS', 'IDENTITY'], entries.map((e) => [e.prefix, `identity=${e.identity}`])));
+  ctx.print(entries, () =>
+    table(
+      ['IP PREFIX/ADDRESS', 'IDENTITY'],
+      entries.map((e) => [e.prefix, `identity=${e.identity}`]),
+    ),
+  );
   return 0;
 };
 
 export const bpfCtList: Command = async (ctx) => {
-  const entries = await ctx.api<Array<{ src: string; dst: string; sport: number; dport: number; proto: number; dir: string; packets: string; bytes: string; peerIdentity: number; state: string; remainingSeconds: number }>>('GET', '/v1/bpf/ct');
+  const entries = await ctx.api<
+    Array<{
+      src: string;
+      dst: string;
+      sport: number;
+      dport: number;
+      proto: number;
+      dir: string;
+      packets: string;
+      bytes: string;
+      peerIdentity: number;
+      state: string;
+      remainingSeconds: number;
+    }>
+  >('GET', '/v1/bpf/ct');
   const hostPort = (a: string, p: number) => (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
   ctx.print(entries, () =>
     table(
       ['PROTO', 'SOURCE', 'DESTINATION', 'DIRECTION', 'STATE', 'EXPIRES', 'PACKETS', 'BYTES', 'PEER IDENTITY'],
-      entries.map((e) => [proto(e.proto), hostPort(e.src, e.sport), hostPort(e.dst, e.dport), e.dir.toUpperCase(), e.state, `${e.remainingSeconds}s`, e.packets, e.bytes, String(e.peerIdentity)]),
+      entries.map((e) => [
+        proto(e.proto),
+        hostPort(e.src, e.sport),
+        hostPort(e.dst, e.dport),
+        e.dir.toUpperCase(),
+        e.state,
+        `${e.remainingSeconds}s`,
+        e.packets,
+        e.bytes,
+        String(e.peerIdentity),
+      ]),
     ),
   );
   return 0;
@@ -43,12 +82,22 @@ export const bpfCtFlush: Command = async (ctx) => {
 export const bpfEndpointList: Command = async (ctx) => {
   const entries = await ctx.api<Array<{ ifindex: number; epId: number; flags: number; identity: number; mac: string }>>('GET', '/v1/bpf/endpoint');
   const flags = (f: number) => [f & 1 ? 'ingress-enforced' : '', f & 2 ? 'egress-enforced' : '', f & 4 ? 'not-ready' : ''].filter(Boolean).join(',') || '-';
-  ctx.print(entries, () => table(['IFINDEX', 'ENDPOINT', 'IDENTITY', 'MAC', 'FLAGS'], entries.map((e) => [String(e.ifindex), String(e.epId), String(e.identity), e.mac, flags(e.flags)])));
+  ctx.print(entries, () =>
+    table(
+      ['IFINDEX', 'ENDPOINT', 'IDENTITY', 'MAC', 'FLAGS'],
+      entries.map((e) => [String(e.ifindex), String(e.epId), String(e.identity), e.mac, flags(e.flags)]),
+    ),
+  );
   return 0;
 };
 
 export const ipList: Command = async (ctx) => {
   const entries = await ctx.api<Array<{ prefix: string; identity: number; labels: string[] }>>('GET', '/v1/bpf/ipcache');
-  ctx.print(entries, () => table(['IP', 'IDENTITY', 'LABELS'], entries.map((e) => [e.prefix, String(e.identity), e.labels.join(' ')])));
+  ctx.print(entries, () =>
+    table(
+      ['IP', 'IDENTITY', 'LABELS'],
+      entries.map((e) => [e.prefix, String(e.identity), e.labels.join(' ')]),
+    ),
+  );
   return 0;
 };

@@ -10,7 +10,16 @@ export const endpointList: Command = async (ctx) => {
   ctx.print(eps, () =>
     table(
       ['ENDPOINT', 'POLICY (ingress)', 'POLICY (egress)', 'IDENTITY', 'LABELS (source:key[=value])', 'IPv6', 'IPv4', 'STATUS'],
-      eps.map((e) => [String(e.id), onOff(e.policy.ingressEnforced), onOff(e.policy.egressEnforced), String(e.identity), e.labels.join(' ') || 'reserved:init', e.ipv6 ?? '', e.ipv4 ?? '', e.state]),
+      eps.map((e) => [
+        String(e.id),
+        onOff(e.policy.ingressEnforced),
+        onOff(e.policy.egressEnforced),
+        String(e.identity),
+        e.labels.join(' ') || 'reserved:init',
+        e.ipv6 ?? '',
+        e.ipv4 ?? '',
+        e.state,
+      ]),
     ),
   );
   return 0;

@@ -9,7 +9,12 @@ interface Identity {
 
 export const identityList: Command = async (ctx) => {
   const ids = await ctx.api<Identity[]>('GET', '/v1/identity');
-  ctx.print(ids, () => table(['ID', 'LABELS'], ids.map((i) => [String(i.id), i.labels.join(' ')])));
+  ctx.print(ids, () =>
+    table(
+      ['ID', 'LABELS'],
+      ids.map((i) => [String(i.id), i.labels.join(' ')]),
+    ),
+  );
   return 0;
 };
 

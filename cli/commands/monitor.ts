@@ -15,7 +15,16 @@ type Ev = LoggedEvent & {
 const TYPES = ['drop', 'trace', 'policy-verdict'];
 
 function tcpFlags(f: number): string {
-  return [[2, 'SYN'], [16, 'ACK'], [1, 'FIN'], [4, 'RST'], [8, 'PSH']].filter(([bit]) => f & (bit as number)).map(([, n]) => n).join(', ');
+  return [
+    [2, 'SYN'],
+    [16, 'ACK'],
+    [1, 'FIN'],
+    [4, 'RST'],
+    [8, 'PSH'],
+  ]
+    .filter(([bit]) => f & (bit as number))
+    .map(([, n]) => n)
+    .join(', ');
 }
 
 const addr = (a: string, p: number, proto: string) => (proto.startsWith('icmp') ? a : a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
@@ -27,9 +36,11 @@ export function formatEvent(e: Ev): string {
   const who = (labels: string[], name?: string) => `${labels.join(',') || 'unknown'}${name ? ` (${name})` : ''}`;
   const sides = `    from ${who(e.srcLabels, e.srcName)} to ${who(e.dstLabels, e.dstName)}`;
   const head =
-    e.type === 'drop' ? `xx drop (${e.reasonName}) ${e.direction === 'ingress' ? 'to' : 'from'} ${ep}, identity ${e.srcIdentity}->${e.dstIdentity}: ${flow}`
-    : e.type === 'policy-verdict' ? `Policy verdict log: ${ep}, ${e.direction}, action allow, identity ${e.srcIdentity}->${e.dstIdentity}: ${flow}`
-    : `-> ${ep} ${e.direction} new connection, identity ${e.srcIdentity}->${e.dstIdentity}: ${flow}`;
+    e.type === 'drop'
+      ? `xx drop (${e.reasonName}) ${e.direction === 'ingress' ? 'to' : 'from'} ${ep}, identity ${e.srcIdentity}->${e.dstIdentity}: ${flow}`
+      : e.type === 'policy-verdict'
+        ? `Policy verdict log: ${ep}, ${e.direction}, action allow, identity ${e.srcIdentity}->${e.dstIdentity}: ${flow}`
+        : `-> ${ep} ${e.direction} new connection, identity ${e.srcIdentity}->${e.dstIdentity}: ${flow}`;
   return `${head}\n${sides}\n`;
 }
 
@@ -64,9 +75,13 @@ export const monitor: Command = async (ctx) => {
           }
         });
         res.on('end', resolve);
-        res.on('error', () => { resolve(); });
+        res.on('error', () => {
+          resolve();
+        });
       });
-      req.on('error', () => { resolve(); });
+      req.on('error', () => {
+        resolve();
+      });
       req.end();
     });
   }

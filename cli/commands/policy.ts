@@ -62,7 +62,12 @@ export const policyTrace: Command = async (ctx) => {
   const to = await side(ctx, ctx.flag(['-d', '--dst']), '-d');
   const [dport = '0', protocol = 'TCP'] = (ctx.flag(['--dport'])[0] ?? '0').split('/');
   if (!/^\d+$/.test(dport) || Number(dport) > 65535) throw new UsageError(`--dport ${dport}: not a port`);
-  const r = await ctx.api<{ verdict: string; steps: string[]; srcIdentity: number; dstIdentity: number }>('POST', '/v1/policy/resolve', { from, to, dport: Number(dport), protocol });
+  const r = await ctx.api<{ verdict: string; steps: string[]; srcIdentity: number; dstIdentity: number }>('POST', '/v1/policy/resolve', {
+    from,
+    to,
+    dport: Number(dport),
+    protocol,
+  });
   ctx.print(r, () => {
     const id = (n: number) => (n < 0 ? 'no identity yet' : `identity ${n}`);
     return [

@@ -26,7 +26,10 @@ export const status: Command = async (ctx) => {
   const h = await ctx.api<Health>('GET', '/v1/healthz');
   const verbose = ctx.has('--verbose') || ctx.has('-v');
   ctx.print(h, () => {
-    const eps = Object.entries(h.endpoints).map(([s, n]) => `${n} ${s}`).join(', ') || 'none';
+    const eps =
+      Object.entries(h.endpoints)
+        .map(([s, n]) => `${n} ${s}`)
+        .join(', ') || 'none';
     const maps = h.bpfMaps.filter((m) => m.pinned).length;
     const lines = [
       `KVStore:      ${ok(h.kvstore.status)}   ${h.kvstore.backend} ${h.kvstore.path}`,
@@ -39,11 +42,22 @@ export const status: Command = async (ctx) => {
       `Endpoints:    ${eps}`,
       `Identities:   ${h.identities}`,
       `Policy:       revision ${h.policyRevision}`,
-      `BPF maps:     ${maps}/${h.bpfMaps.length} pinned${maps < h.bpfMaps.length ? ` (missing: ${h.bpfMaps.filter((m) => !m.pinned).map((m) => m.name).join(', ')})` : ''}`,
+      `BPF maps:     ${maps}/${h.bpfMaps.length} pinned${
+        maps < h.bpfMaps.length
+          ? ` (missing: ${h.bpfMaps
+              .filter((m) => !m.pinned)
+              .map((m) => m.name)
+              .join(', ')})`
+          : ''
+      }`,
       ...(verbose ? h.bpfMaps.map((m) => `  ${m.path}${m.pinned ? '' : '  (missing)'}`) : []),
       `Conntrack:    ${h.conntrack.entries} entries; GC ${h.conntrack.runs} runs, last removed ${h.conntrack.lastExpired} expired + ${h.conntrack.lastOrphaned} orphaned${h.conntrack.lastDurationMs === undefined ? '' : ` in ${h.conntrack.lastDurationMs} ms`}${h.conntrack.failures ? `, ${h.conntrack.failures} failed` : ''}`,
       `NAT sources:  ${h.natRecovery === 'ok' ? 'Ok   original source of host-NATed traffic' : `Disabled   host-NATed traffic is world (${h.natRecovery})`}`,
-      `Faults:       ${Object.entries(h.faults).map(([k, n]) => `${n} ${k}`).join(', ') || 'none'} (errors survived)`,
+      `Faults:       ${
+        Object.entries(h.faults)
+          .map(([k, n]) => `${n} ${k}`)
+          .join(', ') || 'none'
+      } (errors survived)`,
       `Last errors:  ${h.recentErrors.length === 0 ? 'none' : ''}`,
       ...(verbose ? h.recentErrors : h.recentErrors.slice(-3)).map((e) => `  ${e.time} ${e.level} ${e.message}`),
     ];
@@ -57,4 +71,3 @@ export const version: Command = async (ctx) => {
   ctx.print({ client: VERSION, daemon: h.version }, () => `Client: ${VERSION}\nDaemon: ${h.version}\n`);
   return 0;
 };
-

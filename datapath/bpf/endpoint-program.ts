@@ -3,7 +3,6 @@ import { Family, parseAddress } from '../../ipam/cidr';
 import { BpfDatapath } from './loader';
 import { EP_FLAGS } from './maps';
 
-
 /** What the datapath needs to know of one endpoint. */
 export interface EndpointDatapathState {
   id: number;
@@ -35,8 +34,7 @@ function addresses(ep: { ipv4?: string; ipv6?: string }): Array<{ family: Family
 
 /** Writes the endpoint's map entry and its addresses' identity. Idempotent. */
 export function programEndpoint(dp: BpfDatapath, ep: EndpointDatapathState): void {
-  const flags =
-    (ep.ingressEnforced ? EP_FLAGS.ingressEnforce : 0) | (ep.egressEnforced ? EP_FLAGS.egressEnforce : 0) | (ep.ready ? 0 : EP_FLAGS.notReady);
+  const flags = (ep.ingressEnforced ? EP_FLAGS.ingressEnforce : 0) | (ep.egressEnforced ? EP_FLAGS.egressEnforce : 0) | (ep.ready ? 0 : EP_FLAGS.notReady);
   const owner = ownerOf(ep.sandboxKey);
   for (const a of addresses(ep)) {
     dp.maps.ipcache.set(a.family, a.value, a.family === 4 ? 32 : 128, ep.identity, owner);

@@ -41,7 +41,9 @@ export const bpf = {
   mapValueSize: fn('bpf_map__value_size', 'uint32_t', [map]) as (...a: [Pointer]) => number,
   mapMaxEntries: fn('bpf_map__max_entries', 'uint32_t', [map]) as (...a: [Pointer]) => number,
   objGet: fn('bpf_obj_get', 'int', ['str']) as (...a: [string]) => number,
-  mapCreate: fn('bpf_map_create', 'int', ['int', 'str', 'uint32_t', 'uint32_t', 'uint32_t', 'void *']) as (...a: [number, string, number, number, number, null]) => number,
+  mapCreate: fn('bpf_map_create', 'int', ['int', 'str', 'uint32_t', 'uint32_t', 'uint32_t', 'void *']) as (
+    ...a: [number, string, number, number, number, null]
+  ) => number,
   objInfo: fn('bpf_obj_get_info_by_fd', 'int', ['int', 'void *', u32ref]) as (...a: [number, Buffer, U32Ref]) => number,
   mapSetInitialValue: fn('bpf_map__set_initial_value', 'int', [map, 'void *', 'size_t']) as (...a: [Pointer, Buffer, number]) => number,
   programFd: fn('bpf_program__fd', 'int', [koffi.pointer(Prog)]) as (...a: [Pointer]) => number,
@@ -49,12 +51,16 @@ export const bpf = {
   mapLookup: fn('bpf_map_lookup_elem', 'int', ['int', 'void *', 'void *']) as (...a: [number, Buffer, Buffer]) => number,
   mapDelete: fn('bpf_map_delete_elem', 'int', ['int', 'void *']) as (...a: [number, Buffer]) => number,
   mapNextKey: fn('bpf_map_get_next_key', 'int', ['int', 'void *', 'void *']) as (...a: [number, Buf, Buffer]) => number,
-  mapLookupBatch: fn('bpf_map_lookup_batch', 'int', ['int', 'void *', 'void *', 'void *', 'void *', u32ref, 'void *']) as (...a: [number, Buf, Buffer, Buffer, Buffer, U32Ref, null]) => number,
+  mapLookupBatch: fn('bpf_map_lookup_batch', 'int', ['int', 'void *', 'void *', 'void *', 'void *', u32ref, 'void *']) as (
+    ...a: [number, Buf, Buffer, Buffer, Buffer, U32Ref, null]
+  ) => number,
   mapDeleteBatch: fn('bpf_map_delete_batch', 'int', ['int', 'void *', u32ref, 'void *']) as (...a: [number, Buffer, U32Ref, null]) => number,
   tcHookCreate: fn('bpf_tc_hook_create', 'int', ['void *']) as (...a: [Buffer]) => number,
   tcAttach: fn('bpf_tc_attach', 'int', ['void *', 'void *']) as (...a: [Buffer, Buffer]) => number,
   tcQuery: fn('bpf_tc_query', 'int', ['void *', 'void *']) as (...a: [Buffer, Buffer]) => number,
-  ringNew: fn('ring_buffer__new', koffi.pointer(Ring), ['int', koffi.pointer(SampleFn), 'void *', 'void *']) as (...a: [number, bigint, null, null]) => Pointer | null,
+  ringNew: fn('ring_buffer__new', koffi.pointer(Ring), ['int', koffi.pointer(SampleFn), 'void *', 'void *']) as (
+    ...a: [number, bigint, null, null]
+  ) => Pointer | null,
   ringConsume: fn('ring_buffer__consume', 'int', [koffi.pointer(Ring)]) as (...a: [Pointer]) => number,
   ringFree: fn('ring_buffer__free', 'void', [koffi.pointer(Ring)]) as (...a: [Pointer]) => void,
 };

@@ -68,7 +68,8 @@ export class BpfDatapath {
     const replaced: string[] = [];
     try {
       const problems = layoutProblems(obj);
-      if (problems.length) throw new Error(`${path} does not match the agent's map codecs (bpf/ and datapath/ from different builds? run npm run build): ${problems.join('; ')}`);
+      if (problems.length)
+        throw new Error(`${path} does not match the agent's map codecs (bpf/ and datapath/ from different builds? run npm run build): ${problems.join('; ')}`);
       for (const name of MAP_NAMES) {
         const m = checkPtr(bpf.findMap(obj, name), `find map ${name}`);
         const pin = join(cfg.bpfRoot, name);
@@ -82,10 +83,7 @@ export class BpfDatapath {
       const rodata = Buffer.alloc(4);
       rodata.writeUInt32LE(cfg.hostToEndpointAllowed ? 1 : 0, 0);
       check(bpf.mapSetInitialValue(checkPtr(bpf.findMap(obj, '.rodata'), 'find .rodata'), rodata, rodata.length), 'set .rodata');
-      check(
-        bpf.load(obj),
-        `load BPF programs (maps pinned in ${cfg.bpfRoot} by an incompatible version must be removed first)`,
-      );
+      check(bpf.load(obj), `load BPF programs (maps pinned in ${cfg.bpfRoot} by an incompatible version must be removed first)`);
       const fd = (name: MapName) => check(bpf.mapFd(checkPtr(bpf.findMap(obj, name), name)), `fd of ${name}`);
       const map = (name: MapName, valueSize: number = MAP_LAYOUTS[name].value) => new BpfMap(name, fd(name), MAP_LAYOUTS[name].key, valueSize);
       const maps: Maps = {
@@ -115,8 +113,7 @@ export class BpfDatapath {
   attach(ifindex: number, fresh: boolean): void {
     const createHook = () => check(bpf.tcHookCreate(tcHook(ifindex, TC_INGRESS | TC_EGRESS)), `create clsact on ifindex ${ifindex}`);
     const attachBoth = () =>
-      bpf.tcAttach(tcHook(ifindex, TC_INGRESS), tcOpts(this.fromContainerFd)) ||
-      bpf.tcAttach(tcHook(ifindex, TC_EGRESS), tcOpts(this.toContainerFd));
+      bpf.tcAttach(tcHook(ifindex, TC_INGRESS), tcOpts(this.fromContainerFd)) || bpf.tcAttach(tcHook(ifindex, TC_EGRESS), tcOpts(this.toContainerFd));
     if (fresh) createHook();
     let r = attachBoth();
     if (r < 0 && !fresh) {

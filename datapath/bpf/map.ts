@@ -79,13 +79,14 @@ export class BpfMap {
   /** Deletes keys in one syscall; keys already gone are skipped. @returns how many were deleted. */
   deleteMany(keys: Buffer[]): number {
     let deleted = 0;
-    for (let i = 0; i < keys.length; ) {
+    for (let i = 0; i < keys.length;) {
       const batch = Buffer.concat(keys.slice(i));
       const count: [number] = [keys.length - i];
       const r = bpf.mapDeleteBatch(this.fd, batch, count, null);
       deleted += count[0];
       i += count[0];
-      if (r === ENOENT) i++; // that key was gone already: go on after it
+      if (r === ENOENT)
+        i++; // that key was gone already: go on after it
       else if (r < 0) throw new Error(`delete from ${this.name}: ${errnoName(r)}`);
     }
     return deleted;

@@ -19,11 +19,17 @@ describe('endpoints without containers: labels from the API, ARP answered in BPF
   const bare = new BareEndpoints(agent, NET, 'cilium-bare-');
   let server: BareEndpoint, client: BareEndpoint, other: BareEndpoint;
   const ping = (from: BareEndpoint, to: BareEndpoint) => run('ip', ['netns', 'exec', from.ns, 'busybox', 'ping', '-c', '1', '-W', '1', to.address]);
-  const label = (e: BareEndpoint, ...labels: string[]) => run(CLI, ['--api-socket', agent.apiSocket, 'endpoint', 'labels', e.endpointId.slice(0, 12), ...labels]);
+  const label = (e: BareEndpoint, ...labels: string[]) =>
+    run(CLI, ['--api-socket', agent.apiSocket, 'endpoint', 'labels', e.endpointId.slice(0, 12), ...labels]);
 
   before(async () => {
     await agent.start();
-    const net = await agent.plugin('NetworkDriver.CreateNetwork', { NetworkID: NET, Options: {}, IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: '0.0.0.0/0', Gateway: '10.216.0.1/32' }], IPv6Data: [] });
+    const net = await agent.plugin('NetworkDriver.CreateNetwork', {
+      NetworkID: NET,
+      Options: {},
+      IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: '0.0.0.0/0', Gateway: '10.216.0.1/32' }],
+      IPv6Data: [],
+    });
     assert.strictEqual(net.status, 200, JSON.stringify(net.body));
     server = (await bare.create(1, ['app=server']))[0]!;
     client = (await bare.create(1, ['role=client']))[0]!;
@@ -43,7 +49,11 @@ describe('endpoints without containers: labels from the API, ARP answered in BPF
     assert.ok(of(server).identity >= 256 && of(server).identity !== of(client).identity);
     assert.strictEqual((await ping(client, server)).code, 0, 'no policy: everything flows');
 
-    const rule = { labels: [{ key: 'name', value: 'bare' }], endpointSelector: { matchLabels: { app: 'server' } }, ingress: [{ fromEndpoints: [{ matchLabels: { role: 'client' } }] }] };
+    const rule = {
+      labels: [{ key: 'name', value: 'bare' }],
+      endpointSelector: { matchLabels: { app: 'server' } },
+      ingress: [{ fromEndpoints: [{ matchLabels: { role: 'client' } }] }],
+    };
     assert.strictEqual((await httpUnix(agent.apiSocket, 'PUT', '/v1/policy', JSON.stringify([rule]))).status, 200);
     assert.strictEqual((await ping(client, server)).code, 0, 'role=client is let in');
     assert.notStrictEqual((await ping(other, server)).code, 0, 'role=other is dropped');

@@ -48,7 +48,18 @@ describe('cilium CLI, monitor, trace and Prometheus metrics', function () {
 
   it('status and version report the agent, store, Docker, IPAM, endpoints, identities, policy and BPF maps', async () => {
     const s = await ok('status', '--verbose');
-    for (const re of [/KVStore:\s+Ok/, /Docker:\s+Ok/, /cilium-host-v4\s+10\.211\.0\.0\/16\s+3\/65533 used/, /Endpoints:\s+3 ready/, /Identities:\s+9/, /Policy:\s+revision 1/, /BPF maps:\s+8\/8 pinned/, /Conntrack:\s+\d+ entries; GC \d+ runs/, /NAT sources:\s+Ok/, /Faults:\s+none/]) {
+    for (const re of [
+      /KVStore:\s+Ok/,
+      /Docker:\s+Ok/,
+      /cilium-host-v4\s+10\.211\.0\.0\/16\s+3\/65533 used/,
+      /Endpoints:\s+3 ready/,
+      /Identities:\s+9/,
+      /Policy:\s+revision 1/,
+      /BPF maps:\s+8\/8 pinned/,
+      /Conntrack:\s+\d+ entries; GC \d+ runs/,
+      /NAT sources:\s+Ok/,
+      /Faults:\s+none/,
+    ]) {
       assert.match(s, re);
     }
     const j = JSON.parse(await ok('status', '-o', 'json')) as { endpoints: Record<string, number> };
@@ -58,7 +69,10 @@ describe('cilium CLI, monitor, trace and Prometheus metrics', function () {
 
   it('endpoint list/get and identity list/get show labels, identities and addresses', async () => {
     const list = await ok('endpoint', 'list');
-    assert.match(list.split('\n')[0]!, /^ENDPOINT\s+POLICY \(ingress\)\s+POLICY \(egress\)\s+IDENTITY\s+LABELS \(source:key\[=value\]\)\s+IPv6\s+IPv4\s+STATUS$/);
+    assert.match(
+      list.split('\n')[0]!,
+      /^ENDPOINT\s+POLICY \(ingress\)\s+POLICY \(egress\)\s+IDENTITY\s+LABELS \(source:key\[=value\]\)\s+IPv6\s+IPv4\s+STATUS$/,
+    );
     const app1 = list.split('\n').find((l) => l.includes('container:id=app1'))!;
     assert.match(app1, /Disabled\s+Disabled\s+\d{3}\s+container:id=app1\s+10\.211\.\d+\.\d+\s+ready/);
     const ep = JSON.parse(await ok('endpoint', 'get', 'app1')) as { containerName: string; identity: number; ipv4: string };
@@ -86,7 +100,7 @@ describe('cilium CLI, monitor, trace and Prometheus metrics', function () {
     assert.match(await ok('policy', 'trace', '-s', 'id=app2', '-d', 'app1', '--dport', '81'), /Final verdict: DENIED/);
   });
 
-  it('monitor -t drop shows the drop of app3 -> app1 with both sides\' labels and names, and survives an agent restart', async () => {
+  it("monitor -t drop shows the drop of app3 -> app1 with both sides' labels and names, and survives an agent restart", async () => {
     let out = '';
     let err = '';
     const mon: ChildProcess = spawn(CLI, ['--api-socket', env.agent.apiSocket, 'monitor', '-t', 'drop', '--related-to', 'app1']);
@@ -95,7 +109,11 @@ describe('cilium CLI, monitor, trace and Prometheus metrics', function () {
     try {
       await waitFor('the monitor to connect', () => err.includes('Listening for events'));
       assert.notStrictEqual(await fetch('app3', 'http://app1/'), 0);
-      await waitFor('the drop in the monitor', () => /xx drop \(Policy denied\) to endpoint \d+ \(app1\), identity \d+->\d+: 10\.211\.\d+\.\d+:\d+ -> 10\.211\.\d+\.\d+:80 tcp SYN/.test(out), 10_000);
+      await waitFor(
+        'the drop in the monitor',
+        () => /xx drop \(Policy denied\) to endpoint \d+ \(app1\), identity \d+->\d+: 10\.211\.\d+\.\d+:\d+ -> 10\.211\.\d+\.\d+:80 tcp SYN/.test(out),
+        10_000,
+      );
       assert.match(out, /from container:id=app3 \(app3\) to container:id=app1 \(app1\)/);
       assert.doesNotMatch(out, /Policy verdict/, '-t drop shows drops only');
       await env.agent.stop();
@@ -161,7 +179,10 @@ describe('cilium CLI, monitor, trace and Prometheus metrics', function () {
       'cilium_policy_regeneration_duration_seconds_count',
       'cilium_kvstore_operations_duration_seconds_count{action="batch",outcome="success"}',
     ]) {
-      assert.ok(after.split('\n').some((l) => l.startsWith(name) && Number(l.split(' ').pop()) > 0), `${name} missing or zero`);
+      assert.ok(
+        after.split('\n').some((l) => l.startsWith(name) && Number(l.split(' ').pop()) > 0),
+        `${name} missing or zero`,
+      );
     }
   });
 });

@@ -159,7 +159,13 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
   });
 
   it('a long-running allowed TCP stream stops within 1 s of a deny import, in both directions, and the monitor shows the drops', async () => {
-    await importRules([rule('stream', [['9000', 'TCP'], ['5353', 'UDP'], ['5354', 'UDP']])]);
+    await importRules([
+      rule('stream', [
+        ['9000', 'TCP'],
+        ['5353', 'UDP'],
+        ['5354', 'UDP'],
+      ]),
+    ]);
     // 100 lines a second from app1, for as long as the connection lives.
     await env.docker(['exec', '-d', 'app1', 'sh', '-c', 'while true; do echo tick; usleep 10000; done | nc -l -p 9000']);
     await new Promise((r) => setTimeout(r, 300));
@@ -167,10 +173,19 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
     await env.docker(['exec', '-d', 'app2', 'sh', '-c', `while true; do echo up; usleep 100000; done | nc ${await ip('app1')} 9000 > /tmp/rx`]);
     await waitFor('the stream to flow', async () => (await size('app2', '/tmp/rx')) > 500, 10_000);
     const ct = await env.agent.api<CtRow[]>('/v1/bpf/ct');
-    assert.ok(ct.some((e) => e.dport === 9000 && e.state === 'ESTABLISHED' && e.remainingSeconds > 21000), `an established entry with the TCP lifetime: ${JSON.stringify(ct)}`);
+    assert.ok(
+      ct.some((e) => e.dport === 9000 && e.state === 'ESTABLISHED' && e.remainingSeconds > 21000),
+      `an established entry with the TCP lifetime: ${JSON.stringify(ct)}`,
+    );
 
     const since = await lastSeq();
-    await importRules([rule('stream', [['80', 'TCP'], ['5353', 'UDP'], ['5354', 'UDP']])]);
+    await importRules([
+      rule('stream', [
+        ['80', 'TCP'],
+        ['5353', 'UDP'],
+        ['5354', 'UDP'],
+      ]),
+    ]);
     const revokedAt = Date.now();
     await new Promise((r) => setTimeout(r, 1000));
     const s1 = await size('app2', '/tmp/rx');
@@ -178,17 +193,29 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
     const s2 = await size('app2', '/tmp/rx');
     assert.strictEqual(s2, s1, 'no byte of the stream arrives once 1 s has passed since the import');
     const drops = (await eventsSince(since)).filter((e) => e.type === 'drop' && e.reasonName === 'Policy denied');
-    assert.ok(drops.some((e) => e.sport === 9000), `server -> client dropped: ${JSON.stringify(drops)}`);
-    assert.ok(drops.some((e) => e.dport === 9000), `client -> server dropped: ${JSON.stringify(drops)}`);
-    const first = drops.filter((e) => e.sport === 9000 || e.dport === 9000).map((e) => Date.parse(e.time)).sort()[0]!;
+    assert.ok(
+      drops.some((e) => e.sport === 9000),
+      `server -> client dropped: ${JSON.stringify(drops)}`,
+    );
+    assert.ok(
+      drops.some((e) => e.dport === 9000),
+      `client -> server dropped: ${JSON.stringify(drops)}`,
+    );
+    const first = drops
+      .filter((e) => e.sport === 9000 || e.dport === 9000)
+      .map((e) => Date.parse(e.time))
+      .sort()[0]!;
     assert.ok(first - revokedAt < 1000, `first drop ${first - revokedAt} ms after the import returned`);
     const after = await env.agent.api<CtRow[]>('/v1/bpf/ct');
-    assert.ok(after.some((e) => e.dport === 9000 && e.state === 'DENIED'), `the connection is marked denied: ${JSON.stringify(after)}`);
+    assert.ok(
+      after.some((e) => e.dport === 9000 && e.state === 'DENIED'),
+      `the connection is marked denied: ${JSON.stringify(after)}`,
+    );
     await env.exec('app1', 'killall nc; true');
     await env.exec('app2', 'killall nc; true');
   });
 
-  it('UDP fragments of a 4 KB datagram pass an L4 UDP rule (later fragments take the first one\'s ports); not from a denied peer', async () => {
+  it("UDP fragments of a 4 KB datagram pass an L4 UDP rule (later fragments take the first one's ports); not from a denied peer", async () => {
     const to = await ip('app1');
     const receive = (file: string) => env.docker(['exec', '-d', 'app1', 'sh', '-c', `nettool udp-recv 5353 3 > ${file}`]);
     const received = async (file: string) => (await env.exec('app1', `cat ${file}`)).stdout.trim();
@@ -204,7 +231,10 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
     await waitFor('the receive to time out', async () => (await received('/tmp/udp-denied')) !== '' || undefined, 6_000);
     assert.strictEqual(await received('/tmp/udp-denied'), '0', 'app3 is not allowed');
     const drops = (await eventsSince(since)).filter((e) => e.type === 'drop' && e.protocol === 'udp');
-    assert.ok(drops.length >= 3 && drops.every((e) => e.dport === 5353 && e.reasonName === 'Policy denied'), `every fragment dropped on its ports: ${JSON.stringify(drops)}`);
+    assert.ok(
+      drops.length >= 3 && drops.every((e) => e.dport === 5353 && e.reasonName === 'Policy denied'),
+      `every fragment dropped on its ports: ${JSON.stringify(drops)}`,
+    );
   });
 
   it('a real ICMP "fragmentation needed" from a router reaches the sender (its upload completes); a forged one for no connection is dropped', async () => {
@@ -217,7 +247,11 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
     const since = await lastSeq();
     const unreachs = await destUnreachs('app2');
     await must('ip', ['netns', 'exec', path.router, icmpError, app2, '3', '4', 'tcp', app2, '34567', path.farAddress, '9999']);
-    const drop = await waitFor('the forged error\'s drop', async () => (await eventsSince(since)).find((e) => e.type === 'drop' && e.protocol === 'icmp'), 5_000);
+    const drop = await waitFor(
+      "the forged error's drop",
+      async () => (await eventsSince(since)).find((e) => e.type === 'drop' && e.protocol === 'icmp'),
+      5_000,
+    );
     assert.strictEqual(drop.reasonName, 'No connection for ICMP error');
     assert.strictEqual(drop.src, path.routerAddress);
     assert.strictEqual(await destUnreachs('app2'), unreachs, 'the forged error never reached the container');
@@ -232,7 +266,11 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
     const since = await lastSeq();
     const seen = await tooBigs('app2');
     await must('ip', ['netns', 'exec', path.router, icmpError, app2, '2', '0', 'tcp', app2, '34567', path.farAddress6, '9999']);
-    const drop = await waitFor('the forged error\'s drop', async () => (await eventsSince(since)).find((e) => e.type === 'drop' && e.protocol === 'icmpv6'), 5_000);
+    const drop = await waitFor(
+      "the forged error's drop",
+      async () => (await eventsSince(since)).find((e) => e.type === 'drop' && e.protocol === 'icmpv6'),
+      5_000,
+    );
     assert.strictEqual(drop.reasonName, 'No connection for ICMP error');
     assert.strictEqual(drop.src, path.routerAddress6);
     assert.strictEqual(await tooBigs('app2'), seen, 'the forged error never reached the container');
@@ -243,11 +281,13 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
     const [a1, a3] = [await ip('app1'), await ip('app3')];
     assert.strictEqual((await env.exec('app1', `ping -c 1 -W 2 ${a3}`)).code, 0, 'app1 pings app3: the reply passes as the reply of its request');
     await env.docker(['exec', '-d', 'app1', 'ping', '-c', '40', '-i', '0.25', a3]);
-    const entry = await waitFor('app1\'s echo in the table', async () => (await env.agent.api<CtRow[]>('/v1/bpf/ct')).find((e) => e.proto === 1 && e.src === a1 && e.dst === a3 && e.dir === 'egress' && e.sport !== 0));
+    const entry = await waitFor("app1's echo in the table", async () =>
+      (await env.agent.api<CtRow[]>('/v1/bpf/ct')).find((e) => e.proto === 1 && e.src === a1 && e.dst === a3 && e.dir === 'egress' && e.sport !== 0),
+    );
     const since = await lastSeq();
     // A request (not a reply) from app3 carrying app1's identifier must not ride on app1's request.
     const echo = await env.exec('app3', `nettool echo ${a1} ${entry.sport}`);
-    assert.strictEqual(echo.stdout.trim(), 'none', 'app3\'s request reached app1 and was answered');
+    assert.strictEqual(echo.stdout.trim(), 'none', "app3's request reached app1 and was answered");
     const drop = await waitFor('the drop', async () => (await eventsSince(since)).find((e) => e.type === 'drop' && e.protocol === 'icmp' && e.src === a3));
     assert.strictEqual(drop.reasonName, 'Policy denied');
     await env.exec('app1', 'killall ping; true');
@@ -261,7 +301,10 @@ describe('conntrack: state, lifetimes, revocation, ICMP errors, fragments', func
     assert.match(list.stdout, /STATE\s+EXPIRES/);
     const rows = await env.agent.api<CtRow[]>('/v1/bpf/ct');
     const closed = rows.filter((e) => e.dport === 8080);
-    assert.ok(closed.length >= 2 && closed.every((e) => e.state === 'CLOSING' && e.remainingSeconds <= 10), `a finished HTTP exchange is closing, 10 s left: ${JSON.stringify(closed)}`);
+    assert.ok(
+      closed.length >= 2 && closed.every((e) => e.state === 'CLOSING' && e.remainingSeconds <= 10),
+      `a finished HTTP exchange is closing, 10 s left: ${JSON.stringify(closed)}`,
+    );
     // Past the close lifetime, the GC (every second here) removes them from the kernel's table.
     const pinned = join(env.agent.bpfRoot, 'cilium_ct');
     const inKernel = async () => JSON.parse(await must('bpftool', ['-j', 'map', 'dump', 'pinned', pinned])) as Array<{ key: string[] }>;

@@ -12,8 +12,20 @@ const GRACE_S = 2;
 /** Armed one per agent start, in turn: each kills the agent inside one kind of call. */
 const FAILPOINTS = ['ipam-reserved=3', 'endpoint-link-created=2', 'endpoint-joined=2', 'policy-persisted=1', 'ipam-persisted=3'];
 const RULES = [
-  [{ labels: [{ key: 'name', value: 'l4' }], endpointSelector: { matchLabels: { id: 'app1' } }, ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }] }],
-  [{ labels: [{ key: 'name', value: 'l4' }], endpointSelector: { matchLabels: { id: 'app1' } }, ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }] }] }],
+  [
+    {
+      labels: [{ key: 'name', value: 'l4' }],
+      endpointSelector: { matchLabels: { id: 'app1' } },
+      ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }],
+    },
+  ],
+  [
+    {
+      labels: [{ key: 'name', value: 'l4' }],
+      endpointSelector: { matchLabels: { id: 'app1' } },
+      ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }] }],
+    },
+  ],
 ];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -69,7 +81,10 @@ describe('reliability: crash test (kill -9 at random moments and inside plugin c
         let r: { code: number; stderr?: string };
         if (dice < 0.15) {
           what = 'policy import';
-          const a = await httpUnix(env.agent.apiSocket, 'PUT', '/v1/policy', JSON.stringify(RULES[serial % 2])).catch((err: unknown) => ({ status: 0, body: (err as Error).message }));
+          const a = await httpUnix(env.agent.apiSocket, 'PUT', '/v1/policy', JSON.stringify(RULES[serial % 2])).catch((err: unknown) => ({
+            status: 0,
+            body: (err as Error).message,
+          }));
           r = { code: a.status === 200 ? 0 : 1, stderr: JSON.stringify(a.body) };
         } else if (dice < 0.5 && started.length > 0) {
           what = 'docker rm';
@@ -77,7 +92,10 @@ describe('reliability: crash test (kill -9 at random moments and inside plugin c
           r = await env.docker(['rm', '-f', name], 120_000);
         } else {
           const name = `k${serial++}`;
-          r = await env.docker(['run', '-d', '--name', name, '--net', 'knet', '-l', `id=app${(serial % 3) + 1}`, IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www'], 120_000);
+          r = await env.docker(
+            ['run', '-d', '--name', name, '--net', 'knet', '-l', `id=app${(serial % 3) + 1}`, IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www'],
+            120_000,
+          );
           started.push(name);
         }
         if (r.code === 0) outcome.ok++;
@@ -130,11 +148,14 @@ describe('reliability: crash test (kill -9 at random moments and inside plugin c
     await httpUnix(env.agent.apiSocket, 'PUT', '/v1/policy', JSON.stringify(RULES[0]));
     await env.ok(['run', '-d', '--name', 'final-app1', '--net', 'knet', '-l', 'id=app1', IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www']);
     const target = await env.address('final-app1', 'knet');
-    const client = (label: string) => env.docker(['run', '--rm', '--net', 'knet', '-l', `id=${label}`, IMAGE, 'wget', '-q', '-T', '3', '-O-', `http://${target}/`], 60_000);
+    const client = (label: string) =>
+      env.docker(['run', '--rm', '--net', 'knet', '-l', `id=${label}`, IMAGE, 'wget', '-q', '-T', '3', '-O-', `http://${target}/`], 60_000);
     assert.strictEqual((await client('app2')).code, 0, 'app2 -> app1 allowed');
     assert.notStrictEqual((await client('app3')).code, 0, 'app3 -> app1 denied');
 
-    const byPoint = FAILPOINTS.map((f) => f.split('=')[0]!).map((p) => `${p} ${failpoints.filter((x) => x === p).length}`).join(', ');
+    const byPoint = FAILPOINTS.map((f) => f.split('=')[0]!)
+      .map((p) => `${p} ${failpoints.filter((x) => x === p).length}`)
+      .join(', ');
     recordReliability('Crash test', [
       `${OPS} operations (container starts, stops, policy imports) by ${WORKERS} workers in ${loopSeconds.toFixed(0)} s: ${outcome.ok} succeeded, ${outcome.failed} failed, every one of them during a kill or restart (0 unexpected)`,
       `kill -9 of the agent: ${kills} (${externalKills} at random moments, ${failpoints.length} inside calls: ${byPoint})`,

@@ -19,7 +19,10 @@ describe('compose-examples and the Vagrant lab', function () {
   });
 
   const demo = (name: string) =>
-    run('bash', [join(ROOT, 'compose-examples', name, 'run.sh')], { timeoutMs: 300_000, env: { DOCKER_HOST: env.dockerd.host, CILIUM_DRIVER: DRIVER, CILIUM_SOCK: env.agent.apiSocket } });
+    run('bash', [join(ROOT, 'compose-examples', name, 'run.sh')], {
+      timeoutMs: 300_000,
+      env: { DOCKER_HOST: env.dockerd.host, CILIUM_DRIVER: DRIVER, CILIUM_SOCK: env.agent.apiSocket },
+    });
 
   for (const name of ['getting-started', 'three-tier']) {
     it(`${name}: docker-compose up, policy, and every documented outcome`, async () => {

@@ -8,7 +8,11 @@ import { recordReliability } from '../harness/reliability-report';
 import { Env, IMAGE, WGET } from './env';
 
 const RULE = (ports: string[]) => [
-  { labels: [{ key: 'name', value: 'fp' }], endpointSelector: { matchLabels: { id: 'app1' } }, ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [{ ports: ports.map((port) => ({ port, protocol: 'TCP' })) }] }] },
+  {
+    labels: [{ key: 'name', value: 'fp' }],
+    endpointSelector: { matchLabels: { id: 'app1' } },
+    ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [{ ports: ports.map((port) => ({ port, protocol: 'TCP' })) }] }],
+  },
 ];
 const CREATE: Failpoint[] = ['ipam-reserved', 'ipam-persisted', 'endpoint-veth-created', 'endpoint-link-created', 'endpoint-recorded', 'endpoint-joined'];
 const REMOVE: Failpoint[] = ['endpoint-left', 'endpoint-unprogrammed', 'endpoint-deleted', 'ipam-releasing', 'ipam-released'];
@@ -47,7 +51,8 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
     const leaks = await countLeaks(env.dockerd, env.agent);
     assert.deepStrictEqual(leakFree(leaks), NO_LEAKS, `${what}: ${JSON.stringify(leaks)}`);
     // Lookups resume after a restart: give every endpoint a moment to get its identity.
-    const notReady = async () => (await env.agent.api<Array<{ containerName?: string; state: string }>>('/v1/endpoint')).filter((e) => e.state !== 'ready').map((e) => e.containerName);
+    const notReady = async () =>
+      (await env.agent.api<Array<{ containerName?: string; state: string }>>('/v1/endpoint')).filter((e) => e.state !== 'ready').map((e) => e.containerName);
     await waitFor('every endpoint to have its identity', async () => (await notReady()).length === 0 || undefined, 20_000).catch(() => undefined);
     assert.deepStrictEqual(await notReady(), [], `${what}: every endpoint has its identity`);
     const names = await running();
@@ -56,11 +61,14 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
     if (probe.stdout.trim()) {
       const eps = await env.agent.api<Array<{ ipv4?: string; state: string; ifName: string; ifIndex: number }>>('/v1/endpoint');
       const bpf = await env.agent.api<Array<{ ifindex: number; flags: number; identity: number }>>('/v1/bpf/endpoint');
-      const why = probe.stdout.trim().split('\n').map((l) => {
-        const a = l.split(' ')[1];
-        const ep = eps.find((e) => e.ipv4 === a);
-        return `${a}: ${ep ? `${ep.ifName} ${ep.state} bpf=${JSON.stringify(bpf.find((b) => b.ifindex === ep.ifIndex) ?? null)}` : 'no endpoint'}`;
-      });
+      const why = probe.stdout
+        .trim()
+        .split('\n')
+        .map((l) => {
+          const a = l.split(' ')[1];
+          const ep = eps.find((e) => e.ipv4 === a);
+          return `${a}: ${ep ? `${ep.ifName} ${ep.state} bpf=${JSON.stringify(bpf.find((b) => b.ifindex === ep.ifIndex) ?? null)}` : 'no endpoint'}`;
+        });
       assert.fail(`${what}: unreachable\n${why.join('\n')}`);
     }
     assert.strictEqual((await env.exec('client', `${WGET} http://web/ >/dev/null`)).code, 0, `${what}: app2 -> app1 allowed`);
@@ -68,7 +76,8 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
     return names.length;
   };
 
-  const dockerEndpoints = async (net: string) => JSON.parse(await env.ok(['network', 'inspect', '-f', '{{json .Containers}}', net])) as Record<string, { Name: string }>;
+  const dockerEndpoints = async (net: string) =>
+    JSON.parse(await env.ok(['network', 'inspect', '-f', '{{json .Containers}}', net])) as Record<string, { Name: string }>;
 
   const victim = () => env.docker(['run', '-d', '--name', `v${serial++}`, '--net', 'fnet', '-l', 'fp', '-l', 'id=app2', IMAGE, 'sleep', '3600'], 120_000);
 
@@ -113,12 +122,14 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
       await env.agent.start();
       const removed = await recover();
       const n = await checkRunning(`after a kill at ${fp}`);
-      lines.push(`${fp} (during ${action}): killed there; after the restart ${removed} failed container(s) removed by the user, ${n} running, all reachable and enforced, 0 leaks`);
+      lines.push(
+        `${fp} (during ${action}): killed there; after the restart ${removed} failed container(s) removed by the user, ${n} running, all reachable and enforced, 0 leaks`,
+      );
     }
     recordReliability('Failpoint sweep (kill -9 at every step)', lines);
   });
 
-  it('a DeleteEndpoint that fails: Docker drops its endpoint all the same, reconciliation reaps the agent\'s half, the network can be removed', async () => {
+  it("a DeleteEndpoint that fails: Docker drops its endpoint all the same, reconciliation reaps the agent's half, the network can be removed", async () => {
     await env.createNetwork('onet');
     await env.ok(['run', '-d', '--name', 'orphan', '--net', 'onet', IMAGE, 'sleep', '3600']);
     const endpoints = async () => (await env.agent.api<unknown[]>('/v1/endpoint')).length;
@@ -143,7 +154,9 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
     for (let round = 1; round <= 3; round++) {
       for (const n of await running()) await env.docker(['rm', '-f', n]);
       const names = Array.from({ length: 100 }, (_, i) => `k${round}c${i}`);
-      const starts = Promise.all(names.map((n, i) => env.docker(['run', '-d', '--name', n, '--net', 'fnet', '-l', 'fp', '-l', `id=load${i % 3}`, IMAGE, 'sleep', '3600'], 300_000)));
+      const starts = Promise.all(
+        names.map((n, i) => env.docker(['run', '-d', '--name', n, '--net', 'fnet', '-l', 'fp', '-l', `id=load${i % 3}`, IMAGE, 'sleep', '3600'], 300_000)),
+      );
       const killAt = 500 + Math.random() * 4000;
       await sleep(killAt);
       await env.agent.kill9();
@@ -154,11 +167,15 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
       const count = await checkRunning(`round ${round}`);
       const addrs = await Promise.all((await running()).map((n) => env.address(n, 'fnet')));
       assert.strictEqual(new Set(addrs).size, addrs.length, `round ${round}: distinct addresses`);
-      lines.push(`round ${round}: 100 docker run at once, agent killed ${(killAt / 1000).toFixed(1)} s in and restarted; ${100 - failed} started, ${failed} failed while it was down (${removed} removed by the user); ${count} running: distinct addresses, all reachable and enforced, 0 leaks`);
+      lines.push(
+        `round ${round}: 100 docker run at once, agent killed ${(killAt / 1000).toFixed(1)} s in and restarted; ${100 - failed} started, ${failed} failed while it was down (${removed} removed by the user); ${count} running: distinct addresses, all reachable and enforced, 0 leaks`,
+      );
     }
     const log = env.agent.logTail(1_000_000).split('\n').slice(logFrom);
     const bodyless = (re: RegExp) => log.filter((l) => / arrived without a body/.test(l) && re.test(l)).length;
-    lines.push(`dockerd's retries of calls the agent died in, arriving without a body: ${bodyless(/answered so the engine finishes/)} teardown calls answered, ${bodyless(/start it again/)} set-up calls refused`);
+    lines.push(
+      `dockerd's retries of calls the agent died in, arriving without a body: ${bodyless(/answered so the engine finishes/)} teardown calls answered, ${bodyless(/start it again/)} set-up calls refused`,
+    );
     // Everything removed, as a user tearing down: nothing may stay, in Docker or in the kernel.
     for (const n of [...(await running()), 'web', 'client', 'outsider', 'prober']) await env.docker(['rm', '-f', n]);
     await recover();
@@ -167,7 +184,11 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
     assert.deepStrictEqual(await dockerEndpoints('fnet'), {}, 'Docker holds no endpoint on fnet');
     assert.deepStrictEqual(leakFree(await countLeaks(env.dockerd, env.agent)), NO_LEAKS);
     assert.deepStrictEqual((await env.agent.api<unknown[]>('/v1/endpoint')).length, 0);
-    assert.deepStrictEqual((await listLinks()).map((l) => l.name).filter((n) => /^(lxc|tmp)[0-9a-f]{12}$/.test(n)), [], 'no lxc/tmp device left');
+    assert.deepStrictEqual(
+      (await listLinks()).map((l) => l.name).filter((n) => /^(lxc|tmp)[0-9a-f]{12}$/.test(n)),
+      [],
+      'no lxc/tmp device left',
+    );
     const rm = await env.docker(['network', 'rm', 'fnet']);
     if (rm.code === 0) lines.push('all removed: no endpoint in Docker or the agent, no veth, no address; docker network rm fnet: removed');
     else {
@@ -177,7 +198,9 @@ describe('reliability: kill -9 at every failpoint, and at random under 100 concu
       await env.dockerd.stop();
       await env.dockerd.start();
       await env.ok(['network', 'rm', 'fnet']);
-      lines.push("all removed: no endpoint in Docker's view or the agent, no veth, no address; docker network rm fnet refused (dockerd's endpoint_count drift, moby#42119), removed after restarting the test's dockerd");
+      lines.push(
+        "all removed: no endpoint in Docker's view or the agent, no veth, no address; docker network rm fnet refused (dockerd's endpoint_count drift, moby#42119), removed after restarting the test's dockerd",
+      );
     }
     recordReliability('100 concurrent starts with kill -9 (three rounds)', lines);
   });

@@ -40,7 +40,10 @@ describe('foundation: network + IPAM driver against a real dockerd', function ()
     try {
       await must('iptables', ['-P', 'FORWARD', 'DROP']);
       await must('ip6tables', ['-P', 'FORWARD', 'DROP']);
-      const r = await env.exec('client', `${WGET} http://web/ && ping -c1 -W3 ${await env.address('web', 'net1')} && ping -6 -c1 -W3 ${await env.address('web', 'net1', 6)}`);
+      const r = await env.exec(
+        'client',
+        `${WGET} http://web/ && ping -c1 -W3 ${await env.address('web', 'net1')} && ping -6 -c1 -W3 ${await env.address('web', 'net1', 6)}`,
+      );
       assert.strictEqual(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /ttl=63/, 'delivered as routed: the TTL went down by one');
     } finally {
@@ -68,7 +71,10 @@ describe('foundation: network + IPAM driver against a real dockerd', function ()
       const last = Number((await env.address(c, 'sub1')).split('.')[3]);
       assert.ok(last >= 128 && last <= 143, `${c} got .${last}, outside the --ip-range`);
     }
-    const r = await env.exec('s1', `ip route | grep default; ping -c1 -W3 192.168.211.254 && ping -c1 -W3 ${await env.address('s2', 'sub1')} && ping -c1 -W3 s2`);
+    const r = await env.exec(
+      's1',
+      `ip route | grep default; ping -c1 -W3 192.168.211.254 && ping -c1 -W3 ${await env.address('s2', 'sub1')} && ping -c1 -W3 s2`,
+    );
     assert.strictEqual(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /default via 192\.168\.211\.254/);
   });

@@ -19,14 +19,21 @@ function rawExchange(path: string, bytes: Buffer): Promise<string> {
     const c = createConnection(path, () => c.end(bytes));
     c.setTimeout(5000, () => c.destroy());
     c.on('data', (d) => (out += d.toString()));
-    c.on('close', () => { resolve(out); });
+    c.on('close', () => {
+      resolve(out);
+    });
     c.on('error', () => undefined);
   });
 }
 
 describe('reliability: hostile input on every plugin and API route', function () {
   this.timeout(600_000);
-  const agent = new TestAgent('cilium-fuzz', ['--ipv4-range=10.215.0.0/16', '--ipv6-range=f00d::d7:0:0/96', '--docker-host=unix:///nonexistent/docker.sock', '--reconcile-interval=0']);
+  const agent = new TestAgent('cilium-fuzz', [
+    '--ipv4-range=10.215.0.0/16',
+    '--ipv6-range=f00d::d7:0:0/96',
+    '--docker-host=unix:///nonexistent/docker.sock',
+    '--reconcile-interval=0',
+  ]);
 
   const NET = 'e'.repeat(64);
   const bare = new BareEndpoints(agent, NET, 'cilium-fuzz-');
@@ -37,7 +44,12 @@ describe('reliability: hostile input on every plugin and API route', function ()
   // A real network with two joined endpoints, so requests naming them reach the checks past the IDs.
   before(async () => {
     await agent.start();
-    const created = await agent.plugin('NetworkDriver.CreateNetwork', { NetworkID: NET, Options: {}, IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: '0.0.0.0/0', Gateway: '10.215.0.1/32' }], IPv6Data: [] });
+    const created = await agent.plugin('NetworkDriver.CreateNetwork', {
+      NetworkID: NET,
+      Options: {},
+      IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: '0.0.0.0/0', Gateway: '10.215.0.1/32' }],
+      IPv6Data: [],
+    });
     assert.strictEqual(created.status, 200, JSON.stringify(created.body));
     const eps = [...(await bare.create(1, ['app=server'])), ...(await bare.create(1, ['role=client']))];
     targets = { networkId: NET, endpointIds: eps.map((e) => e.endpointId), heldAddresses: eps.map((e) => `${e.address}/32`), freeAddress: '10.215.250.250/32' };
@@ -67,7 +79,12 @@ describe('reliability: hostile input on every plugin and API route', function ()
       counts.byStatus[a.status] = (counts.byStatus[a.status] ?? 0) + 1;
       assert.ok(STATUSES.has(a.status), `${q.method} ${q.path} ${q.body?.slice(0, 200)} -> ${a.status}`);
       assert.ok(a.body !== null && typeof a.body === 'object', `${q.method} ${q.path} -> a non-JSON answer: ${String(a.body).slice(0, 200)}`);
-      if (a.status !== 200) assert.strictEqual(typeof (a.body as Record<string, unknown>)[errorField], 'string', `${q.method} ${q.path}: no ${errorField} in ${JSON.stringify(a.body)}`);
+      if (a.status !== 200)
+        assert.strictEqual(
+          typeof (a.body as Record<string, unknown>)[errorField],
+          'string',
+          `${q.method} ${q.path}: no ${errorField} in ${JSON.stringify(a.body)}`,
+        );
     };
     for (let i = 0; i < REQUESTS; i += 8) {
       const batch: Array<Promise<void>> = [];
@@ -92,16 +109,26 @@ describe('reliability: hostile input on every plugin and API route', function ()
       assert.match(head!, /^HTTP\/1\.1 (400|404|413|500) /, answer.slice(0, 200));
       assert.strictEqual(typeof (JSON.parse(body!) as Record<string, unknown>)[field], 'string', answer.slice(0, 300));
     }
-    for (const [socket, path, field] of [[agent.pluginSocket, '/IpamDriver.RequestPool', 'Err'], [agent.apiSocket, '/v1/policy', 'error']] as const) {
+    for (const [socket, path, field] of [
+      [agent.pluginSocket, '/IpamDriver.RequestPool', 'Err'],
+      [agent.apiSocket, '/v1/policy', 'error'],
+    ] as const) {
       counts.oversized++;
       await send(socket, { method: path.startsWith('/v1') ? 'PUT' : 'POST', path, body: `{"x":"${'A'.repeat(5 * 1024 * 1024)}"}` }, field);
     }
-    const reached = ['NetworkDriver.CreateEndpoint refused: did not hand it out', 'NetworkDriver.CreateEndpoint refused: already has it', 'NetworkDriver.Join refused: SandboxKey', 'NetworkDriver.Join refused: does not exist'];
+    const reached = [
+      'NetworkDriver.CreateEndpoint refused: did not hand it out',
+      'NetworkDriver.CreateEndpoint refused: already has it',
+      'NetworkDriver.Join refused: SandboxKey',
+      'NetworkDriver.Join refused: does not exist',
+    ];
     for (const k of reached) assert.ok((deeper.get(k) ?? 0) > 0, `no request reached "${k}" on the real network: ${JSON.stringify([...deeper])}`);
     assert.strictEqual(agent.pid, pid, 'the agent never crashed or restarted');
     assert.strictEqual((await httpUnix(agent.apiSocket, 'GET', '/v1/healthz')).status, 200);
     assert.strictEqual(await dump(), before, 'state identical before and after');
-    const statuses = Object.entries(counts.byStatus).map(([s, n]) => `${s}: ${n}`).join(', ');
+    const statuses = Object.entries(counts.byStatus)
+      .map(([s, n]) => `${s}: ${n}`)
+      .join(', ');
     recordReliability('Hostile input (fuzz)', [
       `${counts.plugin + counts.api + counts.oversized + raw} requests (seed ${SEED}) against a real network with two joined endpoints: ${counts.plugin} to the plugin socket over all 21 routes and unknown ones, ${counts.api} to the API, ${raw} raw non-HTTP byte strings, ${counts.oversized} of 5 MiB`,
       `answers by status: ${statuses}; every one JSON, every error with its message`,
@@ -115,16 +142,44 @@ describe('security: socket permissions', function () {
   this.timeout(60_000);
 
   it('both sockets are root-only by default, and group-shared (0660) with --socket-group: the group reaches them, others do not', async () => {
-    const group = readFileSync('/etc/group', 'utf8').split('\n').map((l) => l.split(':')).find((g) => g[0] === 'daemon')!;
+    const group = readFileSync('/etc/group', 'utf8')
+      .split('\n')
+      .map((l) => l.split(':'))
+      .find((g) => g[0] === 'daemon')!;
     const gid = Number(group[2]);
     // A user in the group, and one not in it (nobody, whose own group is nogroup), asking over each socket.
     const reaches = async (socket: string, asGid: number) =>
-      (await run('setpriv', ['--reuid=65534', `--regid=${asGid}`, '--clear-groups', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', socket, '-X', 'POST', 'http://x/Plugin.Activate'])).stdout !== '000'; // 000: no HTTP answer at all
+      (
+        await run('setpriv', [
+          '--reuid=65534',
+          `--regid=${asGid}`,
+          '--clear-groups',
+          'curl',
+          '-s',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          '--unix-socket',
+          socket,
+          '-X',
+          'POST',
+          'http://x/Plugin.Activate',
+        ])
+      ).stdout !== '000'; // 000: no HTTP answer at all
     // The plugin socket's directory is the engine's /run/docker/plugins (0700 under a 0700 /run/docker): put back what the test changes.
     const dirs = ['/run/docker', '/run/docker/plugins'].map((d) => ({ d, st: statSync(d, { throwIfNoEntry: false }) }));
     try {
-      for (const [args, mode, sockGid] of [[[], 0o600, 0], [[`--socket-group=${group[0]}`], 0o660, gid]] as const) {
-        const agent = new TestAgent('cilium-perm', ['--ipv4-range=10.216.0.0/16', '--docker-host=unix:///nonexistent/docker.sock', '--reconcile-interval=0', ...args]);
+      for (const [args, mode, sockGid] of [
+        [[], 0o600, 0],
+        [[`--socket-group=${group[0]}`], 0o660, gid],
+      ] as const) {
+        const agent = new TestAgent('cilium-perm', [
+          '--ipv4-range=10.216.0.0/16',
+          '--docker-host=unix:///nonexistent/docker.sock',
+          '--reconcile-interval=0',
+          ...args,
+        ]);
         // A state dir someone else made first, world-readable, with a world-readable file in it.
         mkdirSync(agent.stateDir);
         chmodSync(agent.stateDir, 0o755);
@@ -137,7 +192,11 @@ describe('security: socket permissions', function () {
             assert.strictEqual(st.mode & 0o777, mode, `${socket} mode ${(st.mode & 0o777).toString(8)}`);
             assert.strictEqual(st.uid, 0);
             assert.strictEqual(st.gid, sockGid);
-            assert.strictEqual(await reaches(socket, gid), sockGid === gid, `${socket}: a member of ${group[0]} ${sockGid === gid ? 'reaches' : 'must not reach'} it`);
+            assert.strictEqual(
+              await reaches(socket, gid),
+              sockGid === gid,
+              `${socket}: a member of ${group[0]} ${sockGid === gid ? 'reaches' : 'must not reach'} it`,
+            );
             assert.strictEqual(await reaches(socket, 65534), false, `${socket}: others must not reach it`);
           }
           assert.strictEqual(statSync(agent.stateDir).mode & 0o777, 0o700);

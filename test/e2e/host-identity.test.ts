@@ -20,8 +20,16 @@ interface Ev {
   seq: number;
 }
 
-const l4Rule = { labels: [{ key: 'name', value: 'l4' }], endpointSelector: { matchLabels: { id: 'app1' } }, ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }] };
-const extraRule = (name: string, from: object) => ({ labels: [{ key: 'name', value: name }], endpointSelector: { matchLabels: { id: 'app1' } }, ingress: [{ ...from, toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }] });
+const l4Rule = {
+  labels: [{ key: 'name', value: 'l4' }],
+  endpointSelector: { matchLabels: { id: 'app1' } },
+  ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }],
+};
+const extraRule = (name: string, from: object) => ({
+  labels: [{ key: 'name', value: name }],
+  endpointSelector: { matchLabels: { id: 'app1' } },
+  ingress: [{ ...from, toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }],
+});
 
 /**
  * Only the host's own stack is "host". A dockerd with iptables ON (NAT and
@@ -113,7 +121,11 @@ describe('who is "host": traffic the host forwards or NATs is its real source (d
 
   it('the host itself passes by default (--allow-localhost=always) and is subject to policy with --allow-localhost=policy', async () => {
     const since = await lastSeq();
-    assert.strictEqual(await hostFetch(), 0, `the host reaches app1 despite the L4 rule: ${JSON.stringify((await agent.api<Ev[]>('/v1/events')).filter((e) => e.seq > since))}`);
+    assert.strictEqual(
+      await hostFetch(),
+      0,
+      `the host reaches app1 despite the L4 rule: ${JSON.stringify((await agent.api<Ev[]>('/v1/events')).filter((e) => e.seq > since))}`,
+    );
     await agent.stop();
     await agent.start({}, ['--allow-localhost=policy']);
     assert.notStrictEqual(await hostFetch(), 0, 'the host is now subject to the rule');

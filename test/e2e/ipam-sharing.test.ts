@@ -22,12 +22,18 @@ describe('a pool used by another network driver through our IPAM', function () {
     await env.ok(['run', '-d', '--name', 'b1', '--net', 'bnet', 'bbox:latest', 'sleep', '3600']);
     const address = await env.ok(['inspect', '-f', '{{.NetworkSettings.Networks.bnet.IPAddress}}', 'b1']);
     const pool = async () => (await env.pools()).find((p) => p.cidr === '192.168.77.0/24');
-    assert.ok((await pool())?.allocations.some((a) => a.address === address), 'our IPAM handed out the bridge container\'s address');
+    assert.ok(
+      (await pool())?.allocations.some((a) => a.address === address),
+      "our IPAM handed out the bridge container's address",
+    );
     const report = await env.agent.request('POST', '/v1/reconcile');
     assert.strictEqual(report.status, 200, JSON.stringify(report.body));
     const after = await pool();
     assert.ok(after, `the pool survived reconciliation: ${JSON.stringify(report.body)}`);
-    assert.ok(after.allocations.some((a) => a.address === address), 'and the address is still held');
+    assert.ok(
+      after.allocations.some((a) => a.address === address),
+      'and the address is still held',
+    );
     await env.ok(['rm', '-f', 'b1']);
     await env.ok(['network', 'rm', 'bnet']);
     assert.strictEqual(await pool(), undefined, 'Docker released it');

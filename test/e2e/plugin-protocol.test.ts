@@ -28,11 +28,31 @@ describe('plugin protocol: bad input gets a clear error and changes nothing', fu
     const pool = (await agent.plugin('IpamDriver.RequestPool', { AddressSpace: 'CiliumLocal', Pool: '', SubPool: '', V6: false })).body as { PoolID: string };
     const addr = (await agent.plugin('IpamDriver.RequestAddress', { PoolID: pool.PoolID, Address: '', Options: null })).body as { Address: string };
     assert.match(addr.Address, /^10\.213\.\d+\.\d+\/32$/);
-    assert.strictEqual((await agent.plugin('NetworkDriver.CreateNetwork', { NetworkID: NET, Options: {}, IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: '0.0.0.0/0', Gateway: '10.213.0.1/32' }], IPv6Data: [] })).status, 200);
-    const ep = await agent.plugin('NetworkDriver.CreateEndpoint', { NetworkID: NET, EndpointID: 'b'.repeat(64), Interface: { Address: addr.Address, AddressIPv6: '', MacAddress: '' }, Options: {} });
+    assert.strictEqual(
+      (
+        await agent.plugin('NetworkDriver.CreateNetwork', {
+          NetworkID: NET,
+          Options: {},
+          IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: '0.0.0.0/0', Gateway: '10.213.0.1/32' }],
+          IPv6Data: [],
+        })
+      ).status,
+      200,
+    );
+    const ep = await agent.plugin('NetworkDriver.CreateEndpoint', {
+      NetworkID: NET,
+      EndpointID: 'b'.repeat(64),
+      Interface: { Address: addr.Address, AddressIPv6: '', MacAddress: '' },
+      Options: {},
+    });
     assert.strictEqual(ep.status, 200, JSON.stringify(ep.body));
     assert.match((ep.body as { Interface: { MacAddress: string } }).Interface.MacAddress, /^0e(:[0-9a-f]{2}){5}$/);
-    const join = await agent.plugin('NetworkDriver.Join', { NetworkID: NET, EndpointID: 'b'.repeat(64), SandboxKey: '/var/run/docker/netns/0123456789ab', Options: {} });
+    const join = await agent.plugin('NetworkDriver.Join', {
+      NetworkID: NET,
+      EndpointID: 'b'.repeat(64),
+      SandboxKey: '/var/run/docker/netns/0123456789ab',
+      Options: {},
+    });
     assert.deepStrictEqual((join.body as { StaticRoutes: unknown }).StaticRoutes, [{ Destination: '10.213.0.1/32', RouteType: 1 }]);
     assert.strictEqual((join.body as { Gateway: string }).Gateway, '10.213.0.1');
     for (const [m, b] of [
@@ -50,7 +70,12 @@ describe('plugin protocol: bad input gets a clear error and changes nothing', fu
   const bad: Array<[string, string | object, number, RegExp]> = [
     ['NetworkDriver.CreateEndpoint', '{"NetworkID": ', 400, /malformed JSON/],
     ['IpamDriver.RequestAddress', '[1,2,3]', 500, /must be a JSON object/],
-    ['NetworkDriver.CreateEndpoint', { NetworkID: 'f'.repeat(64), EndpointID: 'c'.repeat(64), Interface: { Address: '10.213.0.9/32' } }, 500, /network f+ is not known to this cilium agent/],
+    [
+      'NetworkDriver.CreateEndpoint',
+      { NetworkID: 'f'.repeat(64), EndpointID: 'c'.repeat(64), Interface: { Address: '10.213.0.9/32' } },
+      500,
+      /network f+ is not known to this cilium agent/,
+    ],
     ['NetworkDriver.CreateEndpoint', { NetworkID: '../../etc', EndpointID: 'c'.repeat(64) }, 500, /NetworkID must be a Docker ID/],
     ['NetworkDriver.Join', { NetworkID: 'f'.repeat(64), EndpointID: 'd'.repeat(64), SandboxKey: '/x' }, 500, /not known/],
     ['IpamDriver.RequestAddress', { PoolID: 'no-such-pool', Address: '' }, 500, /pool "no-such-pool" does not exist/],
@@ -85,7 +110,13 @@ describe('plugin protocol: bad input gets a clear error and changes nothing', fu
       const r = await agent.plugin(m, '');
       assert.deepStrictEqual([r.status, r.body], [200, answer], m);
     }
-    for (const m of ['NetworkDriver.CreateNetwork', 'NetworkDriver.CreateEndpoint', 'NetworkDriver.Join', 'IpamDriver.RequestPool', 'IpamDriver.RequestAddress']) {
+    for (const m of [
+      'NetworkDriver.CreateNetwork',
+      'NetworkDriver.CreateEndpoint',
+      'NetworkDriver.Join',
+      'IpamDriver.RequestPool',
+      'IpamDriver.RequestAddress',
+    ]) {
       const r = await agent.plugin(m, '');
       assert.strictEqual(r.status, 500, m);
       assert.match(errOf(r.body), new RegExp(`^${m.replace('.', '\\.')} arrived without a body: .*start it again`), m);

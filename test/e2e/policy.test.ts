@@ -76,7 +76,12 @@ describe('identities and L3/L4 policy enforced in BPF (real dockerd, kernel, pac
   });
 
   it('no policy: everything flows', async () => {
-    for (const [from, to] of [['app2', 'app1'], ['app3', 'app1'], ['app1', 'app2'], ['app2', 'app3']]) {
+    for (const [from, to] of [
+      ['app2', 'app1'],
+      ['app3', 'app1'],
+      ['app1', 'app2'],
+      ['app2', 'app3'],
+    ]) {
       assert.strictEqual(await fetch(from!, `http://${to}/`), 0, `${from} -> ${to}`);
     }
     assert.strictEqual(await fetch('app2', `http://${await ip('app1')}:81/`), 0);
@@ -93,7 +98,8 @@ describe('identities and L3/L4 policy enforced in BPF (real dockerd, kernel, pac
     assert.notStrictEqual(await fetch('app2', `http://${await ip('app1')}:81/`), 0, 'app2 -> app1:81 denied');
     assert.strictEqual(await fetch('app1', 'http://app2/'), 0, 'app1 -> app2: egress not selected');
     const verdict = async (from: string, to: string, dport: number) =>
-      ((await httpUnix(env.agent.apiSocket, 'POST', '/v1/policy/resolve', JSON.stringify({ from: [from], to: [to], dport }))).body as { verdict: string }).verdict;
+      ((await httpUnix(env.agent.apiSocket, 'POST', '/v1/policy/resolve', JSON.stringify({ from: [from], to: [to], dport }))).body as { verdict: string })
+        .verdict;
     assert.strictEqual(await verdict('id=app2', 'id=app1', 80), 'ALLOWED');
     assert.strictEqual(await verdict('id=app3', 'id=app1', 80), 'DENIED');
     assert.strictEqual(await verdict('id=app2', 'id=app1', 81), 'DENIED');
@@ -139,27 +145,37 @@ describe('identities and L3/L4 policy enforced in BPF (real dockerd, kernel, pac
     assert.notStrictEqual(await fetch('app2', `http://${outside.exceptAddress}/`), 0, 'the except prefix stays denied');
   });
 
-  it('a container sending with another container\'s source address gets nothing through', async () => {
+  it("a container sending with another container's source address gets nothing through", async () => {
     const since = await lastSeq();
     const victim = await ip('app2');
     const r = await env.exec('app3', `ip addr add ${victim}/32 dev eth0 && ping -c2 -W2 -I ${victim} ${await ip('app1')}`);
     assert.notStrictEqual(r.code, 0, `spoofed ping got an answer: ${r.stdout}`);
     await env.exec('app3', `ip addr del ${victim}/32 dev eth0`);
     const drops = await env.agent.api<Ev[]>(`/v1/events?type=drop&since=${since}`);
-    assert.ok(drops.some((e) => e.reasonName === 'Invalid source ip'), JSON.stringify(drops.map((e) => e.reasonName)));
+    assert.ok(
+      drops.some((e) => e.reasonName === 'Invalid source ip'),
+      JSON.stringify(drops.map((e) => e.reasonName)),
+    );
   });
 
   it('a fresh container is enforced under its identity from its first packet: 20 of 20 and 10 at once', async () => {
-    const runOnce = (label: string) => env.docker(['run', '--rm', '--net', 'pnet', '-l', `id=${label}`, IMAGE, 'wget', '-q', '-T', '3', '-O-', 'http://app1/'], 60_000);
+    const runOnce = (label: string) =>
+      env.docker(['run', '--rm', '--net', 'pnet', '-l', `id=${label}`, IMAGE, 'wget', '-q', '-T', '3', '-O-', 'http://app1/'], 60_000);
     for (let i = 0; i < 20; i++) {
       const r = await runOnce('app2');
       assert.strictEqual(r.code, 0, `run ${i}: ${r.stderr}`);
     }
     const together = await Promise.all(Array.from({ length: 10 }, () => runOnce('app2')));
-    assert.deepStrictEqual(together.map((r) => r.code), Array(10).fill(0));
+    assert.deepStrictEqual(
+      together.map((r) => r.code),
+      Array(10).fill(0),
+    );
     for (let batch = 0; batch < 2; batch++) {
       const denied = await Promise.all(Array.from({ length: 10 }, () => runOnce('app3')));
-      assert.ok(denied.every((r) => r.code !== 0), `app3 got through: ${denied.map((r) => r.code).join(',')}`);
+      assert.ok(
+        denied.every((r) => r.code !== 0),
+        `app3 got through: ${denied.map((r) => r.code).join(',')}`,
+      );
     }
   });
 
@@ -187,7 +203,10 @@ describe('identities and L3/L4 policy enforced in BPF (real dockerd, kernel, pac
   it('an invalid policy names the rule and field at fault and imports nothing', async () => {
     const rev = (await env.agent.api<{ revision: number }>('/v1/policy')).revision;
     const f = join(dir, 'bad.json');
-    writeFileSync(f, JSON.stringify([L4_RULE[0], { labels: [{ key: 'name', value: 'bad' }], endpointSelector: {}, ingress: [{ toPorts: [{ ports: [{ port: '99999' }] }] }] }]));
+    writeFileSync(
+      f,
+      JSON.stringify([L4_RULE[0], { labels: [{ key: 'name', value: 'bad' }], endpointSelector: {}, ingress: [{ toPorts: [{ ports: [{ port: '99999' }] }] }] }]),
+    );
     const r = await cli('policy', 'import', f);
     assert.notStrictEqual(r.code, 0);
     assert.match(r.stderr, /rule 1 \(name=bad\): ingress\[0\]\.toPorts\[0\]\.ports\[0\]\.port: "99999" is not a port number/);

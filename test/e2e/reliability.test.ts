@@ -24,7 +24,24 @@ const L4_RULE = [
     ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }],
   },
 ];
-const web = (name: string, net: string, label: string, extra: string[] = []) => ['run', '-d', '--name', name, '--net', net, '-l', `id=${label}`, ...extra, IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www'];
+const web = (name: string, net: string, label: string, extra: string[] = []) => [
+  'run',
+  '-d',
+  '--name',
+  name,
+  '--net',
+  net,
+  '-l',
+  `id=${label}`,
+  ...extra,
+  IMAGE,
+  'httpd',
+  '-f',
+  '-p',
+  '80',
+  '-h',
+  '/www',
+];
 
 describe('reliability: start-up reconciliation', function () {
   this.timeout(300_000);
@@ -53,9 +70,26 @@ describe('reliability: start-up reconciliation', function () {
     await setUp((await linkIndex(stray.hostName))!, env.agent.tag);
     // A pinned map that is not ours, and a datapath entry for an interface that does not exist.
     await must('bpftool', ['map', 'create', join(env.agent.bpfRoot, 'stale_map'), 'type', 'hash', 'key', '4', 'value', '4', 'entries', '4', 'name', 'stale']);
-    await must('bpftool', ['map', 'update', 'pinned', join(env.agent.bpfRoot, 'cilium_lxc'), 'key', 'hex', '3f', '42', '0f', '00', 'value', 'hex', ...Array<string>(56).fill('00')]);
+    await must('bpftool', [
+      'map',
+      'update',
+      'pinned',
+      join(env.agent.bpfRoot, 'cilium_lxc'),
+      'key',
+      'hex',
+      '3f',
+      '42',
+      '0f',
+      '00',
+      'value',
+      'hex',
+      ...Array<string>(56).fill('00'),
+    ]);
     const before = await countLeaks(env.dockerd, env.agent);
-    assert.ok(before.unownedAddresses >= 2 && before.endpointsWithoutContainer === 1 && before.orphanLinks === 1 && before.orphanPins === 1, JSON.stringify(before));
+    assert.ok(
+      before.unownedAddresses >= 2 && before.endpointsWithoutContainer === 1 && before.orphanLinks === 1 && before.orphanPins === 1,
+      JSON.stringify(before),
+    );
 
     await new Promise((r) => setTimeout(r, 1500)); // older than the grace period
     await env.agent.kill9();
@@ -93,7 +127,10 @@ describe('reliability: start-up reconciliation', function () {
       await new Promise((r) => setTimeout(r, 5500));
       const report = await pass();
       assert.strictEqual(report.linksRemoved, 1, JSON.stringify(report));
-      assert.ok(report.repairs.some((x) => x.includes(`veth pair ${orphan.hostName}/${orphan.peerName} was never tagged`)), JSON.stringify(report.repairs));
+      assert.ok(
+        report.repairs.some((x) => x.includes(`veth pair ${orphan.hostName}/${orphan.peerName} was never tagged`)),
+        JSON.stringify(report.repairs),
+      );
       assert.strictEqual(await linkIndex(orphan.hostName), undefined);
       assert.strictEqual(await linkIndex(orphan.peerName), undefined);
       assert.notStrictEqual(await linkIndex('cilxtest0'), undefined, 'another naming is left alone');
@@ -142,7 +179,11 @@ for (const liveRestore of [true, false]) {
       const before = (await env.agent.api<Array<{ dockerEndpointId: string }>>('/v1/endpoint')).map((e) => e.dockerEndpointId).sort();
       await env.dockerd.stop();
       await env.dockerd.start();
-      await waitFor('the three containers running', async () => (await env.docker(['ps', '-q'])).stdout.trim().split('\n').filter(Boolean).length === 3, 60_000);
+      await waitFor(
+        'the three containers running',
+        async () => (await env.docker(['ps', '-q'])).stdout.trim().split('\n').filter(Boolean).length === 3,
+        60_000,
+      );
       const fetch = async (from: string) => (await env.exec(from, `${WGET} http://app1/ >/dev/null`)).code;
       await waitFor('app2 reaching app1', async () => (await fetch('app2')) === 0, 30_000);
       assert.notStrictEqual(await fetch('app3'), 0, 'app3 still denied');
@@ -153,7 +194,9 @@ for (const liveRestore of [true, false]) {
       await httpUnix(env.agent.apiSocket, 'POST', '/v1/reconcile');
       assert.deepStrictEqual(leakFree(await countLeaks(env.dockerd, env.agent)), NO_LEAKS);
       recordReliability(`dockerd restart ${liveRestore ? 'with' : 'without'} --live-restore`, [
-        liveRestore ? 'containers kept running with the same endpoints' : 'containers (restart=always) came back with new endpoints; the old ones were cleaned up',
+        liveRestore
+          ? 'containers kept running with the same endpoints'
+          : 'containers (restart=always) came back with new endpoints; the old ones were cleaned up',
         'allowed flow passed and denied flow dropped after the restart; leaks: 0',
       ]);
     });
@@ -179,7 +222,10 @@ describe('reliability: 50 containers at once, three rounds', function () {
       const t0 = Date.now();
       const started = await Promise.all(names.map((n, i) => env.docker(web(n, 'cnet', `app${(i % 3) + 1}`), 180_000)));
       const seconds = (Date.now() - t0) / 1000;
-      assert.deepStrictEqual(started.filter((r) => r.code !== 0).map((r) => r.stderr), []);
+      assert.deepStrictEqual(
+        started.filter((r) => r.code !== 0).map((r) => r.stderr),
+        [],
+      );
       const addrs = await Promise.all(names.map((n) => env.address(n, 'cnet')));
       assert.strictEqual(new Set(addrs).size, 50, 'distinct addresses');
       const probe = await env.exec('prober', `for a in ${addrs.join(' ')}; do ping -c1 -W2 $a >/dev/null || echo "unreachable $a"; done`);
@@ -191,12 +237,18 @@ describe('reliability: 50 containers at once, three rounds', function () {
         assert.deepStrictEqual(e.labels, [`container:id=app${(i % 3) + 1}`], e.containerName);
         (byLabel.get(e.labels[0]!) ?? byLabel.set(e.labels[0]!, new Set()).get(e.labels[0]!)!).add(e.identity);
       }
-      assert.deepStrictEqual([...byLabel.values()].map((s) => s.size), [1, 1, 1], 'one identity per label set');
+      assert.deepStrictEqual(
+        [...byLabel.values()].map((s) => s.size),
+        [1, 1, 1],
+        'one identity per label set',
+      );
       await Promise.all(names.map((n) => env.docker(['rm', '-f', n], 180_000)));
       const leaks = await countLeaks(env.dockerd, env.agent);
       assert.deepStrictEqual(leakFree(leaks), NO_LEAKS);
       assert.strictEqual(leaks.containers, 1);
-      lines.push(`round ${round}: 50 started in ${seconds.toFixed(1)} s, 50 distinct addresses, 50/50 reachable, 3 identities for 3 label sets, 0 leaks after removal`);
+      lines.push(
+        `round ${round}: 50 started in ${seconds.toFixed(1)} s, 50 distinct addresses, 50/50 reachable, 3 identities for 3 label sets, 0 leaks after removal`,
+      );
     }
     recordReliability('Concurrency: 50 containers at once', lines);
   });

@@ -14,7 +14,13 @@ describe('robustness: failed policy updates roll back; endpoint addresses come f
   const OTHER_NET = 'd'.repeat(64);
   const bare = new BareEndpoints(agent, NET, 'cilium-robust-');
   let server: BareEndpoint;
-  const rule = [{ labels: [{ key: 'name', value: 'r' }], endpointSelector: { matchLabels: { app: 'server' } }, ingress: [{ fromEndpoints: [{ matchLabels: { role: 'client' } }], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }] }];
+  const rule = [
+    {
+      labels: [{ key: 'name', value: 'r' }],
+      endpointSelector: { matchLabels: { app: 'server' } },
+      ingress: [{ fromEndpoints: [{ matchLabels: { role: 'client' } }], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }],
+    },
+  ];
   const dump = async () => {
     const eps = await agent.api<Array<{ id: number; dockerEndpointId: string }>>('/v1/endpoint');
     const id = eps.find((e) => e.dockerEndpointId === server.endpointId)!.id;
@@ -31,7 +37,12 @@ describe('robustness: failed policy updates roll back; endpoint addresses come f
   before(async () => {
     await agent.start({ CILIUM_FAILPOINTS: 'policy-datapath=1:throw' });
     for (const id of [NET, OTHER_NET]) {
-      const r = await agent.plugin('NetworkDriver.CreateNetwork', { NetworkID: id, Options: {}, IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: '0.0.0.0/0', Gateway: '10.217.0.1/32' }], IPv6Data: [] });
+      const r = await agent.plugin('NetworkDriver.CreateNetwork', {
+        NetworkID: id,
+        Options: {},
+        IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: '0.0.0.0/0', Gateway: '10.217.0.1/32' }],
+        IPv6Data: [],
+      });
       assert.strictEqual(r.status, 200, JSON.stringify(r.body));
     }
     server = (await bare.create(1, ['app=server']))[0]!;
@@ -48,10 +59,16 @@ describe('robustness: failed policy updates roll back; endpoint addresses come f
     const r = await agent.api<{ revision: number }>('/v1/policy');
     const answer = await agent.request('PUT', '/v1/policy', JSON.stringify(rule));
     assert.strictEqual(answer.status, 500);
-    assert.match((answer.body as { error: string }).error, new RegExp(`policy import not applied, revision ${r.revision} stays in force: the datapath update failed: failpoint policy-datapath`));
+    assert.match(
+      (answer.body as { error: string }).error,
+      new RegExp(`policy import not applied, revision ${r.revision} stays in force: the datapath update failed: failpoint policy-datapath`),
+    );
     assert.strictEqual(await dump(), before, 'nothing changed');
     const health = await agent.api<{ recentErrors: Array<{ message: string }> }>('/v1/healthz');
-    assert.ok(health.recentErrors.some((e) => /policy import rolled back/.test(e.message)), 'the rollback is logged and shown in status');
+    assert.ok(
+      health.recentErrors.some((e) => /policy import rolled back/.test(e.message)),
+      'the rollback is logged and shown in status',
+    );
     const again = await agent.request('PUT', '/v1/policy', JSON.stringify(rule));
     assert.strictEqual(again.status, 200, JSON.stringify(again.body));
     assert.strictEqual((again.body as { revision: number }).revision, r.revision + 1);
@@ -60,7 +77,12 @@ describe('robustness: failed policy updates roll back; endpoint addresses come f
   it('CreateEndpoint refuses an address the IPAM did not hand out, or one another endpoint holds, and changes nothing', async () => {
     const before = await dump();
     const create = (address: string) =>
-      agent.plugin('NetworkDriver.CreateEndpoint', { NetworkID: NET, EndpointID: 'a'.repeat(64), Interface: { Address: address, AddressIPv6: '', MacAddress: '' }, Options: {} });
+      agent.plugin('NetworkDriver.CreateEndpoint', {
+        NetworkID: NET,
+        EndpointID: 'a'.repeat(64),
+        Interface: { Address: address, AddressIPv6: '', MacAddress: '' },
+        Options: {},
+      });
     const cases: Array<[string, RegExp]> = [
       ['10.217.200.200/32', /address 10\.217\.200\.200 refused: this agent's IPAM did not hand it out/],
       ['10.99.0.5/32', /address 10\.99\.0\.5 refused: it is outside the network's pool 10\.217\.0\.0\/16/],

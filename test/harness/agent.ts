@@ -70,13 +70,24 @@ export class TestAgent {
   /** env: added to the agent's environment (e.g. CILIUM_FAILPOINTS for the crash test); extra: flags for this start only. */
   async start(env: Record<string, string> = {}, extra: string[] = []): Promise<void> {
     const log = openSync(join(this.dir, 'agent.out'), 'a');
-    const argv = [AGENT, `--plugin-socket=${this.pluginSocket}`, `--api-socket=${this.apiSocket}`, `--state-dir=${this.stateDir}`, `--bpf-root=${this.bpfRoot}`, '--prometheus-serve-addr=', ...this.args, ...extra];
+    const argv = [
+      AGENT,
+      `--plugin-socket=${this.pluginSocket}`,
+      `--api-socket=${this.apiSocket}`,
+      `--state-dir=${this.stateDir}`,
+      `--bpf-root=${this.bpfRoot}`,
+      '--prometheus-serve-addr=',
+      ...this.args,
+      ...extra,
+    ];
     // nsenter switches only the network namespace: /sys (and bpffs in it) stay the host's.
     const [cmd, ...args] = this.netns ? ['nsenter', `--net=/run/netns/${this.netns}`, process.execPath, ...argv] : [process.execPath, ...argv];
     const proc = spawn(cmd, args, { stdio: ['ignore', log, log], env: { ...process.env, ...env } });
     this.proc = proc;
     const died = new Promise<never>((_, reject) =>
-      proc.once('exit', (code, signal) => { reject(new Error(`agent exited (${code ?? signal}) while starting: ${this.logTail()}`)); }),
+      proc.once('exit', (code, signal) => {
+        reject(new Error(`agent exited (${code ?? signal}) while starting: ${this.logTail()}`));
+      }),
     );
     died.catch(() => undefined); // only start() below cares, and only while it waits
     await Promise.race([
@@ -102,7 +113,11 @@ export class TestAgent {
   exited(): Promise<void> {
     const proc = this.proc;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-    return new Promise((r) => proc.once('exit', () => { r(); }));
+    return new Promise((r) =>
+      proc.once('exit', () => {
+        r();
+      }),
+    );
   }
 
   get tag(): string {
@@ -126,7 +141,12 @@ export class TestAgent {
 
   /** Waits until the veths of deleted endpoints are gone: the agent removes them after answering. */
   async settled(): Promise<void> {
-    await waitFor('deleted endpoints\' veths to be removed', async () => (await this.api<{ linksPendingRemoval: number }>('/v1/healthz')).linksPendingRemoval === 0, 10_000, 20);
+    await waitFor(
+      "deleted endpoints' veths to be removed",
+      async () => (await this.api<{ linksPendingRemoval: number }>('/v1/healthz')).linksPendingRemoval === 0,
+      10_000,
+      20,
+    );
   }
 
   /** What "changes nothing" compares: the answers of these API paths and the host's endpoint veths, once settled. */

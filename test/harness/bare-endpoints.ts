@@ -57,10 +57,20 @@ export class BareEndpoints {
     const address = (await this.call<{ Address: string }>('IpamDriver.RequestAddress', { PoolID: this.poolId, Address: '', Options: {} })).Address;
     const ids = { NetworkID: this.networkId, EndpointID: endpointId };
     await this.call('NetworkDriver.CreateEndpoint', { ...ids, Interface: { Address: address, AddressIPv6: '', MacAddress: '' }, Options: {} });
-    const join = await this.call<{ InterfaceName: { SrcName: string }; Gateway: string }>('NetworkDriver.Join', { ...ids, SandboxKey: `/run/netns/${ns}`, Options: {} });
+    const join = await this.call<{ InterfaceName: { SrcName: string }; Gateway: string }>('NetworkDriver.Join', {
+      ...ids,
+      SandboxKey: `/run/netns/${ns}`,
+      Options: {},
+    });
     const dev = join.InterfaceName.SrcName;
     await must('ip', ['link', 'set', dev, 'netns', ns]);
-    const inside = [`link set lo up`, `link set ${dev} up`, `addr add ${address} dev ${dev}`, `route add ${join.Gateway} dev ${dev}`, `route add default via ${join.Gateway}`];
+    const inside = [
+      `link set lo up`,
+      `link set ${dev} up`,
+      `addr add ${address} dev ${dev}`,
+      `route add ${join.Gateway} dev ${dev}`,
+      `route add default via ${join.Gateway}`,
+    ];
     await must('ip', ['-n', ns, '-batch', '-'], { input: Buffer.from(inside.map((l) => `${l}\n`).join('')) });
     const labelled = await httpUnix(this.agent.apiSocket, 'PUT', `/v1/endpoint/${endpointId}/labels`, JSON.stringify({ labels }));
     if (labelled.status !== 200) throw new Error(`labelling ${ns}: ${JSON.stringify(labelled.body)}`);

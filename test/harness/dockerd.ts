@@ -54,15 +54,18 @@ export class TestDockerd {
         `--data-root=${join(this.dir, 'data')}`,
         `--exec-root=${this.execRoot}`,
         `--pidfile=${join(this.dir, 'dockerd.pid')}`,
-        `-H`, this.host,
+        `-H`,
+        this.host,
         '--log-level=warn',
         ...this.extraArgs,
       ],
       { stdio: ['ignore', log, log] },
     );
-    await waitFor('dockerd to answer', async () => (await this.docker(['version', '--format', '{{.Server.Version}}'])).code === 0, 60_000, 200).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}\n${this.logTail()}`);
-    });
+    await waitFor('dockerd to answer', async () => (await this.docker(['version', '--format', '{{.Server.Version}}'])).code === 0, 60_000, 200).catch(
+      (err: unknown) => {
+        throw new Error(`${(err as Error).message}\n${this.logTail()}`);
+      },
+    );
   }
 
   docker(args: string[], timeoutMs = 90_000): Promise<Result> {

@@ -17,9 +17,15 @@ export interface RunOptions {
 
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<Result> {
   return new Promise((resolve) => {
-    const options = { timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' as const, ...(opts.cwd ? { cwd: opts.cwd } : {}), env: { ...process.env, ...opts.env } };
+    const options = {
+      timeout: opts.timeoutMs ?? 60_000,
+      maxBuffer: 64 * 1024 * 1024,
+      encoding: 'utf8' as const,
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      env: { ...process.env, ...opts.env },
+    };
     const child = execFile(cmd, args, options, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
     if (opts.input) child.stdin?.end(opts.input);
@@ -33,7 +39,12 @@ export async function must(cmd: string, args: string[], opts: RunOptions = {}): 
   return r.stdout;
 }
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

@@ -9,5 +9,6 @@ export async function lxcLinks(): Promise<string[]> {
 export async function routesInto(range: string): Promise<number> {
   const c = parseCidr(range);
   const routes = await listRoutes(c.family);
-  return routes.filter((r) => r.protocol !== 'KERNEL' && r.bits === (c.family === 4 ? 32 : 128) && contains(c, c.family, BigInt(`0x${r.dst.toString('hex')}`))).length;
+  return routes.filter((r) => r.protocol !== 'KERNEL' && r.bits === (c.family === 4 ? 32 : 128) && contains(c, c.family, BigInt(`0x${r.dst.toString('hex')}`)))
+    .length;
 }

@@ -126,7 +126,13 @@ describe('ipam (LevelDB on disk)', () => {
     await ipam.releasePool(p.poolId);
     await ipam.releasePool(DEFAULT_POOL_ID[4]);
     await reopen();
-    assert.deepStrictEqual(ipam.snapshot().map((s) => s.id).sort(), [DEFAULT_POOL_ID[4], DEFAULT_POOL_ID[6]].sort());
+    assert.deepStrictEqual(
+      ipam
+        .snapshot()
+        .map((s) => s.id)
+        .sort(),
+      [DEFAULT_POOL_ID[4], DEFAULT_POOL_ID[6]].sort(),
+    );
     await ipam.requestPool({ pool: '192.168.85.0/24', subPool: '', v6: false });
   });
 

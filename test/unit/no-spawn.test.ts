@@ -3,7 +3,24 @@ import { readFileSync, readdirSync, statSync } from 'fs';
 import { join } from 'path';
 
 const ROOT = join(__dirname, '../../..');
-const PRODUCT = ['agent', 'api', 'cli', 'conntrack', 'datapath', 'endpoint', 'failpoint', 'identity', 'ipam', 'labels', 'metrics', 'monitor', 'plugin', 'policy', 'reconcile', 'store'];
+const PRODUCT = [
+  'agent',
+  'api',
+  'cli',
+  'conntrack',
+  'datapath',
+  'endpoint',
+  'failpoint',
+  'identity',
+  'ipam',
+  'labels',
+  'metrics',
+  'monitor',
+  'plugin',
+  'policy',
+  'reconcile',
+  'store',
+];
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {
@@ -14,7 +31,9 @@ function sources(dir: string): string[] {
 
 describe('security: no process is ever spawned by the agent or the CLI', () => {
   it('no product module imports child_process (so no shell command can be built from request data)', () => {
-    const offenders = PRODUCT.flatMap((d) => sources(join(ROOT, d))).filter((f) => /from 'child_process'|require\('child_process'\)/.test(readFileSync(f, 'utf8')));
+    const offenders = PRODUCT.flatMap((d) => sources(join(ROOT, d))).filter((f) =>
+      /from 'child_process'|require\('child_process'\)/.test(readFileSync(f, 'utf8')),
+    );
     assert.deepStrictEqual(offenders, []);
   });
 });

@@ -33,11 +33,24 @@ describe('policy resolution', () => {
   });
 
   it('fromEndpoints x toPorts, with protocol any case and ANY', () => {
-    const p = allows([rule({ ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [{ ports: [{ port: '80', protocol: 'tcp' }, { port: '53', protocol: 'ANY' }] }] }] })]);
-    assert.deepStrictEqual(
-      p.allows.map((a) => `${a.identity}/${a.port}/${a.proto}`).sort(),
-      ['257/53/0', '257/80/6'],
-    );
+    const p = allows([
+      rule({
+        ingress: [
+          {
+            fromEndpoints: [{ matchLabels: { id: 'app2' } }],
+            toPorts: [
+              {
+                ports: [
+                  { port: '80', protocol: 'tcp' },
+                  { port: '53', protocol: 'ANY' },
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+    ]);
+    assert.deepStrictEqual(p.allows.map((a) => `${a.identity}/${a.port}/${a.proto}`).sort(), ['257/53/0', '257/80/6']);
   });
 
   it('matchExpressions and sourced keys select identities', () => {
@@ -48,22 +61,36 @@ describe('policy resolution', () => {
   });
 
   it('fromRequires narrows every ingress peer of the endpoint', () => {
-    const p = allows([
-      rule({ ingress: [{ fromEndpoints: [{}] }] }),
-      rule({ ingress: [{ fromRequires: [{ matchLabels: { env: 'prod' } }] }] }),
-    ]);
-    assert.deepStrictEqual(p.allows.map((a) => a.identity), [257]);
+    const p = allows([rule({ ingress: [{ fromEndpoints: [{}] }] }), rule({ ingress: [{ fromRequires: [{ matchLabels: { env: 'prod' } }] }] })]);
+    assert.deepStrictEqual(
+      p.allows.map((a) => a.identity),
+      [257],
+    );
   });
 
   it('entities: all is the wildcard, world covers CIDR identities, host is 1', () => {
-    assert.deepStrictEqual(allows([rule({ egress: [{ toEntities: ['all'] }] })]).allows.map((a) => a.identity), [0]);
-    assert.deepStrictEqual(allows([rule({ egress: [{ toEntities: ['world'] }] })]).allows.map((a) => a.identity).sort(), [16777216, 16777217, 2]);
-    assert.deepStrictEqual(allows([rule({ ingress: [{ fromEntities: ['host'] }] })]).allows.map((a) => a.identity), [1]);
+    assert.deepStrictEqual(
+      allows([rule({ egress: [{ toEntities: ['all'] }] })]).allows.map((a) => a.identity),
+      [0],
+    );
+    assert.deepStrictEqual(
+      allows([rule({ egress: [{ toEntities: ['world'] }] })])
+        .allows.map((a) => a.identity)
+        .sort(),
+      [16777216, 16777217, 2],
+    );
+    assert.deepStrictEqual(
+      allows([rule({ ingress: [{ fromEntities: ['host'] }] })]).allows.map((a) => a.identity),
+      [1],
+    );
   });
 
   it('CIDR sets include more specific prefixes except those inside an except', () => {
     const p = allows([rule({ egress: [{ toCIDRSet: [{ cidr: '192.168.0.0/16', except: ['192.168.9.0/24'] }] }] })]);
-    assert.deepStrictEqual(p.allows.map((a) => a.identity), [1 << 24]);
+    assert.deepStrictEqual(
+      p.allows.map((a) => a.identity),
+      [1 << 24],
+    );
     const q = allows([rule({ egress: [{ toCIDR: ['192.168.0.0/16'] }] })]);
     assert.deepStrictEqual(q.allows.map((a) => a.identity).sort(), [16777216, 16777217]);
   });
@@ -78,7 +105,11 @@ describe('policy resolution', () => {
   });
 
   it('trace explains the verdict in both directions', () => {
-    const r = new PolicyResolver([rule({ ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [{ ports: [{ port: '80' }] }] }] })], IDS, 'default');
+    const r = new PolicyResolver(
+      [rule({ ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [{ ports: [{ port: '80' }] }] }] })],
+      IDS,
+      'default',
+    );
     assert.strictEqual(r.trace(['container:env=prod', 'container:id=app2'], app1, 257, 256, 80, 6).allowed, true);
     const denied = r.trace(['container:env=dev', 'container:id=app3'], app1, 258, 256, 80, 6);
     assert.strictEqual(denied.allowed, false);
@@ -90,9 +121,15 @@ describe('policy validation', () => {
   const bad: Array<[unknown, RegExp]> = [
     [{ ingress: [] }, /rule 0: endpointSelector: is required/],
     [{ endpointSelector: {}, ingress: [{ fromEndpoint: [] }] }, /rule 0: ingress\[0\]\.fromEndpoint: unknown field/],
-    [{ endpointSelector: {}, egress: [{ toPorts: [{ ports: [{ port: '80', protocol: 'SCTP' }] }] }] }, /egress\[0\]\.toPorts\[0\]\.ports\[0\]\.protocol: "SCTP" is not TCP, UDP or ANY/],
+    [
+      { endpointSelector: {}, egress: [{ toPorts: [{ ports: [{ port: '80', protocol: 'SCTP' }] }] }] },
+      /egress\[0\]\.toPorts\[0\]\.ports\[0\]\.protocol: "SCTP" is not TCP, UDP or ANY/,
+    ],
     [{ endpointSelector: {}, egress: [{ toCIDR: ['10.0.0.1/8'] }] }, /egress\[0\]\.toCIDR\[0\]: "10\.0\.0\.1\/8" has host bits set/],
-    [{ endpointSelector: {}, egress: [{ toCIDRSet: [{ cidr: '10.0.0.0/8', except: ['11.0.0.0/16'] }] }] }, /except\[0\]: 11\.0\.0\.0\/16 is not inside 10\.0\.0\.0\/8/],
+    [
+      { endpointSelector: {}, egress: [{ toCIDRSet: [{ cidr: '10.0.0.0/8', except: ['11.0.0.0/16'] }] }] },
+      /except\[0\]: 11\.0\.0\.0\/16 is not inside 10\.0\.0\.0\/8/,
+    ],
     [{ endpointSelector: {}, egress: [{ toEntities: ['everyone'] }] }, /unknown entity "everyone"/],
     [{ endpointSelector: { matchExpressions: [{ key: 'a', operator: 'Is' }] } }, /operator: "Is" is not In, NotIn, Exists or DoesNotExist/],
     [{ endpointSelector: {}, ingress: [{ toPorts: [{ ports: [{ port: '80' }], rules: { http: [] } }] }] }, /L7 rules are not supported yet/],
@@ -104,6 +141,9 @@ describe('policy validation', () => {
     });
   }
   it('names the rule by its labels', () => {
-    assert.throws(() => validateRules([{ endpointSelector: {} }, { labels: [{ key: 'name', value: 'x' }], endpointSelector: 5 }]), /^Error: rule 1 \(name=x\): endpointSelector: must be an object/);
+    assert.throws(
+      () => validateRules([{ endpointSelector: {} }, { labels: [{ key: 'name', value: 'x' }], endpointSelector: 5 }]),
+      /^Error: rule 1 \(name=x\): endpointSelector: must be an object/,
+    );
   });
 });

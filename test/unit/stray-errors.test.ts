@@ -20,7 +20,13 @@ describe('the agent never dies of one stray error', () => {
     `;
     const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })) as { faults: Record<string, number>; messages: string[] };
     assert.deepStrictEqual(out.faults, { 'unhandled-rejection': 1, 'uncaught-exception': 1 });
-    assert.ok(out.messages.some((m) => /unhandled-rejection \(the agent goes on\): Error: store went away/.test(m)), out.messages.join('\n'));
-    assert.ok(out.messages.some((m) => /uncaught-exception \(the agent goes on\): Error: timer blew up/.test(m)), out.messages.join('\n'));
+    assert.ok(
+      out.messages.some((m) => /unhandled-rejection \(the agent goes on\): Error: store went away/.test(m)),
+      out.messages.join('\n'),
+    );
+    assert.ok(
+      out.messages.some((m) => /uncaught-exception \(the agent goes on\): Error: timer blew up/.test(m)),
+      out.messages.join('\n'),
+    );
   });
 });
