@@ -2,7 +2,7 @@ import { readFileSync } from 'fs';
 import { networkInterfaces } from 'os';
 import { parseArgs } from 'util';
 import { isOwnDevice } from '../datapath/host-addresses';
-import { Cidr, formatCidr, parseCidr } from '../ipam/cidr';
+import { Cidr, familyBits, formatCidr, parseCidr } from '../net/address';
 import { EnforcementMode } from '../policy/resolve';
 
 export interface Config {
@@ -135,7 +135,7 @@ function rangeFlag(flag: string, text: string, family: 4 | 6): Cidr {
   }
   if (c.family !== family) throw new Error(`${flag} must be an IPv${family} prefix, got ${text}`);
   const minHostBits = family === 4 ? 2 : 8;
-  if ((family === 4 ? 32 : 128) - c.bits < minHostBits) throw new Error(`${flag} ${formatCidr(c)} is too small for containers`);
+  if (familyBits(family) - c.bits < minHostBits) throw new Error(`${flag} ${formatCidr(c)} is too small for containers`);
   return c;
 }
 

@@ -16,7 +16,7 @@ import { PolicySync } from '../endpoint/policy-sync';
 import { EndpointRegistry } from '../endpoint/registry';
 import { IdentityAllocator } from '../identity/allocator';
 import { Ipam } from '../ipam/ipam';
-import { lastAddress, parseAddress } from '../ipam/cidr';
+import { lastAddress, parseAddress } from '../net/address';
 import { ContainerResolver } from '../labels/container-resolver';
 import { dockerClient } from '../labels/docker-client';
 import { Metrics } from '../metrics/metrics';

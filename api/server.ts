@@ -10,7 +10,7 @@ import { EndpointManager } from '../endpoint/manager';
 import { EndpointRegistry } from '../endpoint/registry';
 import { IdentityAllocator } from '../identity/allocator';
 import { failpoint } from '../failpoint/failpoint';
-import { formatAddress } from '../ipam/cidr';
+import { formatAddress } from '../net/address';
 import { Ipam } from '../ipam/ipam';
 import { fromUser, normalize } from '../labels/labels';
 import { EventLog, LoggedEvent } from '../monitor/event-log';

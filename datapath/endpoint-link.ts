@@ -1,5 +1,5 @@
 import { createHash } from 'crypto';
-import { Family } from '../ipam/cidr';
+import { Family, familyBits } from '../net/address';
 import { createVeth, deleteLink, linkIndex, replaceRoute, setUp } from './rtnl';
 import { failpoint } from '../failpoint/failpoint';
 import { setSysctl, sysctlExists } from './sysctl';
@@ -57,7 +57,7 @@ export async function setupEndpointLink(names: LinkNames, addresses: EndpointAdd
     }
     const index = (await linkIndex(names.hostName))!;
     await setUp(index, tag);
-    for (const a of addresses) await replaceRoute(a.family, a.value, a.family === 4 ? 32 : 128, index);
+    for (const a of addresses) await replaceRoute(a.family, a.value, familyBits(a.family), index);
     return index;
   } catch (err) {
     await deleteLink(names.hostName);

@@ -1,6 +1,6 @@
 import { Logger } from 'winston';
 import { RESERVED } from '../identity/reserved';
-import { Family, formatAddress } from '../ipam/cidr';
+import { Family, familyBits, formatAddress } from '../net/address';
 import { IpcacheMap } from './bpf/maps';
 import { listAddresses, listLinks } from './rtnl';
 
@@ -41,12 +41,12 @@ export class HostAddressSync {
   async sync(): Promise<void> {
     const want = new Map<string, HostAddress>();
     for (const a of [...(await localAddresses()), ...this.routers()]) want.set(`${a.family}/${a.value}`, a);
-    for (const [k, a] of want) if (!this.written.has(k)) this.ipcache.set(a.family, a.value, a.family === 4 ? 32 : 128, RESERVED.host);
+    for (const [k, a] of want) if (!this.written.has(k)) this.ipcache.set(a.family, a.value, familyBits(a.family), RESERVED.host);
     for (const k of this.written) {
       if (want.has(k)) continue;
       const [family, value] = k.split('/');
       const f = Number(family) as Family;
-      this.ipcache.delete(f, BigInt(value!), f === 4 ? 32 : 128);
+      this.ipcache.delete(f, BigInt(value!), familyBits(f));
       this.log.info(`host address ${formatAddress(f, BigInt(value!))} is gone: no longer the host identity`);
     }
     this.written = new Set(want.keys());

@@ -1,4 +1,4 @@
-import { Family } from '../ipam/cidr';
+import { Family, familyBits } from '../net/address';
 import { addAddress, createVeth, deleteAddress, linkIndex, setUp } from './rtnl';
 import { setSysctl, sysctlExists } from './sysctl';
 
@@ -25,7 +25,7 @@ export async function ensureHostRouter(addresses: RouterAddress[], ipv6: boolean
   }
   await setUp(index);
   await setUp((await linkIndex(NET_DEVICE))!);
-  for (const a of addresses) await addAddress(index, a.family, a.value, a.family === 4 ? 32 : 128);
+  for (const a of addresses) await addAddress(index, a.family, a.value, familyBits(a.family));
   await setSysctl('net.ipv4.ip_forward', '1');
   // Per-interface IPv6 forwarding (kernel >= 6.17) avoids flipping the host-wide
   // switch, which would stop the host itself from accepting router adverts.
@@ -38,10 +38,10 @@ export async function ensureHostRouter(addresses: RouterAddress[], ipv6: boolean
 export async function addRouterAddress(a: RouterAddress): Promise<void> {
   const index = await linkIndex(HOST_DEVICE);
   if (index === undefined) throw new Error(`${HOST_DEVICE} is missing: restart cilium-agent to recreate it`);
-  await addAddress(index, a.family, a.value, a.family === 4 ? 32 : 128);
+  await addAddress(index, a.family, a.value, familyBits(a.family));
 }
 
 export async function removeRouterAddress(a: RouterAddress): Promise<void> {
   const index = await linkIndex(HOST_DEVICE);
-  if (index !== undefined) await deleteAddress(index, a.family, a.value, a.family === 4 ? 32 : 128);
+  if (index !== undefined) await deleteAddress(index, a.family, a.value, familyBits(a.family));
 }

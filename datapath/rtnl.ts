@@ -1,5 +1,5 @@
 import { createRtNetlink, FlagsNew, RtNetlinkSocket } from 'netlink';
-import { Family } from '../ipam/cidr';
+import { Family } from '../net/address';
 
 /**
  * The rtnetlink calls the datapath needs, on one socket, with no process

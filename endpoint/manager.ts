@@ -1,5 +1,5 @@
 import { Logger } from 'winston';
-import { parseAddress } from '../ipam/cidr';
+import { parseAddress } from '../net/address';
 import { EndpointAddress, LinkNames, linkLocalFromMac, linkNames, setupEndpointLink, teardownEndpointLink } from '../datapath/endpoint-link';
 import { LinkReaper } from '../datapath/link-reaper';
 import { BpfDatapath } from '../datapath/bpf/loader';

@@ -3,7 +3,7 @@ import { failpoint } from '../failpoint/failpoint';
 import { BpfDatapath } from '../datapath/bpf/loader';
 import { PolicyKey, PolicyMap } from '../datapath/bpf/maps';
 import { EndpointDatapathState, programEndpoint } from '../datapath/bpf/endpoint-program';
-import { formatCidr, parseCidr } from '../ipam/cidr';
+import { formatCidr, parseCidr } from '../net/address';
 import { IdentityAllocator } from '../identity/allocator';
 import { MIN_CIDR_IDENTITY } from '../identity/reserved';
 import { EndpointPolicy, EnforcementMode, KnownIdentity, PolicyResolver, rulePrefixes } from '../policy/resolve';

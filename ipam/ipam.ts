@@ -1,5 +1,5 @@
 import { KVStore, Op, listJSON, putJSON } from '../store/kvstore';
-import { Cidr, Family, contains, formatAddress, formatCidr, hostPrefix, lastAddress, overlaps, parseAddress, parseCidr, size } from './cidr';
+import { Cidr, Family, contains, formatAddress, formatCidr, hostPrefix, lastAddress, overlaps, parseAddress, parseCidr, size } from '../net/address';
 import { failpoint } from '../failpoint/failpoint';
 import { Owner, Pool } from './pool';
 

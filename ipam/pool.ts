@@ -1,4 +1,4 @@
-import { Cidr, Family, contains, formatAddress, formatCidr, lastAddress, size } from './cidr';
+import { Cidr, Family, contains, formatAddress, formatCidr, lastAddress, size } from '../net/address';
 
 export type Owner = 'gateway' | 'endpoint';
 

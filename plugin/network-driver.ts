@@ -1,5 +1,5 @@
 import { Logger } from 'winston';
-import { Family, parseAddress } from '../ipam/cidr';
+import { Family, parseAddress } from '../net/address';
 import { Ipam } from '../ipam/ipam';
 import { addRouterAddress, removeRouterAddress } from '../datapath/host-router';
 import { EndpointManager } from '../endpoint/manager';

@@ -1,4 +1,4 @@
-import { Cidr, contains, formatCidr, lastAddress, parseCidr } from '../ipam/cidr';
+import { Cidr, contains, formatCidr, lastAddress, parseCidr } from '../net/address';
 import { RESERVED } from '../identity/reserved';
 import { EgressRule, Entity, IngressRule, Rule, Selector, ruleLabels } from './rule';
 import { isEmpty, matches } from './selector';

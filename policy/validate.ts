@@ -1,4 +1,4 @@
-import { contains, parseCidr } from '../ipam/cidr';
+import { contains, parseCidr } from '../net/address';
 import { ENTITIES, Rule } from './rule';
 
 type Json = unknown;

@@ -9,7 +9,7 @@ import { removeRouterAddress } from '../datapath/host-router';
 import { Endpoint } from '../endpoint/endpoint';
 import { EndpointManager } from '../endpoint/manager';
 import { RESERVED, MIN_CIDR_IDENTITY, MIN_USER_IDENTITY } from '../identity/reserved';
-import { formatAddress, parseAddress } from '../ipam/cidr';
+import { familyBits, formatAddress, parseAddress } from '../net/address';
 import { Ipam } from '../ipam/ipam';
 import { NetworkRegistry } from '../plugin/networks';
 import { DockerView, dockerView } from './docker-view';
@@ -228,7 +228,7 @@ export class Reconciler {
         const addresses = new Set(reg.list().flatMap((e) => [e.ipv4, e.ipv6].filter(Boolean)));
         return m.ipcache.entries().filter((e) => {
           const endpointIdentity = e.identity === RESERVED.init || (e.identity >= MIN_USER_IDENTITY && e.identity < MIN_CIDR_IDENTITY);
-          const host = e.bits === (e.family === 4 ? 32 : 128);
+          const host = e.bits === familyBits(e.family);
           return endpointIdentity && host && !addresses.has(formatAddress(e.family, e.value)) && !creating() && m.ipcache.delete(e.family, e.value, e.bits);
         }).length;
       },

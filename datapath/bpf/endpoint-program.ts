@@ -1,5 +1,5 @@
 import { createHash } from 'crypto';
-import { Family, parseAddress } from '../../ipam/cidr';
+import { Family, familyBits, parseAddress } from '../../net/address';
 import { BpfDatapath } from './loader';
 import { EP_FLAGS } from './maps';
 
@@ -37,7 +37,7 @@ export function programEndpoint(dp: BpfDatapath, ep: EndpointDatapathState): voi
   const flags = (ep.ingressEnforced ? EP_FLAGS.ingressEnforce : 0) | (ep.egressEnforced ? EP_FLAGS.egressEnforce : 0) | (ep.ready ? 0 : EP_FLAGS.notReady);
   const owner = ownerOf(ep.sandboxKey);
   for (const a of addresses(ep)) {
-    dp.maps.ipcache.set(a.family, a.value, a.family === 4 ? 32 : 128, ep.identity, owner);
+    dp.maps.ipcache.set(a.family, a.value, familyBits(a.family), ep.identity, owner);
     dp.maps.addresses.set(a.family, a.value, { ifindex: ep.ifIndex, mac: ep.mac, hostMac: ep.hostMac });
   }
   dp.maps.endpoints.set(ep.ifIndex, {
@@ -64,6 +64,6 @@ export function unprogramEndpoint(dp: BpfDatapath, ep: { ifIndex: number; ipv4?:
   dp.maps.endpoints.delete(ep.ifIndex);
   for (const a of addresses(ep)) {
     dp.maps.addresses.delete(a.family, a.value);
-    dp.maps.ipcache.delete(a.family, a.value, a.family === 4 ? 32 : 128);
+    dp.maps.ipcache.delete(a.family, a.value, familyBits(a.family));
   }
 }

@@ -1,4 +1,4 @@
-import { Family, formatAddress } from '../../ipam/cidr';
+import { Family, formatAddress } from '../../net/address';
 import { bpf, checkPtr, koffi, Pointer, SampleFn } from './libbpf';
 import { fromAddr16 } from './maps';
 

@@ -1,4 +1,4 @@
-import { Family, formatAddress } from '../../ipam/cidr';
+import { Family, formatAddress } from '../../net/address';
 import { addressBytes, macBytes } from '../rtnl';
 import { BpfMap, possibleCpus } from './map';
 

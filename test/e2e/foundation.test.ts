@@ -1,6 +1,6 @@
 import assert from 'assert';
 import { Env, IMAGE, V4_RANGE, WGET } from './env';
-import { contains, parseAddress, parseCidr } from '../../ipam/cidr';
+import { contains, parseAddress, parseCidr } from '../../net/address';
 import { must } from '../harness/exec';
 
 const NONE = { links: 0, routes4: 0, routes6: 0, subnetRoutes: 0, endpoints: 0 };

@@ -1,5 +1,5 @@
 import { listLinks, listRoutes } from '../../datapath/rtnl';
-import { contains, parseCidr } from '../../ipam/cidr';
+import { contains, familyBits, parseCidr } from '../../net/address';
 
 /** What a leak check counts on the host: endpoint veths, and host routes (not address prefixes) into a range. */
 export async function lxcLinks(): Promise<string[]> {
@@ -9,6 +9,5 @@ export async function lxcLinks(): Promise<string[]> {
 export async function routesInto(range: string): Promise<number> {
   const c = parseCidr(range);
   const routes = await listRoutes(c.family);
-  return routes.filter((r) => r.protocol !== 'KERNEL' && r.bits === (c.family === 4 ? 32 : 128) && contains(c, c.family, BigInt(`0x${r.dst.toString('hex')}`)))
-    .length;
+  return routes.filter((r) => r.protocol !== 'KERNEL' && r.bits === familyBits(c.family) && contains(c, c.family, BigInt(`0x${r.dst.toString('hex')}`))).length;
 }

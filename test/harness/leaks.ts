@@ -2,7 +2,7 @@ import { readdirSync } from 'fs';
 import { PINNED_MAPS } from '../../datapath/bpf/loader';
 import { listLinks, listRoutes } from '../../datapath/rtnl';
 import { addr16, fromAddr16 } from '../../datapath/bpf/maps';
-import { formatAddress } from '../../ipam/cidr';
+import { familyBits, formatAddress } from '../../net/address';
 import { TestAgent } from './agent';
 import { TestDockerd } from './dockerd';
 
@@ -50,7 +50,7 @@ export async function countLeaks(d: TestDockerd, agent: TestAgent): Promise<Leak
   let orphanRoutes = 0;
   for (const family of [4, 6] as const) {
     for (const r of await listRoutes(family)) {
-      if (ours.has(r.oif) && r.protocol === 'STATIC' && r.bits === (family === 4 ? 32 : 128) && !held.has(canonical(family, r.dst))) orphanRoutes++;
+      if (ours.has(r.oif) && r.protocol === 'STATIC' && r.bits === familyBits(family) && !held.has(canonical(family, r.dst))) orphanRoutes++;
     }
   }
   let orphanPins = 0;

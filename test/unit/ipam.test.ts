@@ -2,7 +2,7 @@ import assert from 'assert';
 import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { parseAddress, parseCidr } from '../../ipam/cidr';
+import { parseAddress, parseCidr } from '../../net/address';
 import { DEFAULT_POOL_ID, HostRanges, Ipam } from '../../ipam/ipam';
 import { LevelStore } from '../../store/level-store';
 

@@ -3,24 +3,8 @@ import { readFileSync, readdirSync, statSync } from 'fs';
 import { join } from 'path';
 
 const ROOT = join(__dirname, '../../..');
-const PRODUCT = [
-  'agent',
-  'api',
-  'cli',
-  'conntrack',
-  'datapath',
-  'endpoint',
-  'failpoint',
-  'identity',
-  'ipam',
-  'labels',
-  'metrics',
-  'monitor',
-  'plugin',
-  'policy',
-  'reconcile',
-  'store',
-];
+/** Every product folder: what tsconfig compiles, less the tests and benchmarks. */
+const PRODUCT = (JSON.parse(readFileSync(join(ROOT, 'tsconfig.json'), 'utf8')) as { include: string[] }).include.filter((d) => d !== 'test' && d !== 'bench');
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {

@@ -1,5 +1,5 @@
 import assert from 'assert';
-import { parseCidr } from '../../ipam/cidr';
+import { parseCidr } from '../../net/address';
 import { KnownIdentity, PolicyResolver, lookup } from '../../policy/resolve';
 import { Rule } from '../../policy/rule';
 import { validateRules } from '../../policy/validate';

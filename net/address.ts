@@ -1,6 +1,17 @@
 import { IPv4, IPv6, Validator, collapseIPv6Number } from 'ip-num';
 
+/**
+ * Addresses and prefixes as numbers, for the whole agent: IPAM does
+ * arithmetic on them, the datapath writes them into maps and routes, policy
+ * matches CIDRs. Text is parsed once, at the edges.
+ */
 export type Family = 4 | 6;
+
+/** One address. */
+export interface Address {
+  family: Family;
+  value: bigint;
+}
 
 /** A prefix held as numbers so that pools can do arithmetic without re-parsing. */
 export interface Cidr {
@@ -9,7 +20,8 @@ export interface Cidr {
   bits: number;
 }
 
-const width = (f: Family): number => (f === 4 ? 32 : 128);
+/** Bits in an address of the family: 32 or 128. */
+export const familyBits = (f: Family): number => (f === 4 ? 32 : 128);
 
 export function familyOf(text: string): Family | undefined {
   if (Validator.isValidIPv4String(text)[0]) return 4;
@@ -18,7 +30,7 @@ export function familyOf(text: string): Family | undefined {
 }
 
 /** Parses a bare address ("10.0.0.1", "f00d::1"); throws a message fit for a user. */
-export function parseAddress(text: string): { family: Family; value: bigint } {
+export function parseAddress(text: string): Address {
   const family = familyOf(text);
   if (family === 4) return { family, value: IPv4.fromDecimalDottedString(text).getValue() };
   if (family === 6) return { family, value: IPv6.fromString(text).getValue() };
@@ -33,7 +45,7 @@ export function parseCidr(text: string): Cidr {
   }
   const { family, value } = parseAddress(addr);
   const bits = Number(len);
-  if (bits > width(family)) throw new Error(`"${text}": prefix length ${bits} is longer than ${width(family)}`);
+  if (bits > familyBits(family)) throw new Error(`"${text}": prefix length ${bits} is longer than ${familyBits(family)}`);
   const cidr = { family, base: value, bits };
   if ((value & hostMask(cidr)) !== 0n) {
     throw new Error(`"${text}" has host bits set; did you mean ${formatCidr({ ...cidr, base: value & ~hostMask(cidr) })}?`);
@@ -50,7 +62,7 @@ export function formatCidr(c: Cidr): string {
 }
 
 function hostMask(c: Cidr): bigint {
-  return (1n << BigInt(width(c.family) - c.bits)) - 1n;
+  return (1n << BigInt(familyBits(c.family) - c.bits)) - 1n;
 }
 
 export function lastAddress(c: Cidr): bigint {
@@ -71,5 +83,5 @@ export function overlaps(a: Cidr, b: Cidr): boolean {
 
 /** The full-length prefix of one address: what containers get (/32, /128). */
 export function hostPrefix(family: Family, value: bigint): string {
-  return `${formatAddress(family, value)}/${width(family)}`;
+  return `${formatAddress(family, value)}/${familyBits(family)}`;
 }
