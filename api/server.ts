@@ -19,6 +19,7 @@ import { NetworkRegistry } from '../plugin/networks';
 import { PolicyRepository } from '../policy/repository';
 import { PolicyResolver } from '../policy/resolve';
 import { Reconciler } from '../reconcile/reconciler';
+import { protocolNumber } from '../net/protocol';
 
 export interface ApiDeps {
   version: string;
@@ -208,7 +209,7 @@ export function apiApp(d: ApiDeps): express.Express {
     const port = Number(b.dport ?? 0);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new HttpError(400, `dport ${String(b.dport)} is not a port`);
     const protocol = b.protocol ?? 'TCP';
-    const proto = typeof protocol === 'string' ? { TCP: 6, UDP: 17, ANY: 0, ICMP: 1 }[protocol.toUpperCase()] : undefined;
+    const proto = typeof protocol === 'string' ? protocolNumber(protocol) : undefined;
     if (proto === undefined)
       throw new HttpError(400, `protocol ${typeof protocol === 'string' ? protocol : JSON.stringify(protocol)} is not TCP, UDP, ICMP or ANY`);
     // Label sets with no identity yet get provisional numbers, so a trace works before any container exists.

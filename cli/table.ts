@@ -1,3 +1,5 @@
+import { protocolName } from '../net/protocol';
+
 /** Left-aligned columns, as people read them. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -9,4 +11,4 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
-export const proto = (p: number) => ({ 0: 'ANY', 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6' })[p] ?? String(p);
+export const proto = protocolName;

@@ -2,6 +2,7 @@ import { Cidr, contains, formatCidr, lastAddress, parseCidr } from '../net/addre
 import { RESERVED } from '../identity/reserved';
 import { EgressRule, Entity, IngressRule, Rule, Selector, ruleLabels } from './rule';
 import { isEmpty, matches } from './selector';
+import { protocolNumber } from '../net/protocol';
 
 export type EnforcementMode = 'default' | 'always' | 'never';
 export type Dir = 'ingress' | 'egress';
@@ -26,7 +27,6 @@ export interface EndpointPolicy {
   allows: Allow[];
 }
 
-const PROTO: Record<string, number> = { TCP: 6, UDP: 17, ANY: 0, '': 0 };
 const isWorld = (i: KnownIdentity) => i.labels.includes('reserved:world');
 
 /**
@@ -108,7 +108,7 @@ export class PolicyResolver {
       });
     }
     const ports = (toPorts ?? []).flatMap((p) => p.ports ?? []);
-    const l4 = ports.length ? ports.map((p) => ({ port: Number(p.port), proto: PROTO[(p.protocol ?? '').toUpperCase()]! })) : [{ port: 0, proto: 0 }];
+    const l4 = ports.length ? ports.map((p) => ({ port: Number(p.port), proto: protocolNumber(p.protocol || 'ANY')! })) : [{ port: 0, proto: 0 }];
     for (const identity of ids) for (const p of l4) add({ identity, ...p, dir });
   }
 

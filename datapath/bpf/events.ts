@@ -1,6 +1,7 @@
 import { Family, formatAddress } from '../../net/address';
 import { bpf, checkPtr, koffi, Pointer, SampleFn } from './libbpf';
 import { fromAddr16 } from './maps';
+import { protocolName } from '../../net/protocol';
 
 export const REASONS: Record<number, string> = {
   0: 'Forwarded',
@@ -14,7 +15,6 @@ export const REASONS: Record<number, string> = {
   8: 'No connection for ICMP error',
   9: 'Fragment not found',
 };
-const PROTOS: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6' };
 
 export type EventType = 'drop' | 'policy-verdict' | 'trace';
 const TYPES: Record<number, EventType> = { 1: 'drop', 2: 'policy-verdict', 3: 'trace' };
@@ -59,7 +59,7 @@ export function decodeEvent(b: Buffer): DatapathEvent {
     dst: formatAddress(dst.family, dst.value),
     sport: flow.readUInt16BE(32),
     dport: flow.readUInt16BE(34),
-    protocol: PROTOS[proto] ?? `proto ${proto}`,
+    protocol: protocolName(proto).toLowerCase(),
     tcpFlags: flow.readUInt8(38),
   };
 }

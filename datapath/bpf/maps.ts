@@ -1,6 +1,7 @@
 import { Family, formatAddress } from '../../net/address';
 import { addressBytes, macBytes } from '../rtnl';
 import { BpfMap, possibleCpus } from './map';
+import { IPPROTO } from '../../net/protocol';
 
 /**
  * Typed views of the pinned maps, byte for byte as bpf/lib/maps.h declares
@@ -205,7 +206,7 @@ export function monotonicSeconds(): number {
 /** Connection state as users know it from Cilium's `bpf ct list`. */
 export function ctState(e: Pick<CtEntry, 'proto' | 'flags'>): string {
   if (e.flags & CT_FLAGS.denied) return 'DENIED';
-  if (e.proto !== 6) return 'ACTIVE';
+  if (e.proto !== IPPROTO.TCP) return 'ACTIVE';
   if (e.flags & CT_FLAGS.reset) return 'RESET';
   if (e.flags & (CT_FLAGS.txClosing | CT_FLAGS.rxClosing)) return 'CLOSING';
   return e.flags & CT_FLAGS.established ? 'ESTABLISHED' : 'SYN_SENT';
