@@ -57,7 +57,7 @@ describe('compose-examples and the Vagrant lab', function () {
       kill $(cat /run/cilium-agent.pid) $(cat /var/run/docker.pid) 2>/dev/null
       sleep 2
     `;
-    const r = await inSandbox(script, 900_000);
+    const r = await inSandbox(script, 900_000, [ROOT]);
     const out = `${r.stdout.slice(-4000)}\n${r.stderr.slice(-3000)}`;
     assert.doesNotMatch(r.stdout, /PROVISION FAILED/, out);
     assert.strictEqual(r.stdout.match(/all checks passed/g)?.length, 2, `the demo ran in both rounds:\n${out}`);
