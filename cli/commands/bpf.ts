@@ -1,13 +1,11 @@
+import type { BpfEndpointEntry, BpfPolicyEntry, CtEntryView, CtFlushed, IpcacheEntry } from '../../api/types';
 import { Command, UsageError } from '../context';
 import { proto, table } from '../table';
 
 export const bpfPolicyGet: Command = async (ctx) => {
   const [ep] = ctx.positional();
   if (!ep) throw new UsageError('bpf policy get needs an endpoint ID or container name');
-  const entries = await ctx.api<Array<{ dir: string; identity: number; labels: string[]; port: number; proto: number; packets: string; bytes: string }>>(
-    'GET',
-    `/v1/bpf/policy/${encodeURIComponent(ep)}`,
-  );
+  const entries = await ctx.api<BpfPolicyEntry[]>('GET', `/v1/bpf/policy/${encodeURIComponent(ep)}`);
   ctx.print(entries, () =>
     table(
       ['DIRECTION', 'IDENTITY', 'LABELS (source:key[=value])', 'PORT/PROTO', 'BYTES', 'PACKETS'],
@@ -27,7 +25,7 @@ export const bpfPolicyGet: Command = async (ctx) => {
 };
 
 export const bpfIpcacheList: Command = async (ctx) => {
-  const entries = await ctx.api<Array<{ prefix: string; identity: number; labels: string[] }>>('GET', '/v1/bpf/ipcache');
+  const entries = await ctx.api<IpcacheEntry[]>('GET', '/v1/bpf/ipcache');
   ctx.print(entries, () =>
     table(
       ['IP PREFIX/ADDRESS', 'IDENTITY'],
@@ -38,21 +36,7 @@ export const bpfIpcacheList: Command = async (ctx) => {
 };
 
 export const bpfCtList: Command = async (ctx) => {
-  const entries = await ctx.api<
-    Array<{
-      src: string;
-      dst: string;
-      sport: number;
-      dport: number;
-      proto: number;
-      dir: string;
-      packets: string;
-      bytes: string;
-      peerIdentity: number;
-      state: string;
-      remainingSeconds: number;
-    }>
-  >('GET', '/v1/bpf/ct');
+  const entries = await ctx.api<CtEntryView[]>('GET', '/v1/bpf/ct');
   const hostPort = (a: string, p: number) => (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
   ctx.print(entries, () =>
     table(
@@ -74,13 +58,13 @@ export const bpfCtList: Command = async (ctx) => {
 };
 
 export const bpfCtFlush: Command = async (ctx) => {
-  const r = await ctx.api<{ flushed: number }>('DELETE', '/v1/bpf/ct');
+  const r = await ctx.api<CtFlushed>('DELETE', '/v1/bpf/ct');
   ctx.print(r, () => `Flushed ${r.flushed} entries\n`);
   return 0;
 };
 
 export const bpfEndpointList: Command = async (ctx) => {
-  const entries = await ctx.api<Array<{ ifindex: number; epId: number; flags: number; identity: number; mac: string }>>('GET', '/v1/bpf/endpoint');
+  const entries = await ctx.api<BpfEndpointEntry[]>('GET', '/v1/bpf/endpoint');
   const flags = (f: number) => [f & 1 ? 'ingress-enforced' : '', f & 2 ? 'egress-enforced' : '', f & 4 ? 'not-ready' : ''].filter(Boolean).join(',') || '-';
   ctx.print(entries, () =>
     table(
@@ -92,7 +76,7 @@ export const bpfEndpointList: Command = async (ctx) => {
 };
 
 export const ipList: Command = async (ctx) => {
-  const entries = await ctx.api<Array<{ prefix: string; identity: number; labels: string[] }>>('GET', '/v1/bpf/ipcache');
+  const entries = await ctx.api<IpcacheEntry[]>('GET', '/v1/bpf/ipcache');
   ctx.print(entries, () =>
     table(
       ['IP', 'IDENTITY', 'LABELS'],

@@ -1,12 +1,11 @@
-import { Endpoint } from '../../endpoint/endpoint';
+import type { EndpointView } from '../../api/types';
 import { Command, UsageError } from '../context';
 import { table } from '../table';
 
-type View = Endpoint & { policy: { ingressEnforced: boolean; egressEnforced: boolean; allows: number } };
 const onOff = (b: boolean) => (b ? 'Enabled' : 'Disabled');
 
 export const endpointList: Command = async (ctx) => {
-  const eps = await ctx.api<View[]>('GET', '/v1/endpoint');
+  const eps = await ctx.api<EndpointView[]>('GET', '/v1/endpoint');
   ctx.print(eps, () =>
     table(
       ['ENDPOINT', 'POLICY (ingress)', 'POLICY (egress)', 'IDENTITY', 'LABELS (source:key[=value])', 'IPv6', 'IPv4', 'STATUS'],
@@ -28,7 +27,7 @@ export const endpointList: Command = async (ctx) => {
 export const endpointGet: Command = async (ctx) => {
   const [key] = ctx.positional();
   if (!key) throw new UsageError('endpoint get needs an endpoint ID or container name');
-  const ep = await ctx.api<View>('GET', `/v1/endpoint/${encodeURIComponent(key)}`);
+  const ep = await ctx.api<EndpointView>('GET', `/v1/endpoint/${encodeURIComponent(key)}`);
   process.stdout.write(`${JSON.stringify(ep, null, 2)}\n`);
   return 0;
 };
@@ -37,7 +36,7 @@ export const endpointGet: Command = async (ctx) => {
 export const endpointLabels: Command = async (ctx) => {
   const [key, ...labels] = ctx.positional();
   if (!key || labels.length === 0) throw new UsageError('endpoint labels needs an endpoint ID and at least one key=value label');
-  const ep = await ctx.api<View>('PUT', `/v1/endpoint/${encodeURIComponent(key)}/labels`, { labels });
+  const ep = await ctx.api<EndpointView>('PUT', `/v1/endpoint/${encodeURIComponent(key)}/labels`, { labels });
   ctx.print(ep, () => `Endpoint ${ep.id}: identity ${ep.identity} (${ep.labels.join(' ')})\n`);
   return 0;
 };

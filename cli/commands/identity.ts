@@ -1,14 +1,9 @@
+import type { IdentityView } from '../../api/types';
 import { Command, UsageError } from '../context';
 import { table } from '../table';
 
-interface Identity {
-  id: number;
-  labels: string[];
-  users: number;
-}
-
 export const identityList: Command = async (ctx) => {
-  const ids = await ctx.api<Identity[]>('GET', '/v1/identity');
+  const ids = await ctx.api<IdentityView[]>('GET', '/v1/identity');
   ctx.print(ids, () =>
     table(
       ['ID', 'LABELS'],
@@ -21,7 +16,7 @@ export const identityList: Command = async (ctx) => {
 export const identityGet: Command = async (ctx) => {
   const [id] = ctx.positional();
   if (!id || !/^\d+$/.test(id)) throw new UsageError('identity get needs a numeric identity');
-  const i = await ctx.api<Identity>('GET', `/v1/identity/${id}`);
+  const i = await ctx.api<IdentityView>('GET', `/v1/identity/${id}`);
   ctx.print(i, () => table(['ID', 'LABELS', 'LOCAL USERS'], [[String(i.id), i.labels.join(' '), String(i.users)]]));
   return 0;
 };

@@ -1,15 +1,6 @@
+import type { Pool } from '../../api/types';
 import { Command } from '../context';
 import { table } from '../table';
-
-interface Pool {
-  id: string;
-  family: number;
-  cidr: string;
-  range: string;
-  capacity: string;
-  free: string;
-  allocations: Array<{ address: string; owner: string }>;
-}
 
 export const ipam: Command = async (ctx) => {
   const pools = await ctx.api<Pool[]>('GET', '/v1/ipam');

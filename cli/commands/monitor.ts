@@ -1,16 +1,6 @@
 import { request } from 'http';
-import type { Endpoint } from '../../endpoint/endpoint';
-import type { LoggedEvent } from '../../monitor/event-log';
+import type { EndpointView, EventView } from '../../api/types';
 import { Command, UsageError } from '../context';
-
-/** A datapath event as the agent streams it, with both sides named. */
-type Ev = LoggedEvent & {
-  srcLabels: string[];
-  dstLabels: string[];
-  srcName?: string;
-  dstName?: string;
-  endpointName?: string;
-};
 
 const TYPES = ['drop', 'trace', 'policy-verdict'];
 
@@ -30,7 +20,7 @@ function tcpFlags(f: number): string {
 const addr = (a: string, p: number, proto: string) => (proto.startsWith('icmp') ? a : a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
 
 /** One line as Cilium prints it, then who the two sides are. */
-export function formatEvent(e: Ev): string {
+export function formatEvent(e: EventView): string {
   const ep = `endpoint ${e.endpoint}${e.endpointName ? ` (${e.endpointName})` : ''}`;
   const flow = `${addr(e.src, e.sport, e.protocol)} -> ${addr(e.dst, e.dport, e.protocol)} ${e.protocol}${e.protocol === 'tcp' ? ` ${tcpFlags(e.tcpFlags)}` : ''}`;
   const who = (labels: string[], name?: string) => `${labels.join(',') || 'unknown'}${name ? ` (${name})` : ''}`;
@@ -50,7 +40,7 @@ export const monitor: Command = async (ctx) => {
   for (const t of types) if (!TYPES.includes(t)) throw new UsageError(`-t ${t}: expected one of ${TYPES.join(', ')}`);
   const relatedTo = ctx.flag(['--related-to'])[0];
   let endpoint: number | undefined;
-  if (relatedTo) endpoint = (await ctx.api<Endpoint>('GET', `/v1/endpoint/${encodeURIComponent(relatedTo)}`)).id;
+  if (relatedTo) endpoint = (await ctx.api<EndpointView>('GET', `/v1/endpoint/${encodeURIComponent(relatedTo)}`)).id;
   else await ctx.api('GET', '/v1/healthz'); // a clear error now if the agent is not running
   const query = `types=${encodeURIComponent(types.join(','))}${endpoint === undefined ? '' : `&endpoint=${endpoint}`}`;
   const banner = `Listening for events on ${ctx.socket}${types.length ? ` (${types.join(', ')})` : ''}... Press Ctrl-C to quit\n`;
@@ -67,11 +57,11 @@ export const monitor: Command = async (ctx) => {
           buf += chunk;
           let nl: number;
           while ((nl = buf.indexOf('\n')) >= 0) {
-            const e = JSON.parse(buf.slice(0, nl)) as Ev | { type: 'hello' | 'heartbeat' };
+            const e = JSON.parse(buf.slice(0, nl)) as EventView | { type: 'hello' | 'heartbeat' };
             buf = buf.slice(nl + 1);
             if (e.type === 'hello' && first) process.stderr.write(banner); // the stream is established
             if (e.type === 'heartbeat' || e.type === 'hello') continue;
-            process.stdout.write(ctx.json ? `${JSON.stringify(e)}\n` : formatEvent(e as Ev));
+            process.stdout.write(ctx.json ? `${JSON.stringify(e)}\n` : formatEvent(e as EventView));
           }
         });
         res.on('end', resolve);

@@ -1,5 +1,5 @@
+import type { EndpointView, PolicyChange, PolicyDeleted, PolicyList, Trace } from '../../api/types';
 import { readFileSync } from 'fs';
-import { Endpoint } from '../../endpoint/endpoint';
 import { validateRules } from '../../policy/validate';
 import { Command, Ctx, UsageError } from '../context';
 
@@ -20,7 +20,7 @@ function readRules(file: string | undefined): unknown {
 }
 
 export const policyImport: Command = async (ctx) => {
-  const r = await ctx.api<{ revision: number }>('PUT', '/v1/policy', readRules(ctx.positional()[0]));
+  const r = await ctx.api<PolicyChange>('PUT', '/v1/policy', readRules(ctx.positional()[0]));
   ctx.print(r, () => `Revision: ${r.revision}\n`);
   return 0;
 };
@@ -33,7 +33,7 @@ export const policyValidate: Command = (ctx) => {
 };
 
 export const policyGet: Command = async (ctx) => {
-  const r = await ctx.api<{ revision: number; rules: unknown[] }>('GET', `/v1/policy?labels=${encodeURIComponent(ctx.positional().join(','))}`);
+  const r = await ctx.api<PolicyList>('GET', `/v1/policy?labels=${encodeURIComponent(ctx.positional().join(','))}`);
   ctx.print(r, () => `${JSON.stringify(r.rules, null, 2)}\nRevision: ${r.revision}\n`);
   return 0;
 };
@@ -41,7 +41,7 @@ export const policyGet: Command = async (ctx) => {
 export const policyDelete: Command = async (ctx) => {
   const labels = ctx.positional();
   if (!ctx.has('--all') && labels.length === 0) throw new UsageError('policy delete needs labels of the rules to delete, or --all');
-  const r = await ctx.api<{ revision: number; deleted: number }>('DELETE', '/v1/policy', ctx.has('--all') ? { all: true } : { labels });
+  const r = await ctx.api<PolicyDeleted>('DELETE', '/v1/policy', ctx.has('--all') ? { all: true } : { labels });
   ctx.print(r, () => `Deleted ${r.deleted} rule(s)\nRevision: ${r.revision}\n`);
   return 0;
 };
@@ -50,7 +50,7 @@ export const policyDelete: Command = async (ctx) => {
 async function side(ctx: Ctx, values: string[], flag: string): Promise<string[]> {
   if (values.length === 0) throw new UsageError(`policy trace needs ${flag}`);
   if (values.length === 1 && !values[0]!.includes('=') && !values[0]!.includes(':')) {
-    const ep = await ctx.api<Endpoint>('GET', `/v1/endpoint/${encodeURIComponent(values[0]!)}`).catch(() => undefined);
+    const ep = await ctx.api<EndpointView>('GET', `/v1/endpoint/${encodeURIComponent(values[0]!)}`).catch(() => undefined);
     if (!ep) throw new Error(`${flag} ${values[0]}: no container or endpoint by that name (give labels as key=value)`);
     return ep.labels;
   }
@@ -62,7 +62,7 @@ export const policyTrace: Command = async (ctx) => {
   const to = await side(ctx, ctx.flag(['-d', '--dst']), '-d');
   const [dport = '0', protocol = 'TCP'] = (ctx.flag(['--dport'])[0] ?? '0').split('/');
   if (!/^\d+$/.test(dport) || Number(dport) > 65535) throw new UsageError(`--dport ${dport}: not a port`);
-  const r = await ctx.api<{ verdict: string; steps: string[]; srcIdentity: number; dstIdentity: number }>('POST', '/v1/policy/resolve', {
+  const r = await ctx.api<Trace>('POST', '/v1/policy/resolve', {
     from,
     to,
     dport: Number(dport),

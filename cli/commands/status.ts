@@ -1,24 +1,6 @@
 import { VERSION } from '../../api/version';
+import type { Health } from '../../api/types';
 import { Command } from '../context';
-
-interface Health {
-  version: string;
-  uptimeSeconds: number;
-  stateDir: string;
-  pluginSocket: string;
-  kvstore: { backend: string; path: string; status: string };
-  docker: { host: string; status: string };
-  endpoints: Record<string, number>;
-  networks: number;
-  identities: number;
-  policyRevision: number;
-  ipam: Array<{ id: string; cidr: string; capacity: string; free: string }>;
-  bpfMaps: Array<{ name: string; path: string; pinned: boolean }>;
-  recentErrors: Array<{ time: string; level: string; message: string }>;
-  conntrack: { entries: number; runs: number; lastRun?: string; lastDurationMs?: number; lastExpired: number; lastOrphaned: number; failures: number };
-  natRecovery: string;
-  faults: Record<string, number>;
-}
 
 const ok = (s: string) => (s === 'ok' ? 'Ok' : `Failure: ${s}`);
 

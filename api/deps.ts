@@ -1,0 +1,75 @@
+import { Logger } from 'winston';
+import { ConntrackGc } from '../conntrack/gc';
+import { BpfDatapath } from '../datapath/bpf/loader';
+import { Endpoint } from '../endpoint/endpoint';
+import { EndpointManager } from '../endpoint/manager';
+import { PolicySync } from '../endpoint/policy-sync';
+import { EndpointRegistry } from '../endpoint/registry';
+import { IdentityAllocator } from '../identity/allocator';
+import { Ipam } from '../ipam/ipam';
+import { Hooks } from '../metrics/metrics';
+import { EventLog, LoggedEvent } from '../monitor/event-log';
+import { NetworkRegistry } from '../plugin/networks';
+import { PolicyRepository } from '../policy/repository';
+import { Reconciler } from '../reconcile/reconciler';
+import type { EndpointView, EventView } from './types';
+
+/** What the API reads and asks: the owners of each piece of state. */
+export interface ApiDeps {
+  version: string;
+  startedAt: Date;
+  endpoints: EndpointRegistry;
+  manager: EndpointManager;
+  networks: NetworkRegistry;
+  ipam: Ipam;
+  identities: IdentityAllocator;
+  repo: PolicyRepository;
+  sync: PolicySync;
+  events: EventLog;
+  dp: BpfDatapath;
+  log: Logger;
+  reconciler: Reconciler;
+  conntrack: ConntrackGc;
+  stateDir: string;
+  pluginSocket: string;
+  hooks?: Pick<Hooks, 'apiCall'>;
+  health: {
+    docker: () => Promise<string>;
+    store: () => Promise<string>;
+    recentErrors: Array<{ time: string; level: string; message: string }>;
+    faults: Record<string, number>;
+    /** Veths of deleted endpoints the kernel is still removing. */
+    linksPendingRemoval: () => number;
+    bpfRoot: string;
+    dockerHost: string;
+  };
+}
+
+/** How several routes present endpoints, identities and events. */
+export class Views {
+  constructor(private readonly d: ApiDeps) {}
+
+  labelsOf(id: number): string[] {
+    return this.d.identities.get(id)?.labels ?? this.d.sync.knownIdentities().find((i) => i.id === id)?.labels ?? [];
+  }
+
+  endpoint(e: Endpoint): EndpointView {
+    const p = this.d.sync.policyOf(e.id);
+    return { ...e, policy: { ingressEnforced: p?.ingressEnforced ?? false, egressEnforced: p?.egressEnforced ?? false, allows: p?.allows.length ?? 0 } };
+  }
+
+  event(e: LoggedEvent): EventView {
+    const nameOf = (ip: string) => this.d.endpoints.list().find((x) => x.ipv4 === ip || x.ipv6 === ip)?.containerName;
+    const endpointName = this.d.endpoints.byId(e.endpoint)?.containerName;
+    const srcName = nameOf(e.src);
+    const dstName = nameOf(e.dst);
+    return {
+      ...e,
+      srcLabels: this.labelsOf(e.srcIdentity),
+      dstLabels: this.labelsOf(e.dstIdentity),
+      ...(srcName === undefined ? {} : { srcName }),
+      ...(dstName === undefined ? {} : { dstName }),
+      ...(endpointName === undefined ? {} : { endpointName }),
+    };
+  }
+}

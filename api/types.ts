@@ -1,0 +1,92 @@
+/**
+ * The agent API's answers, as the CLI (and anyone) reads them. The routes
+ * build them with `satisfies`, the CLI imports them type-only, so the two
+ * cannot drift apart.
+ */
+import type { GcStats } from '../conntrack/gc';
+import type { CtEntry, PolicyKey } from '../datapath/bpf/maps';
+import type { Endpoint } from '../endpoint/endpoint';
+import type { Ipam } from '../ipam/ipam';
+import type { LoggedEvent } from '../monitor/event-log';
+import type { Rule } from '../policy/rule';
+
+export type Pool = ReturnType<Ipam['snapshot']>[number];
+
+export interface Health {
+  version: string;
+  startedAt: string;
+  uptimeSeconds: number;
+  stateDir: string;
+  pluginSocket: string;
+  kvstore: { backend: string; path: string; status: string };
+  docker: { host: string; status: string };
+  endpoints: Record<string, number>;
+  linksPendingRemoval: number;
+  networks: number;
+  identities: number;
+  policyRevision: number;
+  ipam: Array<Omit<Pool, 'allocations'>>;
+  bpfMaps: Array<{ name: string; path: string; pinned: boolean }>;
+  conntrack: GcStats;
+  natRecovery: string;
+  recentErrors: Array<{ time: string; level: string; message: string }>;
+  faults: Record<string, number>;
+}
+
+export type EndpointView = Endpoint & { policy: { ingressEnforced: boolean; egressEnforced: boolean; allows: number } };
+
+export interface IdentityView {
+  id: number;
+  labels: string[];
+  /** endpoints holding it */
+  users: number;
+}
+
+export interface PolicyList {
+  revision: number;
+  rules: Rule[];
+}
+
+export interface PolicyChange {
+  revision: number;
+}
+
+export interface PolicyDeleted {
+  revision: number;
+  deleted: number;
+}
+
+export interface Trace {
+  verdict: 'ALLOWED' | 'DENIED';
+  steps: string[];
+  srcIdentity: number;
+  dstIdentity: number;
+}
+
+/** A datapath event with both sides named. */
+export type EventView = LoggedEvent & { srcLabels: string[]; dstLabels: string[]; srcName?: string; dstName?: string; endpointName?: string };
+
+/** Counters are decimal strings: they outgrow JSON numbers. */
+export type BpfPolicyEntry = PolicyKey & { packets: string; bytes: string; labels: string[] };
+
+export interface IpcacheEntry {
+  prefix: string;
+  identity: number;
+  labels: string[];
+}
+
+export type CtEntryView = Omit<CtEntry, 'packets' | 'bytes'> & { packets: string; bytes: string; state: string; remainingSeconds: number };
+
+export interface CtFlushed {
+  flushed: number;
+}
+
+export interface BpfEndpointEntry {
+  ifindex: number;
+  epId: number;
+  flags: number;
+  identity: number;
+  owner: number;
+  mac: string;
+  policyGen: number;
+}
