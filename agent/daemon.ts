@@ -123,6 +123,10 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
       metrics.storeOp(op, s, ok);
     });
     const sync = new PolicySync(dp, registry, identities, repo, cfg.enforcement, log, metrics);
+    // Regeneration follows the owners' announcements: rules changed, an identity released.
+    repo.onChange(() => {
+      sync.regenerate();
+    });
     identities.onReleased(() => {
       sync.regenerate();
     });

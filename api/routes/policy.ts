@@ -1,7 +1,6 @@
 import { Router } from 'express';
-import { failpoint } from '../../failpoint/failpoint';
 import { protocolNumber } from '../../net/protocol';
-import { PolicyRepository } from '../../policy/repository';
+import { PolicyNotApplied } from '../../policy/repository';
 import { PolicyResolver } from '../../policy/resolve';
 import { ApiDeps } from '../deps';
 import { HttpError, queryText, userLabels } from '../http';
@@ -13,34 +12,18 @@ export function policyRoutes(d: ApiDeps): Router {
     const labels = queryText(req.query.labels).split(',').filter(Boolean);
     res.json({ revision: d.repo.revision, rules: d.repo.select(labels) } satisfies PolicyList);
   });
-  /**
-   * A repository change whose datapath update fails is rolled back: the
-   * previous rules and revision are put back and the maps rewritten from them.
-   */
-  const applyOrRollBack = async (before: ReturnType<PolicyRepository['snapshot']>, what: string) => {
+  // The repository announces each change to the regenerator and rolls back one it could not apply.
+  // Other errors of an import are the rules' (400); of a delete, the agent's (500).
+  const change = async <T>(what: () => Promise<T>, otherStatus: 400 | 500): Promise<T> => {
     try {
-      d.sync.regenerate();
+      return await what();
     } catch (err) {
-      await d.repo.restore(before);
-      try {
-        d.sync.regenerate();
-      } catch (again) {
-        d.log.error(`policy rollback: rewriting the maps for revision ${before.revision} failed too: ${(again as Error).message}`);
-      }
-      d.log.error(`${what} rolled back: the datapath update failed: ${(err as Error).message}`);
-      throw new HttpError(500, `${what} not applied, revision ${before.revision} stays in force: the datapath update failed: ${(err as Error).message}`);
+      if (err instanceof PolicyNotApplied) d.log.error(`${err.what} rolled back: the datapath update failed: ${err.why}`);
+      throw new HttpError(err instanceof PolicyNotApplied ? 500 : otherStatus, (err as Error).message);
     }
   };
   r.put('/v1/policy', async (req, res) => {
-    const before = d.repo.snapshot();
-    let revision: number;
-    try {
-      revision = await d.repo.import(req.body);
-    } catch (err) {
-      throw new HttpError(400, (err as Error).message);
-    }
-    failpoint('policy-persisted');
-    await applyOrRollBack(before, 'policy import');
+    const revision = await change(() => d.repo.import(req.body), 400);
     d.log.info(`policy imported, revision ${revision}`);
     res.json({ revision } satisfies PolicyChange);
   });
@@ -48,10 +31,7 @@ export function policyRoutes(d: ApiDeps): Router {
     const body = (req.body ?? {}) as { labels?: unknown; all?: unknown };
     const labels = Array.isArray(body.labels) ? body.labels.map(String) : [];
     if (labels.length === 0 && body.all !== true) throw new HttpError(400, 'give labels of the rules to delete, or all: true');
-    const before = d.repo.snapshot();
-    const result = await d.repo.delete(labels);
-    await applyOrRollBack(before, 'policy delete');
-    res.json(result satisfies PolicyDeleted);
+    res.json((await change(() => d.repo.delete(labels), 500)) satisfies PolicyDeleted);
   });
   r.post('/v1/policy/resolve', (req, res) => {
     const b = (req.body ?? {}) as { from?: unknown; to?: unknown; dport?: unknown; protocol?: unknown };
