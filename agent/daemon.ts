@@ -15,6 +15,7 @@ import { EndpointManager } from '../endpoint/manager';
 import { PolicySync } from '../endpoint/policy-sync';
 import { EndpointRegistry } from '../endpoint/registry';
 import { IdentityAllocator } from '../identity/allocator';
+import { CidrIdentities } from '../identity/cidr';
 import { Ipam } from '../ipam/ipam';
 import { lastAddress, parseAddress } from '../net/address';
 import { ContainerResolver } from '../labels/container-resolver';
@@ -122,7 +123,8 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     store.observeWith((op, s, ok) => {
       metrics.storeOp(op, s, ok);
     });
-    const sync = new PolicySync(dp, registry, identities, repo, cfg.enforcement, log, metrics);
+    const cidrIdentities = new CidrIdentities(dp.maps.ipcache.entries());
+    const sync = new PolicySync(dp, registry, identities, cidrIdentities, repo, cfg.enforcement, log, metrics);
     // Regeneration follows the owners' announcements: rules changed, an identity released.
     repo.onChange(() => {
       sync.regenerate();
@@ -180,6 +182,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
         networks,
         ipam,
         identities,
+        cidrIdentities,
         repo,
         sync,
         events,

@@ -6,6 +6,7 @@ import { EndpointManager } from '../endpoint/manager';
 import { PolicySync } from '../endpoint/policy-sync';
 import { EndpointRegistry } from '../endpoint/registry';
 import { IdentityAllocator } from '../identity/allocator';
+import { CidrIdentities, KnownIdentity, knownIdentities } from '../identity/cidr';
 import { Ipam } from '../ipam/ipam';
 import { Hooks } from '../metrics/metrics';
 import { EventLog, LoggedEvent } from '../monitor/event-log';
@@ -23,6 +24,7 @@ export interface ApiDeps {
   networks: NetworkRegistry;
   ipam: Ipam;
   identities: IdentityAllocator;
+  cidrIdentities: CidrIdentities;
   repo: PolicyRepository;
   sync: PolicySync;
   events: EventLog;
@@ -49,8 +51,12 @@ export interface ApiDeps {
 export class Views {
   constructor(private readonly d: ApiDeps) {}
 
+  known(): KnownIdentity[] {
+    return knownIdentities(this.d.identities, this.d.cidrIdentities);
+  }
+
   labelsOf(id: number): string[] {
-    return this.d.identities.get(id)?.labels ?? this.d.sync.knownIdentities().find((i) => i.id === id)?.labels ?? [];
+    return this.d.identities.get(id)?.labels ?? this.known().find((i) => i.id === id)?.labels ?? [];
   }
 
   endpoint(e: Endpoint): EndpointView {

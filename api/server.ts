@@ -27,7 +27,7 @@ export function apiApp(d: ApiDeps): express.Express {
   });
   app.use(express.json({ limit: '4mb', type: () => true }));
   const views = new Views(d);
-  app.use(healthRoutes(d), endpointRoutes(d, views), policyRoutes(d), eventRoutes(d, views), bpfRoutes(d, views));
+  app.use(healthRoutes(d), endpointRoutes(d, views), policyRoutes(d, views), eventRoutes(d, views), bpfRoutes(d, views));
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: `no such API route: ${req.method} ${req.path}` });
   });

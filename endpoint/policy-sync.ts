@@ -3,10 +3,10 @@ import { failpoint } from '../failpoint/failpoint';
 import { BpfDatapath } from '../datapath/bpf/loader';
 import { PolicyKey, PolicyMap } from '../datapath/bpf/maps';
 import { EndpointDatapathState, programEndpoint } from '../datapath/bpf/endpoint-program';
-import { formatCidr, parseCidr } from '../net/address';
+import { parseCidr } from '../net/address';
 import { IdentityAllocator } from '../identity/allocator';
-import { MIN_CIDR_IDENTITY } from '../identity/reserved';
-import { EndpointPolicy, EnforcementMode, KnownIdentity, PolicyResolver, rulePrefixes } from '../policy/resolve';
+import { CidrIdentities, knownIdentities } from '../identity/cidr';
+import { EndpointPolicy, EnforcementMode, PolicyResolver, rulePrefixes } from '../policy/resolve';
 import { Hooks } from '../metrics/metrics';
 import { PolicyRepository } from '../policy/repository';
 import { Endpoint } from './endpoint';
@@ -22,7 +22,6 @@ const hex = (k: PolicyKey) => PolicyMap.key(k).toString('hex');
 export class PolicySync {
   /** What the policy map holds, per endpoint ID (read back from the kernel at start). */
   private readonly current = new Map<number, Map<string, PolicyKey>>();
-  private readonly cidrIds = new Map<string, number>();
   private readonly lastPolicy = new Map<number, EndpointPolicy>();
   /** What was last written to each endpoint's datapath entries, so regeneration rewrites only what changed. */
   private readonly programmed = new Map<number, string>();
@@ -37,6 +36,7 @@ export class PolicySync {
     private readonly dp: BpfDatapath,
     private readonly registry: EndpointRegistry,
     private readonly identities: IdentityAllocator,
+    private readonly cidrs: CidrIdentities,
     private readonly repo: PolicyRepository,
     private readonly mode: EnforcementMode,
     private readonly log: Logger,
@@ -47,18 +47,10 @@ export class PolicySync {
       this.policyGens.set(e.epId, e.policyGen);
       this.lastGen = Math.max(this.lastGen, e.policyGen);
     }
-    for (const e of dp.maps.ipcache.entries()) {
-      if (e.identity >= MIN_CIDR_IDENTITY) this.cidrIds.set(formatCidr({ family: e.family, base: e.value, bits: e.bits }), e.identity);
-    }
-  }
-
-  knownIdentities(): KnownIdentity[] {
-    const cidr = [...this.cidrIds].map(([p, id]) => ({ id, labels: [`cidr:${p}`, 'reserved:world'], cidr: parseCidr(p) })).sort((a, b) => a.id - b.id);
-    return [...this.identities.list(), ...cidr];
   }
 
   resolver(): PolicyResolver {
-    return new PolicyResolver(this.repo.rules, this.knownIdentities(), this.mode);
+    return new PolicyResolver(this.repo.rules, knownIdentities(this.identities, this.cidrs), this.mode);
   }
 
   policyOf(epId: number): EndpointPolicy | undefined {
@@ -68,7 +60,7 @@ export class PolicySync {
   /** Brings every ready endpoint's policy (and the CIDR identities) in line with the rules. */
   regenerate(): void {
     const t0 = process.hrtime.bigint();
-    const staleCidrs = this.assignCidrIdentities();
+    const staleCidrs = this.cidrs.assign(rulePrefixes(this.repo.rules));
     const resolver = this.resolver();
     const removals: PolicyKey[] = [];
     let added = 0;
@@ -98,10 +90,7 @@ export class PolicySync {
       for (const [h, k] of have) if (!desired.has(h)) removals.push(k);
       this.lastPolicy.set(ep.id, policy);
     }
-    for (const [prefix, id] of this.cidrIds) {
-      const c = parseCidr(prefix);
-      this.dp.maps.ipcache.set(c.family, c.base, c.bits, id);
-    }
+    for (const [c, id] of this.cidrs.entries()) this.dp.maps.ipcache.set(c.family, c.base, c.bits, id);
     for (const ep of ready) this.program(ep);
     if (added) failpoint('policy-datapath'); // a failure halfway: entries added, none removed yet
     for (const prefix of staleCidrs) {
@@ -156,16 +145,6 @@ export class PolicySync {
     this.lastPolicy.delete(epId);
     this.programmed.delete(epId);
     this.policyGens.delete(epId);
-  }
-
-  /** Gives every prefix the rules name an identity; returns prefixes no rule names any more. */
-  private assignCidrIdentities(): string[] {
-    const wanted = new Set(rulePrefixes(this.repo.rules));
-    const stale = [...this.cidrIds.keys()].filter((p) => !wanted.has(p));
-    for (const p of stale) this.cidrIds.delete(p);
-    let next = Math.max(MIN_CIDR_IDENTITY - 1, ...this.cidrIds.values()) + 1;
-    for (const p of wanted) if (!this.cidrIds.has(p)) this.cidrIds.set(p, next++);
-    return stale;
   }
 
   private entriesOf(epId: number): Map<string, PolicyKey> {

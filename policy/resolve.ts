@@ -1,4 +1,5 @@
 import { Cidr, contains, formatCidr, lastAddress, parseCidr } from '../net/address';
+import type { KnownIdentity } from '../identity/cidr';
 import { RESERVED } from '../identity/reserved';
 import { EgressRule, Entity, IngressRule, Rule, Selector, ruleLabels } from './rule';
 import { isEmpty, matches } from './selector';
@@ -6,13 +7,6 @@ import { protocolNumber } from '../net/protocol';
 
 export type EnforcementMode = 'default' | 'always' | 'never';
 export type Dir = 'ingress' | 'egress';
-
-export interface KnownIdentity {
-  id: number;
-  labels: string[];
-  /** For CIDR identities: the prefix the ipcache maps to it. */
-  cidr?: Cidr;
-}
 
 export interface Allow {
   identity: number; // 0: any identity

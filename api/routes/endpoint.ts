@@ -38,10 +38,10 @@ export function endpointRoutes(d: ApiDeps, views: Views): Router {
   });
   const identityView = (i: { id: number; labels: string[] }): IdentityView => ({ id: i.id, labels: i.labels, users: d.identities.users(i.id) });
   r.get('/v1/identity', (_req, res) => {
-    res.json(d.sync.knownIdentities().map(identityView));
+    res.json(views.known().map(identityView));
   });
   r.get('/v1/identity/:id', (req, res) => {
-    const i = d.sync.knownIdentities().find((x) => String(x.id) === req.params.id);
+    const i = views.known().find((x) => String(x.id) === req.params.id);
     if (!i) throw new HttpError(404, `identity ${req.params.id} not found`);
     res.json(identityView(i));
   });

@@ -2,11 +2,11 @@ import { Router } from 'express';
 import { protocolNumber } from '../../net/protocol';
 import { PolicyNotApplied } from '../../policy/repository';
 import { PolicyResolver } from '../../policy/resolve';
-import { ApiDeps } from '../deps';
+import { ApiDeps, Views } from '../deps';
 import { HttpError, queryText, userLabels } from '../http';
 import type { PolicyChange, PolicyDeleted, PolicyList, Trace } from '../types';
 
-export function policyRoutes(d: ApiDeps): Router {
+export function policyRoutes(d: ApiDeps, views: Views): Router {
   const r = Router();
   r.get('/v1/policy', (req, res) => {
     const labels = queryText(req.query.labels).split(',').filter(Boolean);
@@ -45,7 +45,7 @@ export function policyRoutes(d: ApiDeps): Router {
     if (proto === undefined)
       throw new HttpError(400, `protocol ${typeof protocol === 'string' ? protocol : JSON.stringify(protocol)} is not TCP, UDP, ICMP or ANY`);
     // Label sets with no identity yet get provisional numbers, so a trace works before any container exists.
-    const known = d.sync.knownIdentities();
+    const known = views.known();
     const idOf = (labels: string[], provisional: number) => known.find((i) => JSON.stringify(i.labels) === JSON.stringify(labels))?.id ?? provisional;
     const srcId = idOf(from, -1);
     const dstId = idOf(to, -2);

@@ -1,6 +1,7 @@
 import assert from 'assert';
 import { parseCidr } from '../../net/address';
-import { KnownIdentity, PolicyResolver, lookup } from '../../policy/resolve';
+import type { KnownIdentity } from '../../identity/cidr';
+import { PolicyResolver, lookup } from '../../policy/resolve';
 import { Rule } from '../../policy/rule';
 import { validateRules } from '../../policy/validate';
 
