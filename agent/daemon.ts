@@ -17,14 +17,14 @@ import { EndpointRegistry } from '../endpoint/registry';
 import { IdentityAllocator } from '../identity/allocator';
 import { CidrIdentities } from '../identity/cidr';
 import { Ipam } from '../ipam/ipam';
-import { lastAddress, parseAddress } from '../net/address';
+import { lastAddress } from '../net/address';
 import { ContainerResolver } from '../labels/container-resolver';
 import { dockerClient } from '../labels/docker-client';
 import { Metrics } from '../metrics/metrics';
 import { EventLog } from '../monitor/event-log';
 import { IpamDriver } from '../plugin/ipam-driver';
 import { NetworkDriver } from '../plugin/network-driver';
-import { NetworkRegistry } from '../plugin/networks';
+import { NetworkManager } from '../network/manager';
 import { pluginApp } from '../plugin/server';
 import { PolicyRepository } from '../policy/repository';
 import { Reconciler, UNTAGGED_ORPHAN_MS } from '../reconcile/reconciler';
@@ -78,13 +78,10 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
       ...(cfg.ipv6Range && routerV6 ? { 6: { range: cfg.ipv6Range, router: routerV6 } } : {}),
       hostAddresses: host,
     });
-    const networks = await NetworkRegistry.load(store);
+    const baseRouters: RouterAddress[] = [{ family: 4, value: routerV4 }, ...(routerV6 ? [{ family: 6 as const, value: routerV6 }] : [])];
+    const networks = await NetworkManager.load(store, baseRouters);
     const registry = await EndpointRegistry.load(store);
-
-    const routers: RouterAddress[] = [{ family: 4, value: routerV4 }];
-    if (routerV6) routers.push({ family: 6, value: routerV6 });
-    for (const n of networks.list()) if (n.ipv4?.ownGateway) routers.push(parseAddress(n.ipv4.gateway));
-    await ensureHostRouter(routers, cfg.ipv6Range !== undefined);
+    await ensureHostRouter(networks.routerAddresses(), cfg.ipv6Range !== undefined);
 
     const dp = BpfDatapath.load({ bpfRoot: cfg.bpfRoot, hostToEndpointAllowed: cfg.allowLocalhost });
     closers.push(() => {
@@ -94,7 +91,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     if (dp.natRecoveryUnavailable) {
       log.warn(`netfilter conntrack kfuncs unavailable (${dp.natRecoveryUnavailable}): traffic the host NATs towards endpoints is treated as the world`);
     }
-    const hostIps = new HostAddressSync(dp.maps.ipcache, () => routers, log);
+    const hostIps = new HostAddressSync(dp.maps.ipcache, () => networks.routerAddresses(), log);
     await hostIps.sync();
     hostIps.start(10_000);
     closers.push(() => {

@@ -10,7 +10,7 @@ import { CidrIdentities, KnownIdentity, knownIdentities } from '../identity/cidr
 import { Ipam } from '../ipam/ipam';
 import { Hooks } from '../metrics/metrics';
 import { EventLog, LoggedEvent } from '../monitor/event-log';
-import { NetworkRegistry } from '../plugin/networks';
+import { NetworkManager } from '../network/manager';
 import { PolicyRepository } from '../policy/repository';
 import { Reconciler } from '../reconcile/reconciler';
 import type { EndpointView, EventView } from './types';
@@ -21,7 +21,7 @@ export interface ApiDeps {
   startedAt: Date;
   endpoints: EndpointRegistry;
   manager: EndpointManager;
-  networks: NetworkRegistry;
+  networks: NetworkManager;
   ipam: Ipam;
   identities: IdentityAllocator;
   cidrIdentities: CidrIdentities;

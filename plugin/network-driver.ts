@@ -1,9 +1,8 @@
 import { Logger } from 'winston';
 import { Family, parseAddress } from '../net/address';
 import { Ipam } from '../ipam/ipam';
-import { addRouterAddress, removeRouterAddress } from '../datapath/host-router';
 import { EndpointManager } from '../endpoint/manager';
-import { Network, NetworkFamily, NetworkRegistry } from './networks';
+import { Network, NetworkFamily, NetworkManager } from '../network/manager';
 import { Body, asBody, id, optionalArray, optionalObject, optionalString, stringMap } from './validate';
 
 const CONNECTED = 1;
@@ -14,7 +13,7 @@ const CONNECTED = 1;
  */
 export class NetworkDriver {
   constructor(
-    private readonly networks: NetworkRegistry,
+    private readonly networks: NetworkManager,
     private readonly endpoints: EndpointManager,
     private readonly ipam: Ipam,
     private readonly log: Logger,
@@ -35,23 +34,14 @@ export class NetworkDriver {
     const ipv4 = v4[0] && this.networkFamily(4, v4[0]);
     const ipv6 = v6[0] && this.networkFamily(6, v6[0]);
     const network: Network = { id: networkId, ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}), createdAt: new Date().toISOString() };
-    if (ipv4?.ownGateway) await addRouterAddress(parseAddress(ipv4.gateway));
-    try {
-      await this.networks.save(network);
-    } catch (err) {
-      if (ipv4?.ownGateway) await removeRouterAddress(parseAddress(ipv4.gateway));
-      throw err;
-    }
+    await this.networks.add(network);
     this.log.info(`network ${networkId.slice(0, 12)} created`, { network: networkId, ipv4, ipv6 });
     return {};
   }
 
   async deleteNetwork(raw: unknown) {
     const networkId = id(asBody(raw), 'NetworkID');
-    const network = this.networks.get(networkId);
-    if (!network) return {};
-    await this.networks.remove(networkId);
-    if (network.ipv4?.ownGateway) await removeRouterAddress(parseAddress(network.ipv4.gateway));
+    if (!(await this.networks.remove(networkId))) return {};
     this.log.info(`network ${networkId.slice(0, 12)} deleted`, { network: networkId });
     return {};
   }

@@ -5,13 +5,12 @@ import { Logger } from 'winston';
 import { BpfDatapath, PINNED_MAPS } from '../datapath/bpf/loader';
 import { failpoint } from '../failpoint/failpoint';
 import { deleteLink, linkIndex, listLinks } from '../datapath/rtnl';
-import { removeRouterAddress } from '../datapath/host-router';
 import { Endpoint } from '../endpoint/endpoint';
 import { EndpointManager } from '../endpoint/manager';
 import { RESERVED, MIN_CIDR_IDENTITY, MIN_USER_IDENTITY } from '../identity/reserved';
 import { familyBits, formatAddress, parseAddress } from '../net/address';
 import { Ipam } from '../ipam/ipam';
-import { NetworkRegistry } from '../plugin/networks';
+import { NetworkManager } from '../network/manager';
 import { DockerView, dockerView } from './docker-view';
 
 export interface ReconcileReport {
@@ -31,7 +30,7 @@ export interface ReconcileReport {
 
 export interface ReconcilerDeps {
   manager: EndpointManager;
-  networks: NetworkRegistry;
+  networks: NetworkManager;
   ipam: Ipam;
   dp: BpfDatapath;
   docker: Docker;
@@ -127,7 +126,6 @@ export class Reconciler {
     for (const n of this.d.networks.list()) {
       if (view.networks.has(n.id) || !this.old(Date.parse(n.createdAt), view)) continue;
       await this.d.networks.remove(n.id);
-      if (n.ipv4?.ownGateway) await removeRouterAddress(parseAddress(n.ipv4.gateway));
       r.networksRemoved++;
       repair(`network ${n.id.slice(0, 12)} is gone from Docker: forgotten`);
     }

@@ -10,7 +10,7 @@ cd "$ROOT"
 bash scripts/install-deps.sh
 # Rebuild only when a source is newer than the last build, so re-running is cheap and
 # never rewrites dist/ under a running agent or test.
-if [ ! -f dist/.built ] || [ -n "$(find agent api cli conntrack datapath endpoint failpoint identity ipam labels metrics monitor net plugin policy reconcile store bpf tsconfig.json package.json package-lock.json -newer dist/.built -type f 2>/dev/null | head -1)" ]; then
+if [ ! -f dist/.built ] || [ -n "$(find agent api cli conntrack datapath endpoint failpoint identity ipam labels metrics monitor net network plugin policy reconcile store bpf tsconfig.json package.json package-lock.json -newer dist/.built -type f 2>/dev/null | head -1)" ]; then
   npm run build --silent
   touch dist/.built
 fi
