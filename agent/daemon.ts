@@ -122,13 +122,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     });
     const cidrIdentities = new CidrIdentities(dp.maps.ipcache.entries());
     const sync = new PolicySync(dp, registry, identities, cidrIdentities, repo, cfg.enforcement, log, metrics);
-    // Regeneration follows the owners' announcements: rules changed, an identity released.
-    repo.onChange(() => {
-      sync.regenerate();
-    });
-    identities.onReleased(() => {
-      sync.regenerate();
-    });
+    sync.follow(repo, identities, registry);
     const docker = dockerClient(cfg.dockerHost);
     const resolver = new ContainerResolver(docker, log);
     closers.push(() => {
@@ -139,6 +133,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     resolver.deliverTo((id, info) => manager.assignContainer(id, info));
     closers.push(() => manager.drain());
     await manager.restore();
+    sync.regenerate(); // the first pass, over every endpoint restored
     void resolver.start();
     const reconciler = new Reconciler({
       manager,

@@ -189,8 +189,7 @@ export class EndpointManager {
     }
     if (ep.identity >= MIN_USER_IDENTITY) this.identities.release(ep.identity);
     const ready: Endpoint = { ...ep, ...owner, labels, identity: identity.id, state: 'ready' };
-    await this.registry.save(ready);
-    this.policy.regenerate();
+    await this.registry.save(ready); // the regenerator follows: the endpoint is enforced under its identity
     this.hooks?.endpointReady((Date.now() - Date.parse(ep.createdAt)) / 1000);
     this.log.info(`endpoint ${ep.id} has identity ${identity.id}`, { endpoint: ep.id, container: owner.containerName, labels, identity: identity.id });
   }
@@ -245,7 +244,6 @@ export class EndpointManager {
       this.dp.attach(ep.ifIndex, false);
       if (ep.state === 'waiting-for-identity' && ep.sandboxKey) this.lookup.watch(ep.dockerEndpointId, ep.dockerNetworkId);
     }
-    this.policy.regenerate();
     this.identities.sweepUnused();
   }
 

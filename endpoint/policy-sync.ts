@@ -49,6 +49,24 @@ export class PolicySync {
     }
   }
 
+  /**
+   * The owners' announcements that change what the maps must hold: the rules
+   * (a failure here makes the repository roll back), an identity released, an
+   * endpoint that became ready or took another identity. Nothing else asks
+   * for a regeneration, except the first one at start.
+   */
+  follow(repo: PolicyRepository, identities: IdentityAllocator, registry: EndpointRegistry): void {
+    repo.onChange(() => {
+      this.regenerate();
+    });
+    identities.onReleased(() => {
+      this.regenerate();
+    });
+    registry.onSaved((before, after) => {
+      if (after.state === 'ready' && (before?.state !== 'ready' || before.identity !== after.identity)) this.regenerate();
+    });
+  }
+
   resolver(): PolicyResolver {
     return new PolicyResolver(this.repo.rules, knownIdentities(this.identities, this.cidrs), this.mode);
   }

@@ -8,8 +8,14 @@ const key = (dockerEndpointId: string) => `endpoint/${dockerEndpointId}`;
 export class EndpointRegistry {
   private readonly byDockerId = new Map<string, Endpoint>();
   private readonly usedIds = new Set<number>();
+  private readonly listeners: Array<(before: Endpoint | undefined, after: Endpoint) => void> = [];
 
   private constructor(private readonly store: KVStore) {}
+
+  /** Called, synchronously, after each saved change with the endpoint as it was and as it is. */
+  onSaved(listener: (before: Endpoint | undefined, after: Endpoint) => void): void {
+    this.listeners.push(listener);
+  }
 
   static async load(store: KVStore): Promise<EndpointRegistry> {
     const reg = new EndpointRegistry(store);
@@ -38,8 +44,10 @@ export class EndpointRegistry {
   }
 
   async save(ep: Endpoint): Promise<void> {
+    const before = this.byDockerId.get(ep.dockerEndpointId);
     await this.store.batch([putJSON(key(ep.dockerEndpointId), ep)]);
     this.remember(ep);
+    for (const l of this.listeners) l(before, ep);
   }
 
   /**
