@@ -1,6 +1,6 @@
 import { Logger } from 'winston';
 import { failpoint } from '../failpoint/failpoint';
-import { BpfDatapath } from '../datapath/bpf/loader';
+import type { DatapathMaps } from '../datapath/bpf/loader';
 import { PolicyKey, PolicyMap } from '../datapath/bpf/maps';
 import { EndpointDatapathState, programEndpoint } from '../datapath/bpf/endpoint-program';
 import { parseCidr } from '../net/address';
@@ -33,7 +33,7 @@ export class PolicySync {
   private lastGen = 0;
 
   constructor(
-    private readonly dp: BpfDatapath,
+    private readonly dp: DatapathMaps,
     private readonly registry: EndpointRegistry,
     private readonly identities: IdentityAllocator,
     private readonly cidrs: CidrIdentities,

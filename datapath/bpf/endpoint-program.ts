@@ -1,6 +1,6 @@
 import { createHash } from 'crypto';
 import { Family, familyBits, parseAddress } from '../../net/address';
-import { BpfDatapath } from './loader';
+import type { DatapathMaps } from './loader';
 import { EP_FLAGS } from './maps';
 
 /** What the datapath needs to know of one endpoint. */
@@ -33,7 +33,7 @@ function addresses(ep: { ipv4?: string; ipv6?: string }): Array<{ family: Family
 }
 
 /** Writes the endpoint's map entry and its addresses' identity. Idempotent. */
-export function programEndpoint(dp: BpfDatapath, ep: EndpointDatapathState): void {
+export function programEndpoint(dp: DatapathMaps, ep: EndpointDatapathState): void {
   const flags = (ep.ingressEnforced ? EP_FLAGS.ingressEnforce : 0) | (ep.egressEnforced ? EP_FLAGS.egressEnforce : 0) | (ep.ready ? 0 : EP_FLAGS.notReady);
   const owner = ownerOf(ep.sandboxKey);
   for (const a of addresses(ep)) {
@@ -60,7 +60,7 @@ export function programEndpoint(dp: BpfDatapath, ep: EndpointDatapathState): voi
  * or are swept by reconciliation: walking the whole table here would put an
  * O(connections) cost on every container stop. Idempotent.
  */
-export function unprogramEndpoint(dp: BpfDatapath, ep: { ifIndex: number; ipv4?: string; ipv6?: string }): void {
+export function unprogramEndpoint(dp: DatapathMaps, ep: { ifIndex: number; ipv4?: string; ipv6?: string }): void {
   dp.maps.endpoints.delete(ep.ifIndex);
   for (const a of addresses(ep)) {
     dp.maps.addresses.delete(a.family, a.value);

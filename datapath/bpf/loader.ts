@@ -22,6 +22,11 @@ export interface DatapathConfig {
   hostToEndpointAllowed: boolean;
 }
 
+/** What enforcement state is written through: the typed maps (a test can give in-memory ones). */
+export interface DatapathMaps {
+  readonly maps: Maps;
+}
+
 export interface Maps {
   endpoints: EndpointMap;
   ipcache: IpcacheMap;
@@ -37,7 +42,7 @@ export interface Maps {
  * when present, so enforcement state survives restarts and programs already
  * attached keep enforcing while the agent is down.
  */
-export class BpfDatapath {
+export class BpfDatapath implements DatapathMaps {
   private constructor(
     private readonly obj: Pointer,
     readonly maps: Maps,

@@ -5,8 +5,20 @@ export const BPF_ANY = 0;
 export const BPF_NOEXIST = 1;
 const ENOENT = -2;
 
-/** One BPF map by fd, with fixed-size binary keys and values encoded by its caller. */
-export class BpfMap {
+/** What the codecs need of a map: fixed-size binary keys and values, encoded by them. */
+export interface MapStore {
+  readonly name: string;
+  update(key: Buffer, value: Buffer, flags?: number): void;
+  lookup(key: Buffer): Buffer | undefined;
+  delete(key: Buffer): boolean;
+  keys(): Buffer[];
+  batches(chunk?: number): Iterable<Array<[Buffer, Buffer]>>;
+  deleteMany(keys: Buffer[]): number;
+  entries(): Array<[Buffer, Buffer]>;
+}
+
+/** One BPF map by fd. */
+export class BpfMap implements MapStore {
   constructor(
     readonly name: string,
     readonly fd: number,

@@ -1,6 +1,6 @@
 import { Family, formatAddress } from '../../net/address';
 import { addressBytes, macBytes } from '../rtnl';
-import { BpfMap, possibleCpus } from './map';
+import { MapStore, possibleCpus } from './map';
 import { IPPROTO } from '../../net/protocol';
 
 /**
@@ -61,7 +61,7 @@ export const PROGRAM_MAP_LAYOUTS = {
 } as const;
 
 export class EndpointMap {
-  constructor(readonly map: BpfMap) {}
+  constructor(readonly map: MapStore) {}
 
   set(ifindex: number, e: EndpointInfo): void {
     const v = Buffer.alloc(ENDPOINT_INFO_SIZE);
@@ -100,7 +100,7 @@ export class EndpointMap {
 }
 
 export class IpcacheMap {
-  constructor(readonly map: BpfMap) {}
+  constructor(readonly map: MapStore) {}
 
   /** prefix bits are those of the family (32 for a host IPv4); owner names the container holding an endpoint address. */
   set(family: Family, value: bigint, bits: number, identity: number, owner = 0): void {
@@ -139,7 +139,7 @@ export interface PolicyKey {
 }
 
 export class PolicyMap {
-  constructor(readonly map: BpfMap) {}
+  constructor(readonly map: MapStore) {}
 
   static key(p: PolicyKey): Buffer {
     const k = Buffer.alloc(MAP_LAYOUTS.cilium_policy.key);
@@ -213,7 +213,7 @@ export function ctState(e: Pick<CtEntry, 'proto' | 'flags'>): string {
 }
 
 export class CtMap {
-  constructor(readonly map: BpfMap) {}
+  constructor(readonly map: MapStore) {}
 
   static decode(k: Buffer, v: Buffer): CtEntry {
     const src = fromAddr16(k.subarray(0, 16));
@@ -275,7 +275,7 @@ export class CtMap {
 export class MetricsMap {
   private readonly cpus = possibleCpus();
 
-  constructor(readonly map: BpfMap) {}
+  constructor(readonly map: MapStore) {}
 
   /** Totals over CPUs, by reason and direction. */
   read(): Array<{ reason: number; dir: Direction; packets: bigint; bytes: bigint }> {
@@ -300,7 +300,7 @@ function u32(n: number): Buffer {
 
 /** Endpoint address -> its veth, the container's MAC and the host side's: for direct local delivery. */
 export class EndpointAddressMap {
-  constructor(readonly map: BpfMap) {}
+  constructor(readonly map: MapStore) {}
 
   set(family: Family, value: bigint, to: { ifindex: number; mac: string; hostMac: string }): void {
     const v = Buffer.alloc(MAP_LAYOUTS.cilium_ep_addr.value);
