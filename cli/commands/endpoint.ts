@@ -14,7 +14,7 @@ export const endpointList: Command = async (ctx) => {
         onOff(e.policy.ingressEnforced),
         onOff(e.policy.egressEnforced),
         String(e.identity),
-        e.labels.join(' ') || 'reserved:init',
+        e.labels.join(' ') || (e.state === 'ready' ? '(no labels)' : 'reserved:init'),
         e.ipv6 ?? '',
         e.ipv4 ?? '',
         e.state,
