@@ -13,6 +13,7 @@ import { dockerRunBench, dockerRunReport } from './docker-run';
 import { histogramQuantiles } from './quantiles';
 import { PROBE, policyUpdateReach } from './policy-update';
 import { pairedRatio, summarize } from './stats';
+import { keepCiliumHost } from '../test/harness/machine-state';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 50);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 10);
@@ -82,6 +83,7 @@ async function main(): Promise<void> {
     `--prometheus-serve-addr=${METRICS}`,
   ]);
   const cleanups: Array<() => Promise<unknown>> = [];
+  const restoreCiliumHost = await keepCiliumHost();
   const policy = (rules: unknown) => httpUnix(agent.apiSocket, 'PUT', '/v1/policy', JSON.stringify(rules));
   try {
     await d.start();
@@ -340,6 +342,7 @@ async function main(): Promise<void> {
     await d.docker(['network', 'rm', 'bench-cilium', 'bench-bridge']);
     await agent.destroy();
     await d.destroy();
+    await restoreCiliumHost();
   }
 }
 

@@ -1,8 +1,8 @@
 import { run } from './exec';
 
 /**
- * Mocha root hooks: the suite leaves the host's cilium_host device as it found
- * it. Every test agent puts its range's router address there (and creates the
+ * The suite and the benchmarks leave the host's cilium_host device as they
+ * found it. Every test agent puts its range's router address there (and creates the
  * device pair when no agent ran before); the machine's own agent, if any,
  * keeps its addresses.
  */
@@ -15,13 +15,10 @@ const addresses = async (): Promise<string[] | undefined> => {
     .filter((a): a is string => !!a && !a.startsWith('fe80:'));
 };
 
-let before: string[] | undefined;
-
-export const mochaHooks = {
-  async beforeAll(): Promise<void> {
-    before = await addresses();
-  },
-  async afterAll(): Promise<void> {
+/** Notes cilium_host as it is; the function returned puts it back so (the device gone if it was not there). */
+export async function keepCiliumHost(): Promise<() => Promise<void>> {
+  const before = await addresses();
+  return async () => {
     const now = await addresses();
     if (now === undefined) return;
     if (before === undefined) {
@@ -29,5 +26,16 @@ export const mochaHooks = {
       return;
     }
     for (const a of now) if (!before.includes(a)) await run('ip', ['addr', 'del', a, 'dev', 'cilium_host']);
+  };
+}
+
+let restore: (() => Promise<void>) | undefined;
+
+export const mochaHooks = {
+  async beforeAll(): Promise<void> {
+    restore = await keepCiliumHost();
+  },
+  async afterAll(): Promise<void> {
+    await restore?.();
   },
 };
