@@ -24,13 +24,7 @@ describe('endpoints without containers: labels from the API, ARP answered in BPF
 
   before(async () => {
     await agent.start();
-    const net = await agent.plugin('NetworkDriver.CreateNetwork', {
-      NetworkID: NET,
-      Options: {},
-      IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: '0.0.0.0/0', Gateway: '10.216.0.1/32' }],
-      IPv6Data: [],
-    });
-    assert.strictEqual(net.status, 200, JSON.stringify(net.body));
+    await agent.createNetwork(NET, '10.216.0.1');
     server = (await bare.create(1, ['app=server']))[0]!;
     client = (await bare.create(1, ['role=client']))[0]!;
     other = (await bare.create(1, ['role=other']))[0]!;

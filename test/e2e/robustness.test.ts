@@ -36,15 +36,7 @@ describe('robustness: failed policy updates roll back; endpoint addresses come f
 
   before(async () => {
     await agent.start({ CILIUM_FAILPOINTS: 'policy-datapath=1:throw' });
-    for (const id of [NET, OTHER_NET]) {
-      const r = await agent.plugin('NetworkDriver.CreateNetwork', {
-        NetworkID: id,
-        Options: {},
-        IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: '0.0.0.0/0', Gateway: '10.217.0.1/32' }],
-        IPv6Data: [],
-      });
-      assert.strictEqual(r.status, 200, JSON.stringify(r.body));
-    }
+    for (const id of [NET, OTHER_NET]) await agent.createNetwork(id, '10.217.0.1');
     server = (await bare.create(1, ['app=server']))[0]!;
     await bare.create(1, ['role=client']);
   });

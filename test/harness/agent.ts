@@ -128,6 +128,17 @@ export class TestAgent {
     return httpUnix(this.pluginSocket, 'POST', `/${method}`, typeof body === 'string' ? body : JSON.stringify(body));
   }
 
+  /** CreateNetwork over the plugin protocol for a network on the agent's host range, as dockerd sends it; throws unless it is created. */
+  async createNetwork(networkId: string, gateway: string): Promise<void> {
+    const r = await this.plugin('NetworkDriver.CreateNetwork', {
+      NetworkID: networkId,
+      Options: {},
+      IPv4Data: [{ AddressSpace: 'CiliumLocal', Pool: '0.0.0.0/0', Gateway: `${gateway}/32` }],
+      IPv6Data: [],
+    });
+    if (r.status !== 200) throw new Error(`CreateNetwork ${networkId}: ${r.status} ${JSON.stringify(r.body)}`);
+  }
+
   /** Any API call, its status and body as they come. */
   request(method: string, path: string, body?: string): Promise<HttpAnswer> {
     return httpUnix(this.apiSocket, method, path, body);
