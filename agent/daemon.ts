@@ -11,6 +11,7 @@ import { BpfDatapath } from '../datapath/bpf/loader';
 import { agentTag } from '../datapath/endpoint-link';
 import { RouterAddress, ensureHostRouter } from '../datapath/host-router';
 import { LinkReaper } from '../datapath/link-reaper';
+import { listLinks } from '../datapath/rtnl';
 import { EndpointManager } from '../endpoint/manager';
 import { PolicySync } from '../endpoint/policy-sync';
 import { EndpointRegistry } from '../endpoint/registry';
@@ -27,6 +28,7 @@ import { NetworkDriver } from '../plugin/network-driver';
 import { NetworkManager } from '../network/manager';
 import { pluginApp } from '../plugin/server';
 import { PolicyRepository } from '../policy/repository';
+import { dockerView } from '../reconcile/docker-view';
 import { Reconciler, UNTAGGED_ORPHAN_MS } from '../reconcile/reconciler';
 import { VERSION } from '../api/version';
 import { LevelStore } from '../store/level-store';
@@ -129,21 +131,23 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
       resolver.stop();
     });
     const reaper = new LinkReaper(log);
-    const manager = new EndpointManager(registry, dp, identities, sync, resolver, log, agentTag(cfg.stateDir), reaper, metrics);
+    const manager = new EndpointManager(registry, dp, identities, resolver, log, agentTag(cfg.stateDir), reaper, metrics);
     resolver.deliverTo((id, info) => manager.assignContainer(id, info));
     closers.push(() => manager.drain());
     await manager.restore();
     sync.regenerate(); // the first pass, over every endpoint restored
     void resolver.start();
+    const driver = basename(cfg.pluginSocket, '.sock');
     const reconciler = new Reconciler({
-      manager,
+      endpoints: manager,
       networks,
       ipam,
-      dp,
-      docker,
+      maps: dp.maps,
+      links: listLinks,
+      reaper,
+      dockerView: () => dockerView(docker, driver),
       log,
       bpfRoot: cfg.bpfRoot,
-      driver: basename(cfg.pluginSocket, '.sock'),
       graceMs: cfg.reconcileGraceMs,
     });
 

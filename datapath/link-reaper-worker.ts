@@ -6,8 +6,7 @@ let chain = Promise.resolve();
 parentPort!.on('message', (name: string) => {
   chain = chain.then(async () => {
     try {
-      await deleteLink(name);
-      parentPort!.postMessage({ name });
+      parentPort!.postMessage({ name, deleted: await deleteLink(name) });
     } catch (err) {
       parentPort!.postMessage({ name, error: (err as Error).message });
     }

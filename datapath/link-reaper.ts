@@ -12,16 +12,19 @@ import { Logger } from 'winston';
  * are gone before a link is handed over here, so what waits carries no state.
  */
 export class LinkReaper {
-  private readonly queue = new Set<string>();
+  /** Links scheduled, with whoever waits for each to be gone. */
+  private readonly queue = new Map<string, Array<(deleted: boolean) => void>>();
   private readonly worker: Worker;
   private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly log: Logger) {
     this.worker = new Worker(join(__dirname, 'link-reaper-worker.js'));
     this.worker.unref();
-    this.worker.on('message', (m: { name: string; error?: string }) => {
+    this.worker.on('message', (m: { name: string; deleted?: boolean; error?: string }) => {
       if (m.error) this.log.warn(`cannot delete ${m.name} (left for reconciliation): ${m.error}`, { ifName: m.name });
+      const waiters = this.queue.get(m.name) ?? [];
       this.queue.delete(m.name);
+      for (const w of waiters) w(m.deleted === true);
       if (this.queue.size === 0) for (const w of this.idleWaiters.splice(0)) w();
     });
     this.worker.on('error', (err) => this.log.error(`link deletion worker failed: ${err.message}`));
@@ -29,8 +32,16 @@ export class LinkReaper {
 
   schedule(name: string): void {
     if (this.queue.has(name)) return;
-    this.queue.add(name);
+    this.queue.set(name, []);
     this.worker.postMessage(name);
+  }
+
+  /** Deletes the link (with its routes and programs) and answers whether it was there. */
+  reap(name: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.schedule(name);
+      this.queue.get(name)!.push(resolve);
+    });
   }
 
   /** A link waiting here is no orphan: reconciliation leaves it alone. */

@@ -108,7 +108,14 @@ export async function linkIndex(name: string): Promise<number | undefined> {
   }
 }
 
-export async function listLinks(): Promise<Array<{ name: string; index: number; alias: string }>> {
+export interface HostLink {
+  name: string;
+  index: number;
+  /** IFLA_IFALIAS: what marks a veth as one agent's */
+  alias: string;
+}
+
+export async function listLinks(): Promise<HostLink[]> {
   const links = await dump('list links', (s) => s.getLinks(undefined, undefined, { timeout: TIMEOUT_MS }));
   return links.map((l) => ({ name: l.attrs.ifname ?? '', index: l.data.index ?? 0, alias: l.attrs.ifalias ?? '' }));
 }

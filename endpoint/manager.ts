@@ -3,7 +3,6 @@ import { parseAddress } from '../net/address';
 import { EndpointAddress, LinkNames, linkLocalFromMac, linkNames, setupEndpointLink, teardownEndpointLink } from '../datapath/endpoint-link';
 import { LinkReaper } from '../datapath/link-reaper';
 import { BpfDatapath } from '../datapath/bpf/loader';
-import { unprogramEndpoint } from '../datapath/bpf/endpoint-program';
 import { linkIndex } from '../datapath/rtnl';
 import { IdentityAllocator } from '../identity/allocator';
 import { MIN_USER_IDENTITY, RESERVED } from '../identity/reserved';
@@ -11,7 +10,6 @@ import { ContainerInfo } from '../labels/container-resolver';
 import { failpoint } from '../failpoint/failpoint';
 import { Hooks } from '../metrics/metrics';
 import { Endpoint } from './endpoint';
-import { PolicySync } from './policy-sync';
 import { EndpointRegistry } from './registry';
 
 export interface CreateRequest {
@@ -37,10 +35,9 @@ export interface ContainerLookup {
  */
 export class EndpointManager {
   constructor(
-    readonly registry: EndpointRegistry,
-    private readonly dp: BpfDatapath,
+    private readonly registry: EndpointRegistry,
+    private readonly dp: Pick<BpfDatapath, 'attach' | 'attached'>,
     private readonly identities: IdentityAllocator,
-    readonly policy: PolicySync,
     private readonly lookup: ContainerLookup,
     private readonly log: Logger,
     /** Alias on every veth this agent creates: what marks a link as ours. */
@@ -121,14 +118,13 @@ export class EndpointManager {
         createdAt: new Date().toISOString(),
       };
       try {
-        // The programs are attached before Join answers, so before the engine moves the peer into the container.
-        this.policy.program(ep);
-        this.dp.attach(ifIndex, true);
+        // Recorded, and so written fail-closed into the maps by the regenerator, then the programs
+        // attached: both before Join answers, so before the engine moves the peer into the container.
         await this.registry.save(ep);
+        this.dp.attach(ifIndex, true);
         failpoint('endpoint-recorded');
       } catch (err) {
-        unprogramEndpoint(this.dp, ep);
-        this.policy.forget(id);
+        await this.registry.remove(ep); // its map entries go with the record
         await teardownEndpointLink(names.hostName);
         throw err;
       }
@@ -143,10 +139,9 @@ export class EndpointManager {
   async join(dockerEndpointId: string, sandboxKey: string): Promise<Endpoint> {
     await this.setups.get(dockerEndpointId)?.done; // its failure is Join's failure
     const ep = this.must(dockerEndpointId);
-    const joined: Endpoint = { ...ep, sandboxKey };
+    const joined: Endpoint = { ...ep, sandboxKey }; // its container's owner number goes into the maps
     await this.registry.save(joined);
     failpoint('endpoint-joined');
-    this.policy.program(joined); // now it knows its container: its owner number
     if (joined.state !== 'waiting-for-identity') return joined;
     // docker network connect of a container we already serve: its container
     // and labels are known, so it is enforced under its identity at once.
@@ -215,10 +210,7 @@ export class EndpointManager {
     if (!ep) return;
     this.lookup.unwatch(dockerEndpointId);
     this.reaper.schedule(ep.ifName);
-    unprogramEndpoint(this.dp, ep);
-    this.policy.forget(ep.id);
-    failpoint('endpoint-unprogrammed');
-    await this.registry.remove(ep);
+    await this.registry.remove(ep); // the regenerator removes its map entries first
     failpoint('endpoint-deleted');
     if (ep.identity >= MIN_USER_IDENTITY) this.identities.release(ep.identity);
     this.log.info(`endpoint ${ep.id} deleted`, { endpoint: ep.id, ifName: ep.ifName });
@@ -226,7 +218,8 @@ export class EndpointManager {
 
   /**
    * After an agent restart: re-attach this agent's programs (the old ones kept
-   * enforcing meanwhile), take back identity references, resume lookups.
+   * enforcing meanwhile, over the pinned maps), take back identity references,
+   * resume lookups. The regenerator's first pass rewrites every entry.
    */
   async restore(): Promise<void> {
     for (const ep of this.registry.list()) {
@@ -235,16 +228,34 @@ export class EndpointManager {
         this.log.warn(`endpoint ${ep.id}: ${ep.ifName} is gone (left for reconciliation)`, { endpoint: ep.id });
         continue;
       }
-      let current = ep;
       if (ep.state === 'ready') {
         const { id } = await this.identities.acquire(ep.labels);
-        if (id !== ep.identity) await this.registry.save((current = { ...ep, identity: id }));
+        if (id !== ep.identity) await this.registry.save({ ...ep, identity: id });
       }
-      this.policy.program(current);
       this.dp.attach(ep.ifIndex, false);
       if (ep.state === 'waiting-for-identity' && ep.sandboxKey) this.lookup.watch(ep.dockerEndpointId, ep.dockerNetworkId);
     }
     this.identities.sweepUnused();
+  }
+
+  list(): Endpoint[] {
+    return this.registry.list();
+  }
+
+  /** An endpoint ID taken by a setup under way: its map entries may precede its record. */
+  isSettingUp(epId: number): boolean {
+    return this.registry.isReserved(epId);
+  }
+
+  /** Attaches this agent's programs again where an endpoint's veth lost them; answers those endpoints. */
+  async reattachPrograms(): Promise<Endpoint[]> {
+    const repaired: Endpoint[] = [];
+    for (const ep of this.registry.list()) {
+      if ((await linkIndex(ep.ifName)) !== ep.ifIndex || this.dp.attached(ep.ifIndex)) continue;
+      this.dp.attach(ep.ifIndex, false);
+      repaired.push(ep);
+    }
+    return repaired;
   }
 
   /** Looks for the container of an endpoint still waiting for its identity. */

@@ -2,7 +2,7 @@ import { Logger } from 'winston';
 import { failpoint } from '../failpoint/failpoint';
 import type { DatapathMaps } from '../datapath/bpf/loader';
 import { PolicyKey, PolicyMap } from '../datapath/bpf/maps';
-import { EndpointDatapathState, programEndpoint } from '../datapath/bpf/endpoint-program';
+import { EndpointDatapathState, programEndpoint, unprogramEndpoint } from '../datapath/bpf/endpoint-program';
 import { parseCidr } from '../net/address';
 import { IdentityAllocator } from '../identity/allocator';
 import { CidrIdentities, knownIdentities } from '../identity/cidr';
@@ -52,8 +52,10 @@ export class PolicySync {
   /**
    * The owners' announcements that change what the maps must hold: the rules
    * (a failure here makes the repository roll back), an identity released, an
-   * endpoint that became ready or took another identity. Nothing else asks
-   * for a regeneration, except the first one at start.
+   * endpoint saved (written at once; one that became ready or took another
+   * identity regenerates) or removed (its entries revoked before its ID can be
+   * reused). Nothing else writes endpoints or policy, except the first pass at
+   * start. A write that fails makes the owner's call fail.
    */
   follow(repo: PolicyRepository, identities: IdentityAllocator, registry: EndpointRegistry): void {
     repo.onChange(() => {
@@ -64,6 +66,10 @@ export class PolicySync {
     });
     registry.onSaved((before, after) => {
       if (after.state === 'ready' && (before?.state !== 'ready' || before.identity !== after.identity)) this.regenerate();
+      else this.program(after);
+    });
+    registry.onRemoving((ep) => {
+      this.forget(ep);
     });
   }
 
@@ -75,7 +81,7 @@ export class PolicySync {
     return this.lastPolicy.get(epId);
   }
 
-  /** Brings every ready endpoint's policy (and the CIDR identities) in line with the rules. */
+  /** Brings every ready endpoint's policy (and the CIDR identities) in line with the rules, and every endpoint's entries with its record. */
   regenerate(): void {
     const t0 = process.hrtime.bigint();
     const staleCidrs = this.cidrs.assign(rulePrefixes(this.repo.rules));
@@ -109,7 +115,7 @@ export class PolicySync {
       this.lastPolicy.set(ep.id, policy);
     }
     for (const [c, id] of this.cidrs.entries()) this.dp.maps.ipcache.set(c.family, c.base, c.bits, id);
-    for (const ep of ready) this.program(ep);
+    for (const ep of this.registry.list()) this.program(ep);
     if (added) failpoint('policy-datapath'); // a failure halfway: entries added, none removed yet
     for (const prefix of staleCidrs) {
       const c = parseCidr(prefix);
@@ -134,7 +140,7 @@ export class PolicySync {
   }
 
   /** Writes the endpoint's datapath state from its current identity and policy. */
-  program(ep: Endpoint): void {
+  private program(ep: Endpoint): void {
     const policy = this.lastPolicy.get(ep.id);
     const state: EndpointDatapathState = {
       id: ep.id,
@@ -156,13 +162,15 @@ export class PolicySync {
     this.programmed.set(ep.id, signature);
   }
 
-  /** Revokes the endpoint's policy entries (before its ID can be reused) and forgets it. */
-  forget(epId: number): void {
-    for (const k of this.current.get(epId)?.values() ?? []) this.dp.maps.policy.revoke(k);
-    this.current.delete(epId);
-    this.lastPolicy.delete(epId);
-    this.programmed.delete(epId);
-    this.policyGens.delete(epId);
+  /** Removes the endpoint's entries and revokes its policy (before its ID can be reused), and forgets it. */
+  private forget(ep: Endpoint): void {
+    unprogramEndpoint(this.dp, ep);
+    for (const k of this.current.get(ep.id)?.values() ?? []) this.dp.maps.policy.revoke(k);
+    this.current.delete(ep.id);
+    this.lastPolicy.delete(ep.id);
+    this.programmed.delete(ep.id);
+    this.policyGens.delete(ep.id);
+    failpoint('endpoint-unprogrammed');
   }
 
   private entriesOf(epId: number): Map<string, PolicyKey> {

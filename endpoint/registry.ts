@@ -9,12 +9,22 @@ export class EndpointRegistry {
   private readonly byDockerId = new Map<string, Endpoint>();
   private readonly usedIds = new Set<number>();
   private readonly listeners: Array<(before: Endpoint | undefined, after: Endpoint) => void> = [];
+  private readonly removingListeners: Array<(ep: Endpoint) => void> = [];
 
   private constructor(private readonly store: KVStore) {}
 
   /** Called, synchronously, after each saved change with the endpoint as it was and as it is. */
   onSaved(listener: (before: Endpoint | undefined, after: Endpoint) => void): void {
     this.listeners.push(listener);
+  }
+
+  /**
+   * Called, synchronously, before each removal is stored, so while the
+   * endpoint's ID is still taken. A listener that throws fails the removal and
+   * leaves the endpoint recorded, for reconciliation to remove again.
+   */
+  onRemoving(listener: (ep: Endpoint) => void): void {
+    this.removingListeners.push(listener);
   }
 
   static async load(store: KVStore): Promise<EndpointRegistry> {
@@ -58,6 +68,7 @@ export class EndpointRegistry {
    * without an fsync.
    */
   async remove(ep: Endpoint): Promise<void> {
+    for (const l of this.removingListeners) l(ep);
     await this.store.batch([{ type: 'del', key: key(ep.dockerEndpointId) }], { durable: false });
     this.byDockerId.delete(ep.dockerEndpointId);
     this.usedIds.delete(ep.id);

@@ -66,7 +66,7 @@ export class NetworkDriver {
       const bareAddress = a.split('/')[0]!;
       const problem = fam ? this.ipam.endpointAddressProblem(fam.pool, bareAddress) : `the network has no IPv${a.includes(':') ? 6 : 4} pool`;
       if (problem) throw new Error(`address ${bareAddress} refused: ${problem}`);
-      const holder = this.endpoints.registry
+      const holder = this.endpoints
         .list()
         .find((e) => e.dockerEndpointId !== endpointId && (e.ipv4?.split('/')[0] === bareAddress || e.ipv6?.split('/')[0] === bareAddress));
       if (holder) throw new Error(`address ${bareAddress} refused: endpoint ${holder.id} (${holder.dockerEndpointId.slice(0, 12)}) already has it`);
@@ -153,7 +153,7 @@ export class NetworkDriver {
   }
 
   private sandboxRoutesTo(sandboxKey: string, gateway: string, self: string): boolean {
-    return this.endpoints.registry
+    return this.endpoints
       .list()
       .some(
         (e) =>

@@ -1,17 +1,16 @@
-import Docker from 'dockerode';
 import { promises as fs } from 'fs';
 import { join } from 'path';
 import { Logger } from 'winston';
-import { BpfDatapath, PINNED_MAPS } from '../datapath/bpf/loader';
+import { PINNED_MAPS, type Maps } from '../datapath/bpf/loader';
+import { staleEntrySweeps } from '../datapath/bpf/stale-entries';
+import type { LinkReaper } from '../datapath/link-reaper';
+import type { HostLink } from '../datapath/rtnl';
 import { failpoint } from '../failpoint/failpoint';
-import { deleteLink, linkIndex, listLinks } from '../datapath/rtnl';
 import { Endpoint } from '../endpoint/endpoint';
-import { EndpointManager } from '../endpoint/manager';
-import { RESERVED, MIN_CIDR_IDENTITY, MIN_USER_IDENTITY } from '../identity/reserved';
-import { familyBits, formatAddress, parseAddress } from '../net/address';
-import { Ipam } from '../ipam/ipam';
-import { NetworkManager } from '../network/manager';
-import { DockerView, dockerView } from './docker-view';
+import type { EndpointManager } from '../endpoint/manager';
+import type { Ipam } from '../ipam/ipam';
+import type { NetworkManager } from '../network/manager';
+import type { DockerView } from './docker-view';
 
 export interface ReconcileReport {
   at: string;
@@ -29,24 +28,23 @@ export interface ReconcileReport {
 }
 
 export interface ReconcilerDeps {
-  manager: EndpointManager;
-  networks: NetworkManager;
-  ipam: Ipam;
-  dp: BpfDatapath;
-  docker: Docker;
-  driver: string;
+  endpoints: Pick<EndpointManager, 'list' | 'resolveSoon' | 'delete' | 'isTransient' | 'tag' | 'creating' | 'isSettingUp' | 'reattachPrograms'>;
+  networks: Pick<NetworkManager, 'list' | 'remove'>;
+  ipam: Pick<Ipam, 'snapshot' | 'releaseAddress' | 'releaseEndpointAddress' | 'releasePool'>;
+  maps: Maps;
+  /** The host's links, as rtnetlink lists them. */
+  links: () => Promise<HostLink[]>;
+  reaper: Pick<LinkReaper, 'reap'>;
+  /** What Docker holds on this driver's networks; throws when Docker cannot be asked. */
+  dockerView: () => Promise<DockerView>;
   bpfRoot: string;
   log: Logger;
   /** Anything younger than this, relative to Docker's answer, may still be on its way: left alone. */
   graceMs: number;
+  /** ms, for the untagged veths' clock. */
+  now?: () => number;
 }
 
-/**
- * Brings the agent's persisted state, Docker's view and the kernel back in
- * line after crashes and missed calls: releases what no container owns,
- * re-adopts what still runs, and logs every repair. Nothing is removed on
- * Docker's say-so when Docker cannot be asked.
- */
 /**
  * A veth pair exists untagged only between its creation and the alias being
  * set, milliseconds apart within one setup call (the kernel takes no alias at
@@ -56,6 +54,12 @@ export interface ReconcilerDeps {
 export const UNTAGGED_ORPHAN_MS = 5_000;
 const HOST_SIDE = /^lxc([0-9a-f]{12})$/;
 
+/**
+ * Brings the agent's persisted state, Docker's view and the kernel back in
+ * line after crashes and missed calls: releases what no container owns,
+ * re-adopts what still runs, and logs every repair. Nothing is removed on
+ * Docker's say-so when Docker cannot be asked.
+ */
 export class Reconciler {
   private running: Promise<ReconcileReport> | undefined;
   last?: ReconcileReport;
@@ -91,7 +95,7 @@ export class Reconciler {
     };
     let view: DockerView | undefined;
     try {
-      view = await dockerView(this.d.docker, this.d.driver);
+      view = await this.d.dockerView();
       r.dockerReachable = true;
     } catch (err) {
       this.d.log.warn(`reconcile: Docker unreachable (${(err as Error).message}); only kernel state is checked`);
@@ -133,15 +137,14 @@ export class Reconciler {
 
   /** Endpoints whose container is gone; waiting endpoints whose container Docker names. */
   private async endpoints(view: DockerView, r: ReconcileReport, repair: (s: string) => void): Promise<void> {
-    const reg = this.d.manager.registry;
-    for (const ep of reg.list()) {
+    for (const ep of this.d.endpoints.list()) {
       const docker = view.networks.get(ep.dockerNetworkId)?.get(ep.dockerEndpointId);
       if (docker) {
-        if (ep.state === 'waiting-for-identity') this.d.manager.resolveSoon(ep);
+        if (ep.state === 'waiting-for-identity') this.d.endpoints.resolveSoon(ep);
         continue;
       }
       if (!this.old(Date.parse(ep.createdAt), view) || (await handWiredAlive(ep))) continue;
-      await this.d.manager.delete(ep.dockerEndpointId);
+      await this.d.endpoints.delete(ep.dockerEndpointId);
       for (const a of [ep.ipv4, ep.ipv6]) if (a && !view.addresses.has(a) && (await this.d.ipam.releaseEndpointAddress(a))) r.addressesReleased++;
       r.endpointsRemoved++;
       repair(
@@ -153,7 +156,7 @@ export class Reconciler {
   /** Addresses and pools that no container and no network holds. */
   private async addresses(view: DockerView, r: ReconcileReport, repair: (s: string) => void): Promise<void> {
     const held = new Set<string>(view.addresses);
-    for (const ep of this.d.manager.registry.list()) for (const a of [ep.ipv4, ep.ipv6]) if (a) held.add(a);
+    for (const ep of this.d.endpoints.list()) for (const a of [ep.ipv4, ep.ipv6]) if (a) held.add(a);
     for (const pool of this.d.ipam.snapshot()) {
       for (const a of pool.allocations) {
         if (a.owner !== 'endpoint' || held.has(a.address) || !this.old(a.at, view)) continue;
@@ -171,15 +174,15 @@ export class Reconciler {
 
   /** Veths tagged as ours that no endpoint owns (a crash between creating one and recording it). */
   private async links(r: ReconcileReport, repair: (s: string) => void): Promise<void> {
-    const known = new Set(this.d.manager.registry.list().map((e) => e.ifName));
-    const links = await listLinks();
+    const known = new Set(this.d.endpoints.list().map((e) => e.ifName));
+    const links = await this.d.links();
     const names = new Set(links.map((l) => l.name));
-    const now = Date.now();
+    const now = (this.d.now ?? Date.now)();
     const stillUntagged = new Set<string>();
     for (const l of links) {
-      if (known.has(l.name) || this.d.manager.isTransient(l.name)) continue;
-      if (l.alias === this.d.manager.tag) {
-        if (await deleteLink(l.name)) {
+      if (known.has(l.name) || this.d.endpoints.isTransient(l.name)) continue;
+      if (l.alias === this.d.endpoints.tag) {
+        if (await this.d.reaper.reap(l.name)) {
           r.linksRemoved++;
           repair(`veth ${l.name} belongs to no endpoint: deleted (with its routes)`);
         }
@@ -192,7 +195,7 @@ export class Reconciler {
       const since = this.untagged.get(l.name) ?? now;
       this.untagged.set(l.name, since);
       if (now - since < UNTAGGED_ORPHAN_MS) continue;
-      if (await deleteLink(l.name)) {
+      if (await this.d.reaper.reap(l.name)) {
         r.linksRemoved++;
         repair(`veth pair ${l.name}/tmp${m[1]} was never tagged (its agent died while creating it): deleted`);
       }
@@ -203,45 +206,14 @@ export class Reconciler {
 
   /**
    * Map entries of endpoints, addresses and containers this agent no longer
-   * has. One map at a time, each against a fresh look at the registry, with
+   * has. One map at a time, each against a fresh look at the endpoints, with
    * the event loop free in between: at 1,000 endpoints the whole walk held
    * the agent's thread for ~100 ms, and a policy import waited behind it.
    */
   private async maps(r: ReconcileReport, repair: (s: string) => void): Promise<void> {
-    const m = this.d.dp.maps;
-    const reg = this.d.manager.registry;
-    const creating = () => this.d.manager.creating();
-    const phases: Array<() => number> = [
-      () => {
-        const ifindexes = new Set(reg.list().map((e) => e.ifIndex));
-        return m.endpoints.entries().filter((e) => !ifindexes.has(e.ifindex) && !this.inFlightId(e.epId) && m.endpoints.delete(e.ifindex)).length;
-      },
-      () => {
-        const ids = new Set(reg.list().map((e) => e.id));
-        const stale = m.policy.entries().filter((p) => !ids.has(p.epId) && !this.inFlightId(p.epId));
-        for (const p of stale) m.policy.revoke(p);
-        return stale.length;
-      },
-      () => {
-        const addresses = new Set(reg.list().flatMap((e) => [e.ipv4, e.ipv6].filter(Boolean)));
-        return m.ipcache.entries().filter((e) => {
-          const endpointIdentity = e.identity === RESERVED.init || (e.identity >= MIN_USER_IDENTITY && e.identity < MIN_CIDR_IDENTITY);
-          const host = e.bits === familyBits(e.family);
-          return endpointIdentity && host && !addresses.has(formatAddress(e.family, e.value)) && !creating() && m.ipcache.delete(e.family, e.value, e.bits);
-        }).length;
-      },
-      () => {
-        const addresses = new Set(reg.list().flatMap((e) => [e.ipv4, e.ipv6].filter(Boolean)));
-        return m.addresses.entries().filter((a) => {
-          if (addresses.has(a.address) || creating()) return false;
-          const p = parseAddress(a.address);
-          return m.addresses.delete(p.family, p.value);
-        }).length;
-      },
-    ];
     let n = 0;
-    for (const phase of phases) {
-      n += phase();
+    for (const sweep of staleEntrySweeps(this.d.maps, this.d.endpoints)) {
+      n += sweep();
       await new Promise((resolve) => setImmediate(resolve));
     }
     if (n) {
@@ -250,16 +222,9 @@ export class Reconciler {
     }
   }
 
-  private inFlightId(epId: number): boolean {
-    return this.d.manager.registry.isReserved(epId);
-  }
-
   /** Every endpoint's veth has this agent's programs. */
   private async programs(r: ReconcileReport, repair: (s: string) => void): Promise<void> {
-    for (const ep of this.d.manager.registry.list()) {
-      if ((await linkIndex(ep.ifName)) !== ep.ifIndex) continue;
-      if (this.d.dp.attached(ep.ifIndex)) continue;
-      this.d.dp.attach(ep.ifIndex, false);
+    for (const ep of await this.d.endpoints.reattachPrograms()) {
       r.programsReattached++;
       repair(`endpoint ${ep.id}: programs were missing on ${ep.ifName}: attached`);
     }

@@ -59,7 +59,6 @@ describe('regenerator: rules, identities and endpoints into the maps', () => {
         state: 'waiting-for-identity',
         createdAt: new Date().toISOString(),
       };
-      sync.program(ep);
       await registry.save(ep);
       if (!makeReady) return ep;
       const { id } = await identities.acquire(labels);
@@ -123,6 +122,26 @@ describe('regenerator: rules, identities and endpoints into the maps', () => {
     assert.deepStrictEqual(policyOf(app1.id), []);
     const app2 = await world.endpoint(['container:id=app2']);
     assert.deepStrictEqual(policyOf(app1.id), [{ identity: app2.identity, port: 80, proto: 6, dir: 'ingress' }]);
+  });
+
+  it('a removed endpoint leaves no entry: its own, its address, its policy, and no allow of it in the others', async () => {
+    const app1 = await world.endpoint(['container:id=app1']);
+    const app2 = await world.endpoint(['container:id=app2']);
+    await world.repo.import(rule('80'));
+    await world.registry.remove(app1);
+    assert.deepStrictEqual(
+      world.maps.endpoints.entries().map((e) => e.epId),
+      [app2.id],
+    );
+    assert.deepStrictEqual(
+      world.maps.addresses.entries().map((e) => e.address),
+      [app2.ipv4],
+    );
+    assert.deepStrictEqual(policyOf(app1.id), []);
+    // Its ID, reused by the next endpoint, starts with nothing.
+    const next = await world.endpoint(['container:id=app3']);
+    assert.strictEqual(next.id, app1.id);
+    assert.deepStrictEqual(policyOf(next.id), []);
   });
 
   it('a datapath that refuses the update: the import rolls back, revision and maps as before', async () => {
