@@ -3,15 +3,17 @@ import { closeSync } from 'fs';
 import { resolve } from 'path';
 import { bpf, check } from '../datapath/bpf/libbpf';
 import { BpfMap } from '../datapath/bpf/map';
-import { CtMap, monotonicSeconds } from '../datapath/bpf/maps';
+import { CT_VALUE, CtMap, MAP_LAYOUTS, monotonicSeconds } from '../datapath/bpf/maps';
 import { must } from '../test/harness/exec';
 import { Pair } from './datapath';
 import { summarize } from './stats';
 
 export const NETTOOL = '/tmp/cilium-bench-nettool';
 const LRU_HASH = 9;
-const KEY = 48;
-const VALUE = 40;
+const CT_KEY = MAP_LAYOUTS.cilium_ct.key;
+const KEY = CT_KEY.size;
+const VALUE = CT_VALUE.size;
+const EXPIRES = CT_VALUE.offset('expires');
 
 export async function buildNettool(): Promise<void> {
   await must('clang', ['-O2', '-static', '-o', NETTOOL, resolve(__dirname, '../../test/tools/nettool.c')]);
@@ -19,13 +21,10 @@ export async function buildNettool(): Promise<void> {
 
 /** n entries in a table of the datapath's layout: every other one expired. */
 function fill(map: BpfMap, n: number, now: number): void {
-  const k = Buffer.alloc(KEY);
-  const v = Buffer.alloc(VALUE);
+  const saddr = Buffer.alloc(16);
   for (let i = 0; i < n; i++) {
-    k.writeUInt32LE(i, 0);
-    k.writeUInt32LE(7, 40);
-    v.writeUInt32LE(i % 2 ? now + 3600 : now - 1, 20);
-    map.update(k, v);
+    saddr.writeUInt32LE(i, 0);
+    map.update(CT_KEY.encode({ flow: { saddr }, owner: 7 }), CT_VALUE.encode({ expires: i % 2 ? now + 3600 : now - 1 }));
   }
 }
 
@@ -53,7 +52,7 @@ export async function gcRate(entries: number, rounds: number): Promise<{ batched
       for (const key of map.keys()) {
         scanned++;
         const v = map.lookup(key);
-        if (v && v.readUInt32LE(20) < now) map.delete(key);
+        if (v && v.readUInt32LE(EXPIRES) < now) map.delete(key);
       }
       out.perEntry.push(scanned / (Number(process.hrtime.bigint() - t0) / 1e9));
       ct.flush();

@@ -1,6 +1,6 @@
 import { createServer, Server } from 'http';
 import client from 'prom-client';
-import { REASONS } from '../datapath/bpf/events';
+import { REASON_NAMES } from '../datapath/bpf/constants';
 import { GcStats } from '../conntrack/gc';
 import { MetricsMap } from '../datapath/bpf/maps';
 import { EndpointRegistry } from '../endpoint/registry';
@@ -149,7 +149,7 @@ export class Metrics implements Hooks {
         },
       });
     const drop = (m: { reason: number; dir: string }) =>
-      m.reason === 0 ? undefined : { reason: REASONS[m.reason] ?? String(m.reason), direction: m.dir.toUpperCase() };
+      m.reason === 0 ? undefined : { reason: REASON_NAMES[m.reason] ?? String(m.reason), direction: m.dir.toUpperCase() };
     const fwd = (m: { reason: number; dir: string }) => (m.reason === 0 ? { direction: m.dir.toUpperCase() } : undefined);
     datapath('cilium_drop_count_total', 'packets dropped by the datapath, by reason and direction', ['reason', 'direction'], drop, 'packets');
     datapath('cilium_drop_bytes_total', 'bytes dropped by the datapath, by reason and direction', ['reason', 'direction'], drop, 'bytes');

@@ -1,4 +1,8 @@
-/* Shared definitions for the endpoint programs; mirrored in datapath/maps. */
+/*
+ * Shared definitions for the endpoint programs. The ID_, DIR_, REASON_,
+ * EP_F_, CT_F_ and EVENT_ constants are mirrored in datapath/bpf/constants.ts
+ * (test/unit/bpf-constants.test.ts compares the two).
+ */
 #ifndef CILIUM_COMMON_H
 #define CILIUM_COMMON_H
 
@@ -65,6 +69,18 @@ struct icmp_hdr {
 #define EP_F_INGRESS_ENFORCE 1
 #define EP_F_EGRESS_ENFORCE 2
 #define EP_F_NOT_READY 4 /* identity not known yet: fail closed */
+
+/* ct_value.flags (conntrack.h). */
+#define CT_F_ESTABLISHED 1 /* a packet without SYN was seen */
+#define CT_F_TX_CLOSING 2  /* FIN from the side that opened it */
+#define CT_F_RX_CLOSING 4  /* FIN from the other side */
+#define CT_F_RESET 8
+#define CT_F_DENIED 16 /* revoked: the policy that allowed it no longer does */
+
+/* struct event.type (events.h). */
+#define EVENT_DROP 1
+#define EVENT_POLICY_VERDICT 2
+#define EVENT_TRACE 3 /* a new connection allowed without a policy lookup */
 
 /* Every address is held as 16 bytes; IPv4 as ::ffff:a.b.c.d. */
 struct flow {

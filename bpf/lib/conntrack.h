@@ -15,12 +15,6 @@
 #define CT_LIFETIME_CLOSE 10
 #define CT_LIFETIME_NONTCP 60
 
-/* ct_value.flags; mirrored in datapath/bpf/maps.ts. */
-#define CT_F_ESTABLISHED 1 /* a packet without SYN was seen */
-#define CT_F_TX_CLOSING 2  /* FIN from the side that opened it */
-#define CT_F_RX_CLOSING 4  /* FIN from the other side */
-#define CT_F_RESET 8
-#define CT_F_DENIED 16 /* revoked: the policy that allowed it no longer does */
 #define CT_F_CLOSING (CT_F_TX_CLOSING | CT_F_RX_CLOSING | CT_F_RESET)
 
 #define TCP_F_FIN 0x01

@@ -4,10 +4,6 @@
 
 #include "maps.h"
 
-#define EVENT_DROP 1
-#define EVENT_POLICY_VERDICT 2
-#define EVENT_TRACE 3 /* a new connection allowed without a policy lookup */
-
 struct event {
 	__u8 type;
 	__u8 reason;

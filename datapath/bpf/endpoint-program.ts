@@ -1,7 +1,7 @@
 import { createHash } from 'crypto';
 import { Family, familyBits, parseAddress } from '../../net/address';
 import type { DatapathMaps } from './loader';
-import { EP_FLAGS } from './maps';
+import { EP_FLAGS } from './constants';
 
 /** What the datapath needs to know of one endpoint. */
 export interface EndpointDatapathState {

@@ -1,23 +1,29 @@
 import { Family, formatAddress } from '../../net/address';
-import { bpf, checkPtr, koffi, Pointer, SampleFn } from './libbpf';
-import { fromAddr16 } from './maps';
 import { protocolName } from '../../net/protocol';
+import { EVENT, REASON_NAMES, directionOf } from './constants';
+import { struct } from './layout';
+import { bpf, checkPtr, koffi, Pointer, SampleFn } from './libbpf';
+import { FLOW, fromAddr16 } from './maps';
 
-export const REASONS: Record<number, string> = {
-  0: 'Forwarded',
-  1: 'Policy denied',
-  2: 'Invalid source mac',
-  3: 'Invalid source ip',
-  4: 'Unknown endpoint',
-  5: 'Unsupported L3 protocol',
-  6: 'Endpoint not ready (identity unknown)',
-  7: 'Invalid packet',
-  8: 'No connection for ICMP error',
-  9: 'Fragment not found',
-};
+/**
+ * A ring buffer record, as bpf/lib/events.h writes it. Ring records carry no
+ * BTF to check it against: the end-to-end monitor tests decode real events.
+ */
+export const EVENT_LAYOUT = struct('struct event', [
+  ['type', 'u8'],
+  ['reason', 'u8'],
+  ['dir', 'u8'],
+  ['pad', 'u8'],
+  ['ep_id', 'u32'],
+  ['src_identity', 'u32'],
+  ['dst_identity', 'u32'],
+  ['len', 'u32'],
+  ['ifindex', 'u32'],
+  ['flow', FLOW],
+]);
 
 export type EventType = 'drop' | 'policy-verdict' | 'trace';
-const TYPES: Record<number, EventType> = { 1: 'drop', 2: 'policy-verdict', 3: 'trace' };
+const TYPES: Record<number, EventType> = { [EVENT.drop]: 'drop', [EVENT.policyVerdict]: 'policy-verdict', [EVENT.trace]: 'trace' };
 
 export interface DatapathEvent {
   type: EventType;
@@ -38,29 +44,27 @@ export interface DatapathEvent {
   ifindex: number;
 }
 
-/** Decodes struct event (bpf/lib/events.h): 24 bytes of header, then struct flow. */
 export function decodeEvent(b: Buffer): DatapathEvent {
-  const flow = b.subarray(24, 64);
-  const src = fromAddr16(flow.subarray(0, 16));
-  const dst = fromAddr16(flow.subarray(16, 32));
-  const proto = flow.readUInt8(36);
+  const e = EVENT_LAYOUT.decode(b);
+  const src = fromAddr16(e.flow.saddr);
+  const dst = fromAddr16(e.flow.daddr);
   return {
-    type: TYPES[b.readUInt8(0)] ?? 'trace',
-    reason: b.readUInt8(1),
-    reasonName: REASONS[b.readUInt8(1)] ?? `reason ${b.readUInt8(1)}`,
-    direction: b.readUInt8(2) === 1 ? 'ingress' : 'egress',
-    endpoint: b.readUInt32LE(4),
-    srcIdentity: b.readUInt32LE(8),
-    dstIdentity: b.readUInt32LE(12),
-    length: b.readUInt32LE(16),
-    ifindex: b.readUInt32LE(20),
-    family: flow.readUInt8(37) === 6 ? 6 : 4,
+    type: TYPES[e.type] ?? 'trace',
+    reason: e.reason,
+    reasonName: REASON_NAMES[e.reason] ?? `reason ${e.reason}`,
+    direction: directionOf(e.dir),
+    endpoint: e.ep_id,
+    srcIdentity: e.src_identity,
+    dstIdentity: e.dst_identity,
+    length: e.len,
+    ifindex: e.ifindex,
+    family: e.flow.family === 6 ? 6 : 4,
     src: formatAddress(src.family, src.value),
     dst: formatAddress(dst.family, dst.value),
-    sport: flow.readUInt16BE(32),
-    dport: flow.readUInt16BE(34),
-    protocol: protocolName(proto).toLowerCase(),
-    tcpFlags: flow.readUInt8(38),
+    sport: e.flow.sport,
+    dport: e.flow.dport,
+    protocol: protocolName(e.flow.proto).toLowerCase(),
+    tcpFlags: e.flow.tcp_flags,
   };
 }
 

@@ -11,6 +11,7 @@ const Obj = koffi.opaque('bpf_object');
 const Map = koffi.opaque('bpf_map');
 const Prog = koffi.opaque('bpf_program');
 const Ring = koffi.opaque('ring_buffer');
+const Btf = koffi.opaque('btf');
 export const SampleFn = koffi.proto('int ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
 
 export type Pointer = object;
@@ -24,6 +25,7 @@ const fn = (name: string, ret: TypeSpec, args: TypeSpec[]): unknown => lib.func(
 
 const obj = koffi.pointer(Obj);
 const map = koffi.pointer(Map);
+const btf = koffi.pointer(Btf);
 const u32ref = koffi.inout(koffi.pointer('uint32_t'));
 
 export const bpf = {
@@ -63,6 +65,14 @@ export const bpf = {
   ) => Pointer | null,
   ringConsume: fn('ring_buffer__consume', 'int', [koffi.pointer(Ring)]) as (...a: [Pointer]) => number,
   ringFree: fn('ring_buffer__free', 'void', [koffi.pointer(Ring)]) as (...a: [Pointer]) => void,
+  objectBtf: fn('bpf_object__btf', btf, [obj]) as (...a: [Pointer]) => Pointer | null,
+  mapBtfKeyTypeId: fn('bpf_map__btf_key_type_id', 'uint32_t', [map]) as (...a: [Pointer]) => number,
+  mapBtfValueTypeId: fn('bpf_map__btf_value_type_id', 'uint32_t', [map]) as (...a: [Pointer]) => number,
+  /** const struct btf_type *: read through koffi.decode */
+  btfTypeById: fn('btf__type_by_id', 'void *', [btf, 'uint32_t']) as (...a: [Pointer, number]) => Pointer | null,
+  btfNameByOffset: fn('btf__name_by_offset', 'str', [btf, 'uint32_t']) as (...a: [Pointer, number]) => string | null,
+  btfResolveSize: fn('btf__resolve_size', 'int64_t', [btf, 'uint32_t']) as (...a: [Pointer, number]) => number,
+  btfResolveType: fn('btf__resolve_type', 'int', [btf, 'uint32_t']) as (...a: [Pointer, number]) => number,
 };
 
 export const errnoName = (code: number): string => {

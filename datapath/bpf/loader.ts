@@ -2,7 +2,21 @@ import { closeSync, existsSync, mkdirSync, rmSync } from 'fs';
 import { join, resolve } from 'path';
 import { Pointer, bpf, check, checkPtr } from './libbpf';
 import { BpfMap, possibleCpus } from './map';
-import { CtMap, EndpointAddressMap, EndpointMap, IpcacheMap, MAP_LAYOUTS, MapName, MetricsMap, PROGRAM_MAP_LAYOUTS, PolicyMap } from './maps';
+import { btfProblems } from './btf';
+import {
+  CtMap,
+  EndpointAddressMap,
+  EndpointMap,
+  IpcacheMap,
+  MAP_LAYOUTS,
+  MapLayout,
+  MapName,
+  MetricsMap,
+  PROGRAM_MAP_LAYOUTS,
+  PolicyMap,
+  RINGBUF,
+  sizesOf,
+} from './maps';
 
 /** With netfilter's conntrack kfuncs (the original source of NATed traffic), and without them. */
 export const OBJECTS = [resolve(__dirname, '../../../bpf/bpf_lxc.o'), resolve(__dirname, '../../../bpf/bpf_lxc_nonat.o')] as const;
@@ -90,14 +104,14 @@ export class BpfDatapath implements DatapathMaps {
       check(bpf.mapSetInitialValue(checkPtr(bpf.findMap(obj, '.rodata'), 'find .rodata'), rodata, rodata.length), 'set .rodata');
       check(bpf.load(obj), `load BPF programs (maps pinned in ${cfg.bpfRoot} by an incompatible version must be removed first)`);
       const fd = (name: MapName) => check(bpf.mapFd(checkPtr(bpf.findMap(obj, name), name)), `fd of ${name}`);
-      const map = (name: MapName, valueSize: number = MAP_LAYOUTS[name].value) => new BpfMap(name, fd(name), MAP_LAYOUTS[name].key, valueSize);
+      const map = (name: MapName, perCpu = 1) => new BpfMap(name, fd(name), sizesOf(MAP_LAYOUTS[name]).key, sizesOf(MAP_LAYOUTS[name]).value * perCpu);
       const maps: Maps = {
         endpoints: new EndpointMap(map('cilium_lxc')),
         ipcache: new IpcacheMap(map('cilium_ipcache')),
         policy: new PolicyMap(map('cilium_policy')),
         ct: new CtMap(map('cilium_ct')),
         addresses: new EndpointAddressMap(map('cilium_ep_addr')),
-        metrics: new MetricsMap(map('cilium_metrics', MAP_LAYOUTS.cilium_metrics.value * possibleCpus())),
+        metrics: new MetricsMap(map('cilium_metrics', possibleCpus())),
         eventsFd: fd('cilium_events'),
       };
       const prog = (name: string) => check(bpf.programFd(checkPtr(bpf.findProgram(obj, name), name)), `fd of ${name}`);
@@ -168,20 +182,33 @@ const INTERNAL_MAP = /^\.|\.(rodata|data|bss|kconfig)$/;
 
 /**
  * Where an opened object's maps differ from MAP_LAYOUTS (or the layouts
- * given): a map missing, one the agent does not know, or a key or value
- * size the codecs do not write. Empty when they agree.
+ * given): a map missing, one the agent does not know, a key or value size
+ * the codecs do not write, or, through the object's BTF, a member of a key or
+ * value struct that the codec places elsewhere or does not know. Empty when
+ * they agree.
  */
-export function layoutProblems(obj: Pointer, layouts: Record<string, { key: number; value: number }> = { ...MAP_LAYOUTS, ...PROGRAM_MAP_LAYOUTS }): string[] {
+export function layoutProblems(obj: Pointer, layouts: Record<string, MapLayout | typeof RINGBUF> = { ...MAP_LAYOUTS, ...PROGRAM_MAP_LAYOUTS }): string[] {
   const problems: string[] = [];
   const seen = new Set<string>();
+  const btf = bpf.objectBtf(obj);
+  if (!btf) return ['the object carries no BTF: build it with clang -g'];
   for (let m = bpf.nextMap(obj, null); m; m = bpf.nextMap(obj, m)) {
     const name = bpf.mapName(m);
     if (INTERNAL_MAP.test(name)) continue;
     seen.add(name);
     const want = layouts[name];
-    if (!want) problems.push(`map ${name} is not known to the agent`);
-    else if (bpf.mapKeySize(m) !== want.key || bpf.mapValueSize(m) !== want.value) {
-      problems.push(`map ${name} has a ${bpf.mapKeySize(m)}-byte key and ${bpf.mapValueSize(m)}-byte value, the codec ${want.key} and ${want.value}`);
+    if (!want) {
+      problems.push(`map ${name} is not known to the agent`);
+      continue;
+    }
+    const sizes = sizesOf(want);
+    if (bpf.mapKeySize(m) !== sizes.key || bpf.mapValueSize(m) !== sizes.value) {
+      problems.push(`map ${name} has a ${bpf.mapKeySize(m)}-byte key and ${bpf.mapValueSize(m)}-byte value, the codec ${sizes.key} and ${sizes.value}`);
+    } else if (want !== RINGBUF) {
+      problems.push(
+        ...btfProblems(btf, bpf.mapBtfKeyTypeId(m), want.key, `map ${name} key`),
+        ...btfProblems(btf, bpf.mapBtfValueTypeId(m), want.value, `map ${name} value`),
+      );
     }
   }
   for (const name of Object.keys(layouts)) if (!seen.has(name)) problems.push(`map ${name} is missing`);

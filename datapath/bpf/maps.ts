@@ -1,16 +1,134 @@
 import { Family, formatAddress } from '../../net/address';
-import { addressBytes, macBytes } from '../rtnl';
-import { MapStore, possibleCpus } from './map';
 import { IPPROTO } from '../../net/protocol';
+import { addressBytes, macBytes } from '../rtnl';
+import { CT_FLAGS, DIR, Direction, directionOf } from './constants';
+import { Layout, FieldList, bytes, scalar, struct } from './layout';
+import { MapStore, possibleCpus } from './map';
 
 /**
- * Typed views of the pinned maps, byte for byte as bpf/lib/maps.h declares
- * them. Addresses are 16 bytes; IPv4 is held as ::ffff:a.b.c.d.
+ * Every pinned map's key and value, member for member as bpf/lib/maps.h
+ * declares them, and the typed views the agent reads and writes them
+ * through. Addresses are 16 bytes; IPv4 is held as ::ffff:a.b.c.d.
  */
 
-export const DIR = { ingress: 1, egress: 2 } as const;
-export type Direction = keyof typeof DIR;
-export const EP_FLAGS = { ingressEnforce: 1, egressEnforce: 2, notReady: 4 } as const;
+export const FLOW = struct('struct flow', [
+  ['saddr', bytes(16)],
+  ['daddr', bytes(16)],
+  ['sport', 'be16'],
+  ['dport', 'be16'],
+  ['proto', 'u8'],
+  ['family', 'u8'],
+  ['tcp_flags', 'u8'],
+  ['pad', 'u8'],
+]);
+const ENDPOINT_INFO = struct('struct endpoint_info', [
+  ['ep_id', 'u32'],
+  ['flags', 'u32'],
+  ['identity', 'u32'],
+  ['owner', 'u32'],
+  ['mac', bytes(6)],
+  ['pad', bytes(2)],
+  ['ipv4', bytes(4)],
+  ['ipv6', bytes(16)],
+  ['host_mac', bytes(6)],
+  ['pad2', bytes(2)],
+  ['policy_gen', 'u32'],
+]);
+const IPCACHE_KEY = struct('struct ipcache_key', [
+  ['prefixlen', 'u32'],
+  ['addr', bytes(16)],
+]);
+const IPCACHE_VALUE = struct('struct ipcache_value', [
+  ['identity', 'u32'],
+  ['owner', 'u32'],
+]);
+const POLICY_KEY = struct('struct policy_key', [
+  ['ep_id', 'u32'],
+  ['identity', 'u32'],
+  ['dport', 'be16'],
+  ['proto', 'u8'],
+  ['dir', 'u8'],
+]);
+const COUNTERS = (cName: string) =>
+  struct(cName, [
+    ['packets', 'u64'],
+    ['bytes', 'u64'],
+  ]);
+const CT_KEY = struct('struct ct_key', [
+  ['flow', FLOW],
+  ['owner', 'u32'],
+  ['dir', 'u32'],
+]);
+export const CT_VALUE = struct('struct ct_value', [
+  ['packets', 'u64'],
+  ['bytes', 'u64'],
+  ['peer_identity', 'u32'],
+  ['expires', 'u32'],
+  ['ep_ifindex', 'u32'],
+  ['policy_gen', 'u32'],
+  ['flags', 'u8'],
+  ['pad', bytes(7)],
+]);
+const FRAG_KEY = struct('struct frag_key', [
+  ['saddr', bytes(16)],
+  ['daddr', bytes(16)],
+  ['id', 'u32'],
+  ['proto', 'u8'],
+  ['pad', bytes(3)],
+]);
+const FRAG_PORTS = struct('struct frag_ports', [
+  ['sport', 'be16'],
+  ['dport', 'be16'],
+]);
+const EP_ADDR_VALUE = struct('struct ep_addr_value', [
+  ['ifindex', 'u32'],
+  ['mac', bytes(6)],
+  ['host_mac', bytes(6)],
+]);
+const METRICS_KEY = struct('struct metrics_key', [
+  ['reason', 'u8'],
+  ['dir', 'u8'],
+  ['pad', 'u16'],
+]);
+const EVENTS_BUDGET = struct('struct events_budget', [
+  ['last_ns', 'u64'],
+  ['tokens', 'u64'],
+]);
+const U32_KEY = scalar('__u32', 'key', 'u32');
+const ADDR_KEY = scalar('__u8[16]', 'addr', bytes(16));
+
+export interface MapLayout {
+  key: Layout<FieldList>;
+  value: Layout<FieldList>;
+}
+/** A ring buffer has neither key nor value. */
+export const RINGBUF = 'ringbuf';
+
+/** Bytes of a map's key and value (0 and 0 for a ring buffer), as libbpf reports them. */
+export function sizesOf(l: MapLayout | typeof RINGBUF): { key: number; value: number } {
+  return l === RINGBUF ? { key: 0, value: 0 } : { key: l.key.size, value: l.value.size };
+}
+
+/**
+ * Every pinned map (per CPU values are per CPU): the codecs below write
+ * exactly these, and the loader refuses an object whose maps disagree in
+ * size or, through its BTF, in any member's place.
+ */
+export const MAP_LAYOUTS = {
+  cilium_lxc: { key: U32_KEY, value: ENDPOINT_INFO },
+  cilium_ipcache: { key: IPCACHE_KEY, value: IPCACHE_VALUE },
+  cilium_policy: { key: POLICY_KEY, value: COUNTERS('struct policy_value') },
+  cilium_ct: { key: CT_KEY, value: CT_VALUE },
+  cilium_frag: { key: FRAG_KEY, value: FRAG_PORTS },
+  cilium_ep_addr: { key: ADDR_KEY, value: EP_ADDR_VALUE },
+  cilium_events: RINGBUF,
+  cilium_metrics: { key: METRICS_KEY, value: COUNTERS('struct metrics_value') },
+} as const satisfies Record<string, MapLayout | typeof RINGBUF>;
+export type MapName = keyof typeof MAP_LAYOUTS;
+/** Maps only the programs use (not pinned, no codec), checked all the same. */
+export const PROGRAM_MAP_LAYOUTS = {
+  cilium_events_budget: { key: U32_KEY, value: EVENTS_BUDGET },
+} as const satisfies Record<string, MapLayout>;
 
 export function addr16(family: Family, value: bigint): Buffer {
   return family === 6 ? addressBytes(6, value) : Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]), addressBytes(4, value)]);
@@ -22,6 +140,9 @@ export function fromAddr16(b: Buffer): { family: Family; value: bigint } {
   const bytes = mapped ? b.subarray(12, 16) : b;
   return { family: mapped ? 4 : 6, value: BigInt(`0x${bytes.toString('hex') || '0'}`) };
 }
+
+const formatMac = (b: Buffer) => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+const u32 = (key: number) => U32_KEY.encode({ key });
 
 export interface EndpointInfo {
   epId: number;
@@ -37,49 +158,29 @@ export interface EndpointInfo {
   policyGen: number;
 }
 
-export const ENDPOINT_INFO_SIZE = 56;
-
-/**
- * Bytes of each pinned map's key and value as bpf/lib/maps.h declares them
- * (per CPU for per-CPU maps; a ring buffer has neither): the codecs below
- * write exactly these, and the loader refuses an object that disagrees.
- */
-export const MAP_LAYOUTS = {
-  cilium_lxc: { key: 4, value: ENDPOINT_INFO_SIZE },
-  cilium_ipcache: { key: 20, value: 8 },
-  cilium_policy: { key: 12, value: 16 },
-  cilium_ct: { key: 48, value: 40 },
-  cilium_frag: { key: 40, value: 4 },
-  cilium_ep_addr: { key: 16, value: 16 },
-  cilium_events: { key: 0, value: 0 },
-  cilium_metrics: { key: 4, value: 16 },
-} as const;
-export type MapName = keyof typeof MAP_LAYOUTS;
-/** Maps only the programs use (not pinned, no codec), checked all the same. */
-export const PROGRAM_MAP_LAYOUTS = {
-  cilium_events_budget: { key: 4, value: 16 },
-} as const;
-
 export class EndpointMap {
   constructor(readonly map: MapStore) {}
 
   set(ifindex: number, e: EndpointInfo): void {
-    const v = Buffer.alloc(ENDPOINT_INFO_SIZE);
-    v.writeUInt32LE(e.epId, 0);
-    v.writeUInt32LE(e.flags, 4);
-    v.writeUInt32LE(e.identity, 8);
-    v.writeUInt32LE(e.owner, 12);
-    macBytes(e.mac).copy(v, 16);
-    if (e.ipv4 !== undefined) addressBytes(4, e.ipv4).copy(v, 24);
-    if (e.ipv6 !== undefined) addressBytes(6, e.ipv6).copy(v, 28);
-    macBytes(e.hostMac).copy(v, 44);
-    v.writeUInt32LE(e.policyGen >>> 0, 52);
+    const v = ENDPOINT_INFO.encode({
+      ep_id: e.epId,
+      flags: e.flags,
+      identity: e.identity,
+      owner: e.owner,
+      mac: macBytes(e.mac),
+      host_mac: macBytes(e.hostMac),
+      policy_gen: e.policyGen,
+      ...(e.ipv4 !== undefined ? { ipv4: addressBytes(4, e.ipv4) } : {}),
+      ...(e.ipv6 !== undefined ? { ipv6: addressBytes(6, e.ipv6) } : {}),
+    });
     this.map.update(u32(ifindex), v);
   }
 
   get(ifindex: number): { epId: number; flags: number; identity: number } | undefined {
     const v = this.map.lookup(u32(ifindex));
-    return v && { epId: v.readUInt32LE(0), flags: v.readUInt32LE(4), identity: v.readUInt32LE(8) };
+    if (!v) return undefined;
+    const e = ENDPOINT_INFO.decode(v);
+    return { epId: e.ep_id, flags: e.flags, identity: e.identity };
   }
 
   delete(ifindex: number): boolean {
@@ -87,27 +188,30 @@ export class EndpointMap {
   }
 
   entries(): Array<{ ifindex: number; epId: number; flags: number; identity: number; owner: number; mac: string; policyGen: number }> {
-    return this.map.entries().map(([k, v]) => ({
-      ifindex: k.readUInt32LE(0),
-      epId: v.readUInt32LE(0),
-      flags: v.readUInt32LE(4),
-      identity: v.readUInt32LE(8),
-      owner: v.readUInt32LE(12),
-      mac: [...v.subarray(16, 22)].map((b) => b.toString(16).padStart(2, '0')).join(':'),
-      policyGen: v.readUInt32LE(52),
-    }));
+    return this.map.entries().map(([k, v]) => {
+      const e = ENDPOINT_INFO.decode(v);
+      return {
+        ifindex: U32_KEY.decode(k).key,
+        epId: e.ep_id,
+        flags: e.flags,
+        identity: e.identity,
+        owner: e.owner,
+        mac: formatMac(e.mac),
+        policyGen: e.policy_gen,
+      };
+    });
   }
 }
+
+/** An LPM key's prefix length counts over the 16 bytes: IPv4 sits under ::ffff:0:0/96. */
+const V4_MAPPED_BITS = 96;
 
 export class IpcacheMap {
   constructor(readonly map: MapStore) {}
 
   /** prefix bits are those of the family (32 for a host IPv4); owner names the container holding an endpoint address. */
   set(family: Family, value: bigint, bits: number, identity: number, owner = 0): void {
-    const v = Buffer.alloc(MAP_LAYOUTS.cilium_ipcache.value);
-    v.writeUInt32LE(identity, 0);
-    v.writeUInt32LE(owner, 4);
-    this.map.update(ipcacheKey(family, value, bits), v);
+    this.map.update(ipcacheKey(family, value, bits), IPCACHE_VALUE.encode({ identity, owner }));
   }
 
   delete(family: Family, value: bigint, bits: number): boolean {
@@ -116,18 +220,15 @@ export class IpcacheMap {
 
   entries(): Array<{ family: Family; value: bigint; bits: number; identity: number }> {
     return this.map.entries().map(([k, v]) => {
-      const a = fromAddr16(k.subarray(4, 20));
-      const len = k.readUInt32LE(0);
-      return { ...a, bits: a.family === 4 ? len - 96 : len, identity: v.readUInt32LE(0) };
+      const key = IPCACHE_KEY.decode(k);
+      const a = fromAddr16(key.addr);
+      return { ...a, bits: a.family === 4 ? key.prefixlen - V4_MAPPED_BITS : key.prefixlen, identity: IPCACHE_VALUE.decode(v).identity };
     });
   }
 }
 
 function ipcacheKey(family: Family, value: bigint, bits: number): Buffer {
-  const k = Buffer.alloc(MAP_LAYOUTS.cilium_ipcache.key);
-  k.writeUInt32LE(family === 4 ? bits + 96 : bits, 0);
-  addr16(family, value).copy(k, 4);
-  return k;
+  return IPCACHE_KEY.encode({ prefixlen: family === 4 ? bits + V4_MAPPED_BITS : bits, addr: addr16(family, value) });
 }
 
 export interface PolicyKey {
@@ -138,33 +239,25 @@ export interface PolicyKey {
   dir: Direction;
 }
 
+const POLICY_VALUE = MAP_LAYOUTS.cilium_policy.value;
+const BPF_NOEXIST = 1;
+
 export class PolicyMap {
   constructor(readonly map: MapStore) {}
 
   static key(p: PolicyKey): Buffer {
-    const k = Buffer.alloc(MAP_LAYOUTS.cilium_policy.key);
-    k.writeUInt32LE(p.epId, 0);
-    k.writeUInt32LE(p.identity, 4);
-    k.writeUInt16BE(p.port, 8); // network order, as the program compares it
-    k.writeUInt8(p.proto, 10);
-    k.writeUInt8(DIR[p.dir], 11);
-    return k;
+    return POLICY_KEY.encode({ ep_id: p.epId, identity: p.identity, dport: p.port, proto: p.proto, dir: DIR[p.dir] });
   }
 
   static parse(k: Buffer): PolicyKey {
-    return {
-      epId: k.readUInt32LE(0),
-      identity: k.readUInt32LE(4),
-      port: k.readUInt16BE(8),
-      proto: k.readUInt8(10),
-      dir: k.readUInt8(11) === DIR.ingress ? 'ingress' : 'egress',
-    };
+    const p = POLICY_KEY.decode(k);
+    return { epId: p.ep_id, identity: p.identity, port: p.dport, proto: p.proto, dir: directionOf(p.dir) };
   }
 
   /** Adds an allow entry; an existing one keeps its counters. */
   allow(p: PolicyKey): void {
     try {
-      this.map.update(PolicyMap.key(p), Buffer.alloc(MAP_LAYOUTS.cilium_policy.value), 1 /* BPF_NOEXIST */);
+      this.map.update(PolicyMap.key(p), Buffer.alloc(POLICY_VALUE.size), BPF_NOEXIST);
     } catch (err) {
       if (!/EEXIST/.test((err as Error).message)) throw err;
     }
@@ -175,12 +268,9 @@ export class PolicyMap {
   }
 
   entries(): Array<PolicyKey & { packets: bigint; bytes: bigint }> {
-    return this.map.entries().map(([k, v]) => ({ ...PolicyMap.parse(k), packets: v.readBigUInt64LE(0), bytes: v.readBigUInt64LE(8) }));
+    return this.map.entries().map(([k, v]) => ({ ...PolicyMap.parse(k), ...POLICY_VALUE.decode(v) }));
   }
 }
-
-/** ct_value.flags (bpf/lib/conntrack.h). */
-export const CT_FLAGS = { established: 1, txClosing: 2, rxClosing: 4, reset: 8, denied: 16 } as const;
 
 export interface CtEntry {
   src: string;
@@ -212,25 +302,31 @@ export function ctState(e: Pick<CtEntry, 'proto' | 'flags'>): string {
   return e.flags & CT_FLAGS.established ? 'ESTABLISHED' : 'SYN_SENT';
 }
 
+/** Where the collector reads in place, over batches of thousands of entries. */
+const CT_EXPIRES = CT_VALUE.offset('expires');
+const CT_OWNER = CT_KEY.offset('owner');
+
 export class CtMap {
   constructor(readonly map: MapStore) {}
 
   static decode(k: Buffer, v: Buffer): CtEntry {
-    const src = fromAddr16(k.subarray(0, 16));
-    const dst = fromAddr16(k.subarray(16, 32));
+    const key = CT_KEY.decode(k);
+    const value = CT_VALUE.decode(v);
+    const src = fromAddr16(key.flow.saddr);
+    const dst = fromAddr16(key.flow.daddr);
     return {
       src: formatAddress(src.family, src.value),
       dst: formatAddress(dst.family, dst.value),
-      sport: k.readUInt16BE(32),
-      dport: k.readUInt16BE(34),
-      proto: k.readUInt8(36),
-      owner: k.readUInt32LE(40),
-      dir: k.readUInt32LE(44) === DIR.ingress ? 'ingress' : 'egress',
-      packets: v.readBigUInt64LE(0),
-      bytes: v.readBigUInt64LE(8),
-      peerIdentity: v.readUInt32LE(16),
-      expires: v.readUInt32LE(20),
-      flags: v.readUInt8(32),
+      sport: key.flow.sport,
+      dport: key.flow.dport,
+      proto: key.flow.proto,
+      owner: key.owner,
+      dir: directionOf(key.dir),
+      packets: value.packets,
+      bytes: value.bytes,
+      peerIdentity: value.peer_identity,
+      expires: value.expires,
+      flags: value.flags,
     };
   }
 
@@ -245,10 +341,10 @@ export class CtMap {
       const dead: Buffer[] = [];
       for (const [k, v] of batch) {
         r.scanned++;
-        if (v.readUInt32LE(20) < now) {
+        if (v.readUInt32LE(CT_EXPIRES) < now) {
           dead.push(k);
           r.expired++;
-        } else if (keep && !keep.has(k.readUInt32LE(40))) {
+        } else if (keep && !keep.has(k.readUInt32LE(CT_OWNER))) {
           dead.push(k);
           r.orphaned++;
         }
@@ -272,6 +368,8 @@ export class CtMap {
   }
 }
 
+const METRICS_VALUE = MAP_LAYOUTS.cilium_metrics.value;
+
 export class MetricsMap {
   private readonly cpus = possibleCpus();
 
@@ -280,22 +378,18 @@ export class MetricsMap {
   /** Totals over CPUs, by reason and direction. */
   read(): Array<{ reason: number; dir: Direction; packets: bigint; bytes: bigint }> {
     return this.map.keys().map((k) => {
-      const v = this.map.lookup(k) ?? Buffer.alloc(16 * this.cpus);
+      const v = this.map.lookup(k) ?? Buffer.alloc(METRICS_VALUE.size * this.cpus);
       let packets = 0n;
       let bytes = 0n;
       for (let c = 0; c < this.cpus; c++) {
-        packets += v.readBigUInt64LE(c * 16);
-        bytes += v.readBigUInt64LE(c * 16 + 8);
+        const onCpu = METRICS_VALUE.decode(v, c * METRICS_VALUE.size);
+        packets += onCpu.packets;
+        bytes += onCpu.bytes;
       }
-      return { reason: k.readUInt8(0), dir: k.readUInt8(1) === DIR.ingress ? 'ingress' : 'egress', packets, bytes };
+      const key = METRICS_KEY.decode(k);
+      return { reason: key.reason, dir: directionOf(key.dir), packets, bytes };
     });
   }
-}
-
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n, 0);
-  return b;
 }
 
 /** Endpoint address -> its veth, the container's MAC and the host side's: for direct local delivery. */
@@ -303,11 +397,7 @@ export class EndpointAddressMap {
   constructor(readonly map: MapStore) {}
 
   set(family: Family, value: bigint, to: { ifindex: number; mac: string; hostMac: string }): void {
-    const v = Buffer.alloc(MAP_LAYOUTS.cilium_ep_addr.value);
-    v.writeUInt32LE(to.ifindex, 0);
-    macBytes(to.mac).copy(v, 4);
-    macBytes(to.hostMac).copy(v, 10);
-    this.map.update(addr16(family, value), v);
+    this.map.update(addr16(family, value), EP_ADDR_VALUE.encode({ ifindex: to.ifindex, mac: macBytes(to.mac), host_mac: macBytes(to.hostMac) }));
   }
 
   delete(family: Family, value: bigint): boolean {
@@ -316,8 +406,8 @@ export class EndpointAddressMap {
 
   entries(): Array<{ address: string; ifindex: number }> {
     return this.map.entries().map(([k, v]) => {
-      const a = fromAddr16(k);
-      return { address: formatAddress(a.family, a.value), ifindex: v.readUInt32LE(0) };
+      const a = fromAddr16(ADDR_KEY.decode(k).addr);
+      return { address: formatAddress(a.family, a.value), ifindex: EP_ADDR_VALUE.decode(v).ifindex };
     });
   }
 }

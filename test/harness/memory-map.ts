@@ -1,6 +1,6 @@
 import type { MapStore } from '../../datapath/bpf/map';
 import type { Maps } from '../../datapath/bpf/loader';
-import { CtMap, EndpointAddressMap, EndpointMap, IpcacheMap, MAP_LAYOUTS, MapName, MetricsMap, PolicyMap } from '../../datapath/bpf/maps';
+import { CtMap, EndpointAddressMap, EndpointMap, IpcacheMap, MAP_LAYOUTS, MapName, MetricsMap, PolicyMap, sizesOf } from '../../datapath/bpf/maps';
 
 /**
  * A BPF hash map in memory, with the kernel's rules that the codecs rely on:
@@ -59,7 +59,10 @@ export class MemoryMap implements MapStore {
 
 /** Every pinned map, in memory, behind the agent's own codecs. */
 export function memoryMaps(): { maps: Maps; raw: Record<MapName, MemoryMap> } {
-  const raw = Object.fromEntries(Object.entries(MAP_LAYOUTS).map(([name, l]) => [name, new MemoryMap(name, l.key, l.value)])) as Record<MapName, MemoryMap>;
+  const raw = Object.fromEntries(Object.entries(MAP_LAYOUTS).map(([name, l]) => [name, new MemoryMap(name, sizesOf(l).key, sizesOf(l).value)])) as Record<
+    MapName,
+    MemoryMap
+  >;
   const maps: Maps = {
     endpoints: new EndpointMap(raw.cilium_lxc),
     ipcache: new IpcacheMap(raw.cilium_ipcache),

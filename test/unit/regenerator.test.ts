@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import winston from 'winston';
-import { EP_FLAGS } from '../../datapath/bpf/maps';
+import { EP_FLAGS } from '../../datapath/bpf/constants';
 import { Endpoint } from '../../endpoint/endpoint';
 import { PolicySync } from '../../endpoint/policy-sync';
 import { EndpointRegistry } from '../../endpoint/registry';
