@@ -26,6 +26,12 @@ export interface Config {
   conntrackGcIntervalMs: number;
   /** Group given read/write on the sockets (mode 0660); none: root only (0600). */
   socketGroup?: { name: string; gid: number };
+  /** Endpoint traffic leaving the host takes the device's address (BPF SNAT). */
+  masquerade: boolean;
+  /** Destinations reached without masquerade: the cluster's own ranges and --masquerade-exclude. */
+  noMasqueradeTo: Cidr[];
+  /** Devices to masquerade through; undefined: every device with a global address (re-detected as they come and go). */
+  devices?: string[];
   debug: boolean;
 }
 
@@ -50,6 +56,16 @@ export const USAGE = `Usage: cilium-agent [flags]
   --conntrack-gc-interval SECS
                          how often expired connections are removed from the table (default 30)
   --socket-group NAME    give this group access to both sockets (default: root only)
+  --enable-masquerade[=BOOL]
+                         endpoint traffic leaving the host takes the address of the device
+                         it leaves through, in BPF (default true)
+  --native-routing-cidr CIDR[,CIDR]
+                         destinations reached without masquerade, routed as they are
+                         (default: this host's --ipv4-range and --ipv6-range)
+  --masquerade-exclude CIDR[,CIDR]
+                         more destinations never masqueraded (repeatable)
+  --devices NAME[,NAME]  devices to masquerade through (default: every device with a
+                         global address but Docker's bridges and ours, as they come and go)
   --prometheus-serve-addr HOST:PORT
                          Prometheus metrics at /metrics; empty to disable (default 127.0.0.1:9962)
   --debug                log every plugin call
@@ -58,7 +74,11 @@ export const USAGE = `Usage: cilium-agent [flags]
 
 /** Parses argv; throws an Error whose message is fit to print on bad flags. */
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config | 'help' {
-  const args = argv.map((a) => (a === '--enable-ipv6=false' ? '--disable-ipv6' : a === '--enable-ipv6=true' ? '--enable-ipv6' : a));
+  // --enable-X=BOOL as Cilium spells it; parseArgs knows only --enable-X and --disable-X.
+  const args = argv.map((a) => {
+    const m = /^--enable-(ipv6|masquerade)=(true|false)$/.exec(a);
+    return m ? `--${m[2] === 'true' ? 'enable' : 'disable'}-${m[1]!}` : a;
+  });
   const { values } = parseArgs({
     args,
     strict: true,
@@ -80,6 +100,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       'reconcile-grace': { type: 'string', default: '30' },
       'conntrack-gc-interval': { type: 'string', default: '30' },
       'socket-group': { type: 'string' },
+      'enable-masquerade': { type: 'boolean', default: true },
+      'disable-masquerade': { type: 'boolean', default: false },
+      'native-routing-cidr': { type: 'string' },
+      'masquerade-exclude': { type: 'string', multiple: true, default: [] },
+      devices: { type: 'string' },
       debug: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -106,6 +131,14 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   if (!/^(unix|tcp|http|https):\/\//.test(values['docker-host'])) {
     throw new Error(`--docker-host must be a unix:// or tcp:// URL, got "${values['docker-host']}"`);
   }
+  const nativeRouting =
+    values['native-routing-cidr'] === undefined
+      ? [ipv4Range, ...(ipv6Range ? [ipv6Range] : [])]
+      : cidrList('--native-routing-cidr', values['native-routing-cidr']);
+  const excluded = values['masquerade-exclude'].flatMap((v) => cidrList('--masquerade-exclude', v));
+  const devices = values.devices?.split(',').map((d) => d.trim());
+  if (devices?.some((d) => !/^[A-Za-z0-9_.:@-]{1,15}$/.test(d)))
+    throw new Error(`--devices takes interface names separated by commas, got "${values.devices}"`);
   return {
     pluginSocket: values['plugin-socket'],
     apiSocket: values['api-socket'],
@@ -122,6 +155,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     reconcileGraceMs: Number(values['reconcile-grace']) * 1000,
     conntrackGcIntervalMs: Number(values['conntrack-gc-interval']) * 1000,
     ...(socketGroup ? { socketGroup } : {}),
+    masquerade: values['enable-masquerade'] && !values['disable-masquerade'],
+    noMasqueradeTo: [...nativeRouting, ...excluded],
+    ...(devices ? { devices } : {}),
     debug: values.debug,
   };
 }
@@ -137,6 +173,19 @@ function rangeFlag(flag: string, text: string, family: 4 | 6): Cidr {
   const minHostBits = family === 4 ? 2 : 8;
   if (familyBits(family) - c.bits < minHostBits) throw new Error(`${flag} ${formatCidr(c)} is too small for containers`);
   return c;
+}
+
+function cidrList(flag: string, text: string): Cidr[] {
+  return text
+    .split(',')
+    .filter((t) => t.trim())
+    .map((t) => {
+      try {
+        return parseCidr(t.trim());
+      } catch (err) {
+        throw new Error(`${flag}: ${(err as Error).message}`);
+      }
+    });
 }
 
 /** A group from /etc/group (no process spawned); an unknown name is a flag error. */

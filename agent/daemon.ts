@@ -11,6 +11,7 @@ import { BpfDatapath } from '../datapath/bpf/loader';
 import { agentTag } from '../datapath/endpoint-link';
 import { RouterAddress, ensureHostRouter } from '../datapath/host-router';
 import { LinkReaper } from '../datapath/link-reaper';
+import { Masquerade, masqueradePorts } from '../datapath/masquerade';
 import { listLinks } from '../datapath/rtnl';
 import { EndpointManager } from '../endpoint/manager';
 import { PolicySync } from '../endpoint/policy-sync';
@@ -18,7 +19,7 @@ import { EndpointRegistry } from '../endpoint/registry';
 import { IdentityAllocator } from '../identity/allocator';
 import { CidrIdentities } from '../identity/cidr';
 import { Ipam } from '../ipam/ipam';
-import { lastAddress } from '../net/address';
+import { formatCidr, lastAddress } from '../net/address';
 import { ContainerResolver } from '../labels/container-resolver';
 import { dockerClient } from '../labels/docker-client';
 import { Metrics } from '../metrics/metrics';
@@ -85,7 +86,8 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     const registry = await EndpointRegistry.load(store);
     await ensureHostRouter(networks.routerAddresses(), cfg.ipv6Range !== undefined);
 
-    const dp = BpfDatapath.load({ bpfRoot: cfg.bpfRoot, hostToEndpointAllowed: cfg.allowLocalhost });
+    const natPorts = cfg.masquerade ? masqueradePorts() : { min: 1024, max: 65535 };
+    const dp = BpfDatapath.load({ bpfRoot: cfg.bpfRoot, hostToEndpointAllowed: cfg.allowLocalhost, natPorts });
     closers.push(() => {
       dp.close();
     });
@@ -99,6 +101,15 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     closers.push(() => {
       hostIps.stop();
     });
+    const masquerade = new Masquerade(dp, { ...(cfg.devices ? { devices: cfg.devices } : {}), noMasqueradeTo: cfg.noMasqueradeTo }, log);
+    if (cfg.masquerade) {
+      await masquerade.start(10_000);
+      closers.push(() => {
+        masquerade.stop();
+      });
+    } else {
+      await masquerade.disable();
+    }
     const events = new EventLog();
     const reader = new EventReader(dp.maps.eventsFd, (e) => {
       events.push(e);
@@ -109,7 +120,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
 
     const identities = await IdentityAllocator.load(store, log, cfg.identityGraceMs);
     const repo = await PolicyRepository.load(store);
-    const conntrack = new ConntrackGc(dp.maps.ct, () => new Set(registry.list().map((e) => ownerOf(e.sandboxKey))), log);
+    const conntrack = new ConntrackGc(dp.maps.ct, dp.maps.snat, () => new Set(registry.list().map((e) => ownerOf(e.sandboxKey))), log);
     const metrics = new Metrics({
       endpoints: registry,
       identities,
@@ -205,6 +216,12 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
           linksPendingRemoval: () => reaper.pending,
           bpfRoot: cfg.bpfRoot,
           dockerHost: cfg.dockerHost,
+          masquerading: () => ({
+            enabled: cfg.masquerade,
+            devices: masquerade.devices(),
+            ports: natPorts,
+            excluded: cfg.noMasqueradeTo.map(formatCidr),
+          }),
         },
       }),
       'error',

@@ -13,7 +13,7 @@ import { EventLog, LoggedEvent } from '../monitor/event-log';
 import { NetworkManager } from '../network/manager';
 import { PolicyRepository } from '../policy/repository';
 import { Reconciler } from '../reconcile/reconciler';
-import type { EndpointView, EventView } from './types';
+import type { EndpointView, EventView, Health } from './types';
 
 /** What the API reads and asks: the owners of each piece of state. */
 export interface ApiDeps {
@@ -44,6 +44,7 @@ export interface ApiDeps {
     linksPendingRemoval: () => number;
     bpfRoot: string;
     dockerHost: string;
+    masquerading: () => Health['masquerading'];
   };
 }
 

@@ -4,7 +4,8 @@
  * cannot drift apart.
  */
 import type { GcStats } from '../conntrack/gc';
-import type { CtEntry, PolicyKey } from '../datapath/bpf/maps';
+import type { CtEntry, NatEntry, PolicyKey } from '../datapath/bpf/maps';
+import type { MasqueradeDevice } from '../datapath/masquerade';
 import type { Endpoint } from '../endpoint/endpoint';
 import type { Ipam } from '../ipam/ipam';
 import type { LoggedEvent } from '../monitor/event-log';
@@ -29,6 +30,13 @@ export interface Health {
   bpfMaps: Array<{ name: string; path: string; pinned: boolean }>;
   conntrack: GcStats;
   natRecovery: string;
+  masquerading: {
+    enabled: boolean;
+    devices: MasqueradeDevice[];
+    ports: { min: number; max: number };
+    /** Destinations reached unmasqueraded (native routing CIDRs and --masquerade-exclude). */
+    excluded: string[];
+  };
   recentErrors: Array<{ time: string; level: string; message: string }>;
   faults: Record<string, number>;
 }
@@ -76,6 +84,8 @@ export interface IpcacheEntry {
 }
 
 export type CtEntryView = Omit<CtEntry, 'packets' | 'bytes'> & { packets: string; bytes: string; state: string; remainingSeconds: number };
+
+export type NatEntryView = NatEntry & { remainingSeconds: number };
 
 export interface CtFlushed {
   flushed: number;

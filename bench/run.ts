@@ -10,6 +10,7 @@ import { bpfCost } from './bpf-cost';
 import { buildNettool, gcRate, quantile, revocationLatency } from './conntrack';
 import { Cpus, Pair, TCP_RR, containerPair, iptablesRules, latency, plainVeth, scalePrefixes, throughput } from './datapath';
 import { dockerRunBench, dockerRunReport } from './docker-run';
+import { OUTSIDE_DEVICE, bridgeMasquerade, outboundPair, outsideServer } from './masquerade';
 import { histogramQuantiles } from './quantiles';
 import { PROBE, policyUpdateReach } from './policy-update';
 import { pairedRatio, summarize } from './stats';
@@ -81,11 +82,14 @@ async function main(): Promise<void> {
     '--ipv6-range=f00d::d6:0:0/96',
     `--docker-host=${d.host}`,
     `--prometheus-serve-addr=${METRICS}`,
+    `--devices=${OUTSIDE_DEVICE}`,
   ]);
   const cleanups: Array<() => Promise<unknown>> = [];
   const restoreCiliumHost = await keepCiliumHost();
   const policy = (rules: unknown) => httpUnix(agent.apiSocket, 'PUT', '/v1/policy', JSON.stringify(rules));
   try {
+    const outside = await outsideServer();
+    cleanups.push(outside.cleanup);
     await d.start();
     await buildBusyboxImage(d, 'bbox:latest');
     await agent.start();
@@ -172,6 +176,29 @@ async function main(): Promise<void> {
       vsBridge.tput >= 1 && vsBridge.lat <= 1,
       `no worse than the bridge on both: throughput ${pct(vsBridge.tput)}, latency ${pct(vsBridge.lat)} of the bridge's`,
     );
+
+    // Outbound to a server beyond the host: BPF masquerade against the bridge's iptables MASQUERADE.
+    process.stderr.write('masquerade: outbound throughput and request/response...\n');
+    cleanups.push(await bridgeMasquerade(d, 'bench-bridge'));
+    const out = await measurePairs(
+      { bridge: await outboundPair(d, 'bench-bridge', 'out-bridge', outside), cilium: await outboundPair(d, 'bench-cilium', 'out-cilium', outside) },
+      REPEATS,
+    );
+    const outTput = pairedRatio(out.cilium!.gbps, out.bridge!.gbps);
+    const outLat = pairedRatio(out.cilium!.us, out.bridge!.us);
+    section(
+      '## Outbound through masquerade, to a namespace beyond the host (min / **median** / max)',
+      `The server sits behind a veth with no route back to the containers; both sides on CPU ${LAST}.`,
+      '',
+      '| column | TCP throughput (Gbit/s) | TCP request/response (µs) |',
+      '|---|---|---|',
+      `| Docker bridge, iptables MASQUERADE | ${mmm(out.bridge!.gbps, f2)} | ${mmm(out.bridge!.us, f1)} |`,
+      `| cilium, BPF masquerade | ${mmm(out.cilium!.gbps, f2)} | ${mmm(out.cilium!.us, f1)} |`,
+      '',
+      `- cilium / bridge: throughput **${pct(outTput)}**, latency **${pct(outLat)}**`,
+      '- The bridge path is routing, netfilter conntrack and NAT; ours is a route lookup and the translation in the endpoint program, then bpf_redirect_neigh, both ways.',
+    );
+    goal(outTput >= 1, `outbound TCP throughput through masquerade >= 100% of the bridge's iptables MASQUERADE: ${pct(outTput)}`);
 
     // Conntrack: what the GC sustains, and how fast a revoked connection stops.
     process.stderr.write('conntrack: GC rate and revocation...\n');

@@ -1,7 +1,9 @@
 /*
  * Programs for the host side of an endpoint's veth (tc clsact):
  *   cil_from_container on ingress: what the container sends (its egress),
- *   cil_to_container on egress: what the container receives (its ingress).
+ *   cil_to_container on egress: what the container receives (its ingress);
+ * and for the host's masquerading devices:
+ *   cil_from_netdev on ingress: replies to masqueraded flows, into their endpoint.
  * Compiled once at build time and loaded once per agent; each endpoint's
  * values live in cilium_lxc keyed by the veth's ifindex, so creating an
  * endpoint or changing policy is a map update, never a compile or a load.
@@ -13,6 +15,8 @@
 #include "lib/policy.h"
 #include "lib/conntrack.h"
 #include "lib/identity.h"
+#include "lib/nat.h"
+#include "lib/route.h"
 
 struct arp_eth_ipv4 {
 	__be16 htype;
@@ -156,27 +160,8 @@ pass:
  */
 static __always_inline int route_locally(struct __sk_buff *skb, const struct flow *f, const struct ep_addr_value *to)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-
-	if (f->family == 4) {
-		struct iphdr *ip = data + ETH_HLEN;
-		__u16 old, new;
-
-		if ((void *)(ip + 1) > end || ip->ttl <= 1)
-			return 1; /* let the stack answer Time Exceeded */
-		old = *(__u16 *)&ip->ttl;
-		ip->ttl--;
-		new = *(__u16 *)&ip->ttl;
-		if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old, new, 2) < 0)
-			return 1;
-	} else {
-		struct ipv6hdr *ip6 = data + ETH_HLEN;
-
-		if ((void *)(ip6 + 1) > end || ip6->hop_limit <= 1)
-			return 1;
-		ip6->hop_limit--;
-	}
+	if (!hop_decrement(skb, f))
+		return 1;
 	if (bpf_skb_store_bytes(skb, 0, to->mac, 6, 0) < 0 || bpf_skb_store_bytes(skb, 6, to->host_mac, 6, 0) < 0)
 		return 1;
 	return 0;
@@ -186,7 +171,9 @@ static __always_inline int route_locally(struct __sk_buff *skb, const struct flo
  * Traffic for another endpoint on this host: its ingress policy is applied
  * here and the packet goes straight into its namespace (bpf_redirect_peer),
  * skipping the host's routing and netfilter (a FORWARD policy of DROP, as
- * dockerd sets, does not apply). Anything else takes the host's route.
+ * dockerd sets, does not apply). Traffic leaving through a masquerading
+ * device is translated and sent out of it likewise (nat.h). Anything else
+ * takes the host's route.
  */
 static __always_inline int deliver(struct __sk_buff *skb, const struct flow *f, __u8 icmp_type, __u32 l4_off,
 				   __u32 sender)
@@ -208,6 +195,9 @@ static __always_inline int deliver(struct __sk_buff *skb, const struct flow *f, 
 	if (!route_locally(skb, f, &to))
 		return bpf_redirect_peer(to.ifindex, 0);
 host_stack:
+	r = snat_egress(skb, f, l4_off, icmp_type, sender);
+	if (r != NAT_NOT_APPLIED)
+		return r;
 	mark_source_identity(skb, sender);
 	return TC_ACT_OK;
 }
@@ -308,6 +298,48 @@ int cil_to_container(struct __sk_buff *skb)
 	if (f.proto == IPPROTO_ICMPV6 && icmp6_local_control(icmp_type))
 		return TC_ACT_OK;
 	return enforce(skb, ep, ifindex, &f, DIR_INGRESS, icmp_type, l4_off, source_identity(skb, &f));
+}
+
+/*
+ * Ingress of a masquerading device: a reply to a masqueraded flow goes back
+ * to its endpoint, under that endpoint's ingress policy (the flow's tracked
+ * connection admits it), straight into its namespace. Everything else is the
+ * host's and passes untouched.
+ */
+SEC("tc")
+int cil_from_netdev(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct ep_addr_value *found, to;
+	struct endpoint_info *ep;
+	struct flow f = {};
+	__u16 eth_proto = 0;
+	__u32 l4_off = 0;
+	__u8 icmp_type;
+	int r;
+
+	if (!bpf_map_lookup_elem(&cilium_nat_dev, &ifindex))
+		return TC_ACT_OK;
+	if (parse_flow_pulled(skb, &f, &eth_proto, &icmp_type, &l4_off) != PARSE_OK)
+		return TC_ACT_OK;
+	r = snat_reverse(skb, &f, l4_off, icmp_type, ct_now());
+	if (r == 0)
+		return TC_ACT_OK;
+	if (r < 0)
+		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS, 0, ID_WORLD, 0, &f);
+	found = bpf_map_lookup_elem(&cilium_ep_addr, f.daddr);
+	if (!found)
+		return drop(skb, REASON_UNKNOWN_ENDPOINT, DIR_INGRESS, 0, ID_WORLD, 0, &f);
+	__builtin_memcpy(&to, found, sizeof(to));
+	ep = bpf_map_lookup_elem(&cilium_lxc, &to.ifindex);
+	if (!ep)
+		return drop(skb, REASON_UNKNOWN_ENDPOINT, DIR_INGRESS, 0, ID_WORLD, 0, &f);
+	r = enforce(skb, ep, to.ifindex, &f, DIR_INGRESS, icmp_type, l4_off, ipcache_identity(f.saddr));
+	if (r != TC_ACT_OK)
+		return r;
+	if (route_locally(skb, &f, &to))
+		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS, ep->ep_id, ID_WORLD, ep->identity, &f);
+	return bpf_redirect_peer(to.ifindex, 0);
 }
 
 char _license[] SEC("license") = "GPL";

@@ -1,4 +1,4 @@
-import { bpfCtFlush, bpfCtList, bpfEndpointList, bpfIpcacheList, bpfPolicyGet, ipList } from './commands/bpf';
+import { bpfCtFlush, bpfCtList, bpfEndpointList, bpfIpcacheList, bpfNatList, bpfPolicyGet, ipList } from './commands/bpf';
 import { endpointGet, endpointLabels, endpointList } from './commands/endpoint';
 import { identityGet, identityList } from './commands/identity';
 import { ipam } from './commands/ipam';
@@ -26,6 +26,7 @@ const COMMANDS: Record<string, [Command, string]> = {
   'bpf ct list': [bpfCtList, 'tracked connections, their state and remaining lifetime'],
   'bpf ct flush': [bpfCtFlush, 'forget every tracked connection (each is decided by policy anew)'],
   'bpf endpoint list': [bpfEndpointList, 'the datapath endpoint map'],
+  'bpf nat list': [bpfNatList, 'masquerade translations, both directions, with their remaining lifetime'],
   'ip list': [ipList, 'addresses and prefixes with their identities and labels'],
   ipam: [ipam, 'address pools and allocations'],
   monitor: [monitor, 'live datapath events [-t drop|trace|policy-verdict] [--related-to EP]'],

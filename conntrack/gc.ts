@@ -1,5 +1,5 @@
 import { Logger } from 'winston';
-import { CtMap, monotonicSeconds } from '../datapath/bpf/maps';
+import { CtMap, SnatMap, monotonicSeconds } from '../datapath/bpf/maps';
 
 export interface GcStats {
   /** Live entries after the last pass. */
@@ -9,6 +9,8 @@ export interface GcStats {
   lastDurationMs?: number;
   lastExpired: number;
   lastOrphaned: number;
+  /** Masquerade translations past their lifetime removed by the last pass. */
+  lastNatExpired: number;
   failures: number;
 }
 
@@ -16,15 +18,16 @@ export interface GcStats {
  * The conntrack table's garbage collector, its one owner in the agent. The
  * datapath already ignores (and removes) an expired entry when it meets one;
  * this reclaims entries nobody meets again, and those of containers that are
- * gone, every interval.
+ * gone, every interval; and masquerade translations past their lifetime.
  */
 export class ConntrackGc {
-  readonly stats: GcStats = { entries: 0, runs: 0, lastExpired: 0, lastOrphaned: 0, failures: 0 };
+  readonly stats: GcStats = { entries: 0, runs: 0, lastExpired: 0, lastOrphaned: 0, lastNatExpired: 0, failures: 0 };
   private timer?: NodeJS.Timeout;
   private running: Promise<GcStats> | undefined;
 
   constructor(
     private readonly ct: CtMap,
+    private readonly nat: SnatMap,
     /** Owners (containers) whose connections are kept; others are removed. */
     private readonly owners: () => Set<number>,
     private readonly log: Logger,
@@ -51,7 +54,9 @@ export class ConntrackGc {
   private async pass(): Promise<GcStats> {
     const t0 = process.hrtime.bigint();
     try {
-      const r = await this.ct.collect(monotonicSeconds(), this.owners());
+      const now = monotonicSeconds();
+      const r = await this.ct.collect(now, this.owners());
+      const nat = await this.nat.collect(now);
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       Object.assign(this.stats, {
         entries: r.live,
@@ -59,6 +64,7 @@ export class ConntrackGc {
         lastDurationMs: Math.round(ms * 10) / 10,
         lastExpired: r.expired,
         lastOrphaned: r.orphaned,
+        lastNatExpired: nat.expired,
       });
       this.stats.runs++;
       this.onPass?.(this.stats, r.scanned);

@@ -52,9 +52,7 @@ export async function setupEndpointLink(names: LinkNames, addresses: EndpointAdd
   try {
     // DAD would leave the gateway link-local tentative for a second after up.
     await setSysctl(`net.ipv6.conf.${names.hostName}.accept_dad`, '0');
-    if (await sysctlExists(`net.ipv6.conf.${names.hostName}.force_forwarding`)) {
-      await setSysctl(`net.ipv6.conf.${names.hostName}.force_forwarding`, '1');
-    }
+    await forwardIPv6(names.hostName);
     const index = (await linkIndex(names.hostName))!;
     await setUp(index, tag);
     for (const a of addresses) await replaceRoute(a.family, a.value, familyBits(a.family), index);
@@ -68,4 +66,16 @@ export async function setupEndpointLink(names: LinkNames, addresses: EndpointAdd
 /** Removing the host side removes the peer and every route through it. Idempotent. */
 export async function teardownEndpointLink(hostName: string): Promise<void> {
   await deleteLink(hostName);
+}
+
+/**
+ * IPv6 forwarding on a host-side veth: force_forwarding (kernel >= 6.17) lets
+ * the stack route for it without the host-wide switch, and the interface's own
+ * forwarding flag is what the masquerade path's route lookup (bpf_fib_lookup)
+ * asks. Idempotent: also applied to the veths of an earlier version at start.
+ */
+export async function forwardIPv6(hostName: string): Promise<void> {
+  for (const knob of ['force_forwarding', 'forwarding']) {
+    if (await sysctlExists(`net.ipv6.conf.${hostName}.${knob}`)) await setSysctl(`net.ipv6.conf.${hostName}.${knob}`, '1');
+  }
 }

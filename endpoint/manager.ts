@@ -1,6 +1,6 @@
 import { Logger } from 'winston';
 import { parseAddress } from '../net/address';
-import { EndpointAddress, LinkNames, linkLocalFromMac, linkNames, setupEndpointLink, teardownEndpointLink } from '../datapath/endpoint-link';
+import { EndpointAddress, LinkNames, forwardIPv6, linkLocalFromMac, linkNames, setupEndpointLink, teardownEndpointLink } from '../datapath/endpoint-link';
 import { LinkReaper } from '../datapath/link-reaper';
 import { BpfDatapath } from '../datapath/bpf/loader';
 import { linkIndex } from '../datapath/rtnl';
@@ -233,6 +233,7 @@ export class EndpointManager {
         if (id !== ep.identity) await this.registry.save({ ...ep, identity: id });
       }
       this.dp.attach(ep.ifIndex, false);
+      if (ep.ipv6) await forwardIPv6(ep.ifName);
       if (ep.state === 'waiting-for-identity' && ep.sandboxKey) this.lookup.watch(ep.dockerEndpointId, ep.dockerNetworkId);
     }
     this.identities.sweepUnused();

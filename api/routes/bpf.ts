@@ -3,7 +3,7 @@ import { ctState, monotonicSeconds } from '../../datapath/bpf/maps';
 import { formatAddress } from '../../net/address';
 import { ApiDeps, Views } from '../deps';
 import { findEndpoint } from '../http';
-import type { BpfEndpointEntry, BpfPolicyEntry, CtEntryView, CtFlushed, IpcacheEntry } from '../types';
+import type { BpfEndpointEntry, BpfPolicyEntry, CtEntryView, CtFlushed, IpcacheEntry, NatEntryView } from '../types';
 
 /** The pinned maps as the datapath sees them: `cilium bpf ...`. */
 export function bpfRoutes(d: ApiDeps, views: Views): Router {
@@ -48,6 +48,15 @@ export function bpfRoutes(d: ApiDeps, views: Views): Router {
     const flushed = d.dp.maps.ct.flush();
     d.log.info(`conntrack flushed: ${flushed} entries`);
     res.json({ flushed } satisfies CtFlushed);
+  });
+  r.get('/v1/bpf/nat', (_req, res) => {
+    const now = monotonicSeconds();
+    res.json(
+      d.dp.maps.snat
+        .entries()
+        .filter((e) => e.expires >= now)
+        .map((e) => ({ ...e, remainingSeconds: e.expires - now })) satisfies NatEntryView[],
+    );
   });
   r.get('/v1/bpf/endpoint', (_req, res) => {
     res.json(d.dp.maps.endpoints.entries() satisfies BpfEndpointEntry[]);

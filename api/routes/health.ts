@@ -25,6 +25,7 @@ export function healthRoutes(d: ApiDeps): Router {
       bpfMaps: PINNED_MAPS.map((name) => ({ name, path: `${d.health.bpfRoot}/${name}`, pinned: existsSync(`${d.health.bpfRoot}/${name}`) })),
       conntrack: d.conntrack.stats,
       natRecovery: d.dp.natRecoveryUnavailable ? `unavailable: ${d.dp.natRecoveryUnavailable}` : 'ok',
+      masquerading: d.health.masquerading(),
       recentErrors: d.health.recentErrors,
       faults: d.health.faults,
     } satisfies Health);

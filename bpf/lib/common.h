@@ -64,6 +64,7 @@ struct icmp_hdr {
 #define REASON_INVALID_PACKET 7
 #define REASON_NO_RELATED_CONNECTION 8 /* an ICMP error about no connection in the table */
 #define REASON_FRAG_NOT_FOUND 9        /* a later fragment whose first one was not seen */
+#define REASON_NAT_NO_PORT 10          /* every masquerade port for that destination is in use */
 
 /* Endpoint flags. */
 #define EP_F_INGRESS_ENFORCE 1
@@ -76,6 +77,9 @@ struct icmp_hdr {
 #define CT_F_RX_CLOSING 4  /* FIN from the other side */
 #define CT_F_RESET 8
 #define CT_F_DENIED 16 /* revoked: the policy that allowed it no longer does */
+
+/* nat_entry.flags (nat.h). */
+#define NAT_F_CLOSING 1 /* the TCP connection saw a FIN or RST: its port is freed soon */
 
 /* struct event.type (events.h). */
 #define EVENT_DROP 1

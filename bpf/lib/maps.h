@@ -4,6 +4,15 @@
 
 #include "common.h"
 
+/* The agent's settings, in .rodata: fixed when it loads the object (datapath/bpf/loader.ts). */
+struct datapath_config {
+	__u32 host_to_endpoint_allowed; /* the host reaches every endpoint (--allow-localhost=always) */
+	__u16 nat_port_min;             /* masquerade ports, host order */
+	__u16 nat_port_max;
+};
+
+const volatile struct datapath_config datapath_config = { 1, 61000, 65535 };
+
 /* ifindex of the host-side veth -> endpoint. Written before the program is attached. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -161,5 +170,49 @@ struct {
 	__type(key, struct metrics_key);
 	__type(value, struct metrics_value);
 } cilium_metrics SEC(".maps");
+
+struct nat_key {
+	struct flow tuple; /* tcp_flags and pad zero */
+	__u8 dir;          /* DIR_EGRESS: as the endpoint sent it; DIR_INGRESS: the reply as it arrives */
+	__u8 pad[3];
+};
+
+struct nat_entry {
+	__u8 addr[16]; /* egress: the address it leaves with; ingress: the endpoint's */
+	__be16 port;   /* likewise (ICMP echo: the identifier) */
+	__u8 flags;    /* NAT_F_* */
+	__u8 pad;
+	__u32 expires; /* CLOCK_MONOTONIC seconds */
+};
+
+/* Masquerade translations, both directions of each flow. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct nat_key);
+	__type(value, struct nat_entry);
+} cilium_snat SEC(".maps");
+
+struct nat_device {
+	__u8 ipv4[4];  /* zero: IPv4 is not masqueraded through it */
+	__u8 ipv6[16]; /* likewise */
+};
+
+/* ifindex -> the addresses endpoint traffic leaving through that device takes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct nat_device);
+} cilium_nat_dev SEC(".maps");
+
+/* Destinations never masqueraded: the native routing CIDRs and --masquerade-exclude. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ipcache_key);
+	__type(value, __u32);
+} cilium_nat_exclude SEC(".maps");
 
 #endif

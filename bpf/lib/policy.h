@@ -4,8 +4,6 @@
 
 #include "maps.h"
 
-/* Agent configuration, set in .rodata before load: the host reaches every endpoint. */
-const volatile __u32 host_to_endpoint_allowed = 1;
 
 static __always_inline struct ipcache_value *ipcache_lookup(const __u8 *addr)
 {
@@ -62,7 +60,7 @@ static __always_inline int policy_exempt(const struct endpoint_info *ep, __u32 p
 {
 	__u32 flag = dir == DIR_INGRESS ? EP_F_INGRESS_ENFORCE : EP_F_EGRESS_ENFORCE;
 
-	return (dir == DIR_INGRESS && peer == ID_HOST && host_to_endpoint_allowed) || !(ep->flags & flag);
+	return (dir == DIR_INGRESS && peer == ID_HOST && datapath_config.host_to_endpoint_allowed) || !(ep->flags & flag);
 }
 
 /* The verdict the endpoint's policy gives a connection's first packet f from peer. */

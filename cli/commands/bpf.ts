@@ -1,6 +1,8 @@
-import type { BpfEndpointEntry, BpfPolicyEntry, CtEntryView, CtFlushed, IpcacheEntry } from '../../api/types';
+import type { BpfEndpointEntry, BpfPolicyEntry, CtEntryView, CtFlushed, IpcacheEntry, NatEntryView } from '../../api/types';
 import { Command, UsageError } from '../context';
 import { proto, table } from '../table';
+
+const hostPort = (a: string, p: number) => (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
 
 export const bpfPolicyGet: Command = async (ctx) => {
   const [ep] = ctx.positional();
@@ -37,7 +39,6 @@ export const bpfIpcacheList: Command = async (ctx) => {
 
 export const bpfCtList: Command = async (ctx) => {
   const entries = await ctx.api<CtEntryView[]>('GET', '/v1/bpf/ct');
-  const hostPort = (a: string, p: number) => (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
   ctx.print(entries, () =>
     table(
       ['PROTO', 'SOURCE', 'DESTINATION', 'DIRECTION', 'STATE', 'EXPIRES', 'PACKETS', 'BYTES', 'PEER IDENTITY'],
@@ -52,6 +53,27 @@ export const bpfCtList: Command = async (ctx) => {
         e.bytes,
         String(e.peerIdentity),
       ]),
+    ),
+  );
+  return 0;
+};
+
+export const bpfNatList: Command = async (ctx) => {
+  const entries = await ctx.api<NatEntryView[]>('GET', '/v1/bpf/nat');
+  ctx.print(entries, () =>
+    table(
+      ['PROTO', 'DIRECTION', 'SOURCE', 'DESTINATION', 'TRANSLATED TO', 'STATE', 'EXPIRES'],
+      entries
+        .sort((a, b) => a.dir.localeCompare(b.dir) || a.src.localeCompare(b.src) || a.sport - b.sport)
+        .map((e) => [
+          proto(e.proto),
+          e.dir.toUpperCase(),
+          hostPort(e.src, e.sport),
+          hostPort(e.dst, e.dport),
+          hostPort(e.to, e.toPort),
+          e.closing ? 'CLOSING' : 'ACTIVE',
+          `${e.remainingSeconds}s`,
+        ]),
     ),
   );
   return 0;

@@ -34,6 +34,7 @@ export const status: Command = async (ctx) => {
       }`,
       ...(verbose ? h.bpfMaps.map((m) => `  ${m.path}${m.pinned ? '' : '  (missing)'}`) : []),
       `Conntrack:    ${h.conntrack.entries} entries; GC ${h.conntrack.runs} runs, last removed ${h.conntrack.lastExpired} expired + ${h.conntrack.lastOrphaned} orphaned${h.conntrack.lastDurationMs === undefined ? '' : ` in ${h.conntrack.lastDurationMs} ms`}${h.conntrack.failures ? `, ${h.conntrack.failures} failed` : ''}`,
+      `Masquerading: ${masquerading(h.masquerading)}`,
       `NAT sources:  ${h.natRecovery === 'ok' ? 'Ok   original source of host-NATed traffic' : `Disabled   host-NATed traffic is world (${h.natRecovery})`}`,
       `Faults:       ${
         Object.entries(h.faults)
@@ -53,3 +54,10 @@ export const version: Command = async (ctx) => {
   ctx.print({ client: VERSION, daemon: h.version }, () => `Client: ${VERSION}\nDaemon: ${h.version}\n`);
   return 0;
 };
+
+/** As Cilium shows it: "BPF   [eth0 192.0.2.2 fd00::2]   10.216.0.0/16 f00d::...". */
+function masquerading(m: Health['masquerading']): string {
+  if (!m.enabled) return 'Disabled';
+  const devices = m.devices.map((d) => [d.name, d.ipv4, d.ipv6].filter(Boolean).join(' ')).join(', ');
+  return `BPF   [${devices || 'no device yet'}]   ports ${m.ports.min}-${m.ports.max}, not to ${m.excluded.join(' ') || 'anything excluded'}`;
+}

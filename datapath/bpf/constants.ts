@@ -16,6 +16,9 @@ export const EP_FLAGS = { ingressEnforce: 1, egressEnforce: 2, notReady: 4 } as 
 /** CT_F_*: ct_value.flags. */
 export const CT_FLAGS = { established: 1, txClosing: 2, rxClosing: 4, reset: 8, denied: 16 } as const;
 
+/** NAT_F_*: nat_entry.flags. */
+export const NAT_FLAGS = { closing: 1 } as const;
+
 /** EVENT_*: event.type. */
 export const EVENT = { drop: 1, policyVerdict: 2, trace: 3 } as const;
 
@@ -31,6 +34,7 @@ export const REASON = {
   invalidPacket: 7,
   noRelatedConnection: 8,
   fragNotFound: 9,
+  natNoPort: 10,
 } as const;
 
 /** What monitor, metrics and the CLI call each reason (Cilium's wording where it has one). */
@@ -45,4 +49,5 @@ export const REASON_NAMES: Record<number, string> = {
   [REASON.invalidPacket]: 'Invalid packet',
   [REASON.noRelatedConnection]: 'No connection for ICMP error',
   [REASON.fragNotFound]: 'Fragment not found',
+  [REASON.natNoPort]: 'No masquerade port available',
 };

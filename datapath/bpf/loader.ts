@@ -5,6 +5,7 @@ import { BpfMap, possibleCpus } from './map';
 import { btfProblems } from './btf';
 import {
   CtMap,
+  DATAPATH_CONFIG,
   EndpointAddressMap,
   EndpointMap,
   IpcacheMap,
@@ -12,9 +13,12 @@ import {
   MapLayout,
   MapName,
   MetricsMap,
+  NatDeviceMap,
+  NatExcludeMap,
   PROGRAM_MAP_LAYOUTS,
   PolicyMap,
   RINGBUF,
+  SnatMap,
   sizesOf,
 } from './maps';
 
@@ -34,6 +38,8 @@ export interface DatapathConfig {
   /** Directory on bpffs where the maps are pinned; they outlive the agent. */
   bpfRoot: string;
   hostToEndpointAllowed: boolean;
+  /** Masquerade source ports, beside the host's ephemeral range. */
+  natPorts: { min: number; max: number };
 }
 
 /** What enforcement state is written through: the typed maps (a test can give in-memory ones). */
@@ -48,6 +54,9 @@ export interface Maps {
   ct: CtMap;
   addresses: EndpointAddressMap;
   metrics: MetricsMap;
+  snat: SnatMap;
+  natDevices: NatDeviceMap;
+  natExclude: NatExcludeMap;
   eventsFd: number;
 }
 
@@ -62,6 +71,7 @@ export class BpfDatapath implements DatapathMaps {
     readonly maps: Maps,
     private readonly fromContainerFd: number,
     private readonly toContainerFd: number,
+    private readonly fromNetdevFd: number,
     /** Pinned maps of an older layout this start replaced (their entries are rebuilt from the agent's state). */
     readonly replacedMaps: string[],
     /**
@@ -77,7 +87,7 @@ export class BpfDatapath implements DatapathMaps {
       return BpfDatapath.loadObject(cfg, OBJECTS[0]);
     } catch (err) {
       const dp = BpfDatapath.loadObject(cfg, OBJECTS[1]);
-      return new BpfDatapath(dp.obj, dp.maps, dp.fromContainerFd, dp.toContainerFd, dp.replacedMaps, (err as Error).message);
+      return new BpfDatapath(dp.obj, dp.maps, dp.fromContainerFd, dp.toContainerFd, dp.fromNetdevFd, dp.replacedMaps, (err as Error).message);
     }
   }
 
@@ -99,9 +109,15 @@ export class BpfDatapath implements DatapathMaps {
         }
         check(bpf.mapSetPinPath(m, pin), `pin path for ${name}`);
       }
-      const rodata = Buffer.alloc(4);
-      rodata.writeUInt32LE(cfg.hostToEndpointAllowed ? 1 : 0, 0);
-      check(bpf.mapSetInitialValue(checkPtr(bpf.findMap(obj, '.rodata'), 'find .rodata'), rodata, rodata.length), 'set .rodata');
+      const rodataMap = checkPtr(bpf.findMap(obj, '.rodata'), 'find .rodata');
+      if (bpf.mapValueSize(rodataMap) !== DATAPATH_CONFIG.size)
+        throw new Error(`${path}: .rodata holds ${bpf.mapValueSize(rodataMap)} bytes, the agent's ${DATAPATH_CONFIG.cName} ${DATAPATH_CONFIG.size}`);
+      const rodata = DATAPATH_CONFIG.encode({
+        host_to_endpoint_allowed: cfg.hostToEndpointAllowed ? 1 : 0,
+        nat_port_min: cfg.natPorts.min,
+        nat_port_max: cfg.natPorts.max,
+      });
+      check(bpf.mapSetInitialValue(rodataMap, rodata, rodata.length), 'set .rodata');
       check(bpf.load(obj), `load BPF programs (maps pinned in ${cfg.bpfRoot} by an incompatible version must be removed first)`);
       const fd = (name: MapName) => check(bpf.mapFd(checkPtr(bpf.findMap(obj, name), name)), `fd of ${name}`);
       const map = (name: MapName, perCpu = 1) => new BpfMap(name, fd(name), sizesOf(MAP_LAYOUTS[name]).key, sizesOf(MAP_LAYOUTS[name]).value * perCpu);
@@ -112,10 +128,13 @@ export class BpfDatapath implements DatapathMaps {
         ct: new CtMap(map('cilium_ct')),
         addresses: new EndpointAddressMap(map('cilium_ep_addr')),
         metrics: new MetricsMap(map('cilium_metrics', possibleCpus())),
+        snat: new SnatMap(map('cilium_snat')),
+        natDevices: new NatDeviceMap(map('cilium_nat_dev')),
+        natExclude: new NatExcludeMap(map('cilium_nat_exclude')),
         eventsFd: fd('cilium_events'),
       };
       const prog = (name: string) => check(bpf.programFd(checkPtr(bpf.findProgram(obj, name), name)), `fd of ${name}`);
-      return new BpfDatapath(obj, maps, prog('cil_from_container'), prog('cil_to_container'), replaced);
+      return new BpfDatapath(obj, maps, prog('cil_from_container'), prog('cil_to_container'), prog('cil_from_netdev'), replaced);
     } catch (err) {
       bpf.close(obj);
       throw err;
@@ -140,6 +159,19 @@ export class BpfDatapath implements DatapathMaps {
       r = attachBoth();
     }
     check(r, `attach endpoint programs on ifindex ${ifindex}`);
+  }
+
+  /**
+   * Attaches the masquerade reply program to a host device's ingress (its
+   * clsact qdisc created if it has none), replacing what was in our slot.
+   */
+  attachNetdev(ifindex: number): void {
+    let r = bpf.tcAttach(tcHook(ifindex, TC_INGRESS), tcOpts(this.fromNetdevFd));
+    if (r < 0) {
+      bpf.tcHookCreate(tcHook(ifindex, TC_INGRESS)); // EEXIST when another tool made it: the attach says what is wrong
+      r = bpf.tcAttach(tcHook(ifindex, TC_INGRESS), tcOpts(this.fromNetdevFd));
+    }
+    check(r, `attach the masquerade program on ifindex ${ifindex}`);
   }
 
   /** Whether both hooks of the veth hold a filter in our slot (what a restarted agent replaces). */

@@ -1,7 +1,7 @@
 import { Family, formatAddress } from '../../net/address';
 import { IPPROTO } from '../../net/protocol';
 import { addressBytes, macBytes } from '../rtnl';
-import { CT_FLAGS, DIR, Direction, directionOf } from './constants';
+import { CT_FLAGS, DIR, Direction, NAT_FLAGS, directionOf } from './constants';
 import { Layout, FieldList, bytes, scalar, struct } from './layout';
 import { MapStore, possibleCpus } from './map';
 
@@ -94,7 +94,30 @@ const EVENTS_BUDGET = struct('struct events_budget', [
   ['last_ns', 'u64'],
   ['tokens', 'u64'],
 ]);
+const NAT_KEY = struct('struct nat_key', [
+  ['tuple', FLOW],
+  ['dir', 'u8'],
+  ['pad', bytes(3)],
+]);
+const NAT_ENTRY = struct('struct nat_entry', [
+  ['addr', bytes(16)],
+  ['port', 'be16'],
+  ['flags', 'u8'],
+  ['pad', 'u8'],
+  ['expires', 'u32'],
+]);
+const NAT_DEVICE = struct('struct nat_device', [
+  ['ipv4', bytes(4)],
+  ['ipv6', bytes(16)],
+]);
 const U32_KEY = scalar('__u32', 'key', 'u32');
+const U32_VALUE = scalar('__u32', 'value', 'u32');
+/** .rodata: the agent's settings, fixed at load (bpf/lib/maps.h). */
+export const DATAPATH_CONFIG = struct('struct datapath_config', [
+  ['host_to_endpoint_allowed', 'u32'],
+  ['nat_port_min', 'u16'],
+  ['nat_port_max', 'u16'],
+]);
 const ADDR_KEY = scalar('__u8[16]', 'addr', bytes(16));
 
 export interface MapLayout {
@@ -123,6 +146,9 @@ export const MAP_LAYOUTS = {
   cilium_ep_addr: { key: ADDR_KEY, value: EP_ADDR_VALUE },
   cilium_events: RINGBUF,
   cilium_metrics: { key: METRICS_KEY, value: COUNTERS('struct metrics_value') },
+  cilium_snat: { key: NAT_KEY, value: NAT_ENTRY },
+  cilium_nat_dev: { key: U32_KEY, value: NAT_DEVICE },
+  cilium_nat_exclude: { key: IPCACHE_KEY, value: U32_VALUE },
 } as const satisfies Record<string, MapLayout | typeof RINGBUF>;
 export type MapName = keyof typeof MAP_LAYOUTS;
 /** Maps only the programs use (not pinned, no codec), checked all the same. */
@@ -409,5 +435,100 @@ export class EndpointAddressMap {
       const a = fromAddr16(ADDR_KEY.decode(k).addr);
       return { address: formatAddress(a.family, a.value), ifindex: EP_ADDR_VALUE.decode(v).ifindex };
     });
+  }
+}
+
+export interface NatEntry {
+  /** "egress": as the endpoint sent it, to the address it leaves with; "ingress": the reply as it arrives, to the endpoint. */
+  dir: Direction;
+  proto: number;
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+  /** Where it is translated to. */
+  to: string;
+  toPort: number;
+  closing: boolean;
+  expires: number;
+}
+
+/** Masquerade translations, both directions of each flow (bpf/lib/nat.h writes them). */
+export class SnatMap {
+  constructor(readonly map: MapStore) {}
+
+  entries(): NatEntry[] {
+    return [...this.map.batches()].flat().map(([k, v]) => {
+      const key = NAT_KEY.decode(k);
+      const e = NAT_ENTRY.decode(v);
+      const text = (b: Buffer) => {
+        const a = fromAddr16(b);
+        return formatAddress(a.family, a.value);
+      };
+      return {
+        dir: directionOf(key.dir),
+        proto: key.tuple.proto,
+        src: text(key.tuple.saddr),
+        sport: key.tuple.sport,
+        dst: text(key.tuple.daddr),
+        dport: key.tuple.dport,
+        to: text(e.addr),
+        toPort: e.port,
+        closing: (e.flags & NAT_FLAGS.closing) !== 0,
+        expires: e.expires,
+      };
+    });
+  }
+
+  /** Removes translations past their lifetime, in batches with the event loop free in between. */
+  async collect(now: number): Promise<{ scanned: number; expired: number }> {
+    const r = { scanned: 0, expired: 0 };
+    for (const batch of this.map.batches()) {
+      const dead = batch.filter(([, v]) => v.readUInt32LE(NAT_EXPIRES) < now).map(([k]) => k);
+      r.scanned += batch.length;
+      if (dead.length) r.expired += this.map.deleteMany(dead);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return r;
+  }
+}
+const NAT_EXPIRES = NAT_ENTRY.offset('expires');
+
+/** Devices endpoint traffic is masqueraded through, with the addresses it takes there. */
+export class NatDeviceMap {
+  constructor(readonly map: MapStore) {}
+
+  set(ifindex: number, to: { ipv4?: bigint; ipv6?: bigint }): void {
+    this.map.update(
+      u32(ifindex),
+      NAT_DEVICE.encode({
+        ...(to.ipv4 !== undefined ? { ipv4: addressBytes(4, to.ipv4) } : {}),
+        ...(to.ipv6 !== undefined ? { ipv6: addressBytes(6, to.ipv6) } : {}),
+      }),
+    );
+  }
+
+  delete(ifindex: number): boolean {
+    return this.map.delete(u32(ifindex));
+  }
+
+  ifindexes(): number[] {
+    return this.map.keys().map((k) => U32_KEY.decode(k).key);
+  }
+}
+
+/** Destination prefixes never masqueraded. */
+export class NatExcludeMap {
+  constructor(readonly map: MapStore) {}
+
+  set(family: Family, value: bigint, bits: number): void {
+    this.map.update(ipcacheKey(family, value, bits), U32_VALUE.encode({ value: 1 }));
+  }
+
+  /** Exactly these prefixes, nothing else. */
+  replaceAll(prefixes: Array<{ family: Family; base: bigint; bits: number }>): void {
+    const want = new Set(prefixes.map((p) => ipcacheKey(p.family, p.base, p.bits).toString('hex')));
+    for (const k of this.map.keys()) if (!want.has(k.toString('hex'))) this.map.delete(k);
+    for (const p of prefixes) this.set(p.family, p.base, p.bits);
   }
 }

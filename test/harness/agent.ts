@@ -77,6 +77,9 @@ export class TestAgent {
       `--state-dir=${this.stateDir}`,
       `--bpf-root=${this.bpfRoot}`,
       '--prometheus-serve-addr=',
+      // In the machine's own namespace an agent would masquerade through (and hook) the machine's devices:
+      // only with devices the test names there.
+      ...(this.netns || [...this.args, ...extra].some((a) => a.startsWith('--devices')) ? [] : ['--enable-masquerade=false']),
       ...this.args,
       ...extra,
     ];

@@ -1,6 +1,19 @@
 import type { MapStore } from '../../datapath/bpf/map';
 import type { Maps } from '../../datapath/bpf/loader';
-import { CtMap, EndpointAddressMap, EndpointMap, IpcacheMap, MAP_LAYOUTS, MapName, MetricsMap, PolicyMap, sizesOf } from '../../datapath/bpf/maps';
+import {
+  CtMap,
+  EndpointAddressMap,
+  EndpointMap,
+  IpcacheMap,
+  MAP_LAYOUTS,
+  MapName,
+  MetricsMap,
+  NatDeviceMap,
+  NatExcludeMap,
+  PolicyMap,
+  SnatMap,
+  sizesOf,
+} from '../../datapath/bpf/maps';
 
 /**
  * A BPF hash map in memory, with the kernel's rules that the codecs rely on:
@@ -70,6 +83,9 @@ export function memoryMaps(): { maps: Maps; raw: Record<MapName, MemoryMap> } {
     ct: new CtMap(raw.cilium_ct),
     addresses: new EndpointAddressMap(raw.cilium_ep_addr),
     metrics: new MetricsMap(raw.cilium_metrics),
+    snat: new SnatMap(raw.cilium_snat),
+    natDevices: new NatDeviceMap(raw.cilium_nat_dev),
+    natExclude: new NatExcludeMap(raw.cilium_nat_exclude),
     eventsFd: -1,
   };
   return { maps, raw };

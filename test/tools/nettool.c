@@ -5,6 +5,8 @@
  *   nettool tcp-recv PORT              accept one connection, print the bytes received
  *   nettool udp-send HOST PORT BYTES   send one datagram of BYTES
  *   nettool udp-recv PORT SECS         print the size of the first datagram (0: none in SECS)
+ *   nettool udp-echo PORT              answer one datagram with itself; print its sender ADDR:PORT
+ *   nettool udp-ask HOST PORT          send one datagram; print "reply" or "none" after 2 s
  *   nettool tick-server PORT USEC      accept one connection, send a byte every USEC
  *   nettool tick-client HOST PORT      read until 1 s passes without a byte; print
  *                                      "last NS bytes N": CLOCK_MONOTONIC of the last byte
@@ -140,6 +142,33 @@ int main(int argc, char **argv)
 		printf("%ld\n", n < 0 ? 0L : (long)n);
 		return 0;
 	}
+	if (strcmp(cmd, "udp-echo") == 0 && argc == 3) {
+		int fd = bound(SOCK_DGRAM, argv[2]);
+		struct sockaddr_in from;
+		socklen_t len = sizeof(from);
+		ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len);
+		char text[INET_ADDRSTRLEN];
+
+		if (n < 0 || sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&from, len) < 0) {
+			perror("nettool: udp-echo");
+			return 1;
+		}
+		printf("%s:%u\n", inet_ntop(AF_INET, &from.sin_addr, text, sizeof(text)), ntohs(from.sin_port));
+		return 0;
+	}
+	if (strcmp(cmd, "udp-ask") == 0 && argc == 4) {
+		struct sockaddr_in a = addr(argv[2], argv[3]);
+		struct timeval tv = { .tv_sec = 2 };
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (sendto(fd, "ping", 4, 0, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			perror("nettool: sendto");
+			return 1;
+		}
+		printf("%s\n", recv(fd, buf, sizeof(buf), 0) == 4 ? "reply" : "none");
+		return 0;
+	}
 	if (strcmp(cmd, "tick-server") == 0 && argc == 4) {
 		int fd = bound(SOCK_STREAM, argv[2]), c;
 		useconds_t every = (useconds_t)atoi(argv[3]);
@@ -207,6 +236,6 @@ int main(int argc, char **argv)
 		printf("none\n");
 		return 0;
 	}
-	fprintf(stderr, "usage: nettool tcp-send HOST PORT BYTES | tcp-recv PORT | udp-send HOST PORT BYTES | udp-recv PORT SECS | tick-server PORT USEC | tick-client HOST PORT | echo HOST ID\n");
+	fprintf(stderr, "usage: nettool tcp-send HOST PORT BYTES | tcp-recv PORT | udp-send HOST PORT BYTES | udp-recv PORT SECS | udp-echo PORT | udp-ask HOST PORT | tick-server PORT USEC | tick-client HOST PORT | echo HOST ID\n");
 	return 2;
 }

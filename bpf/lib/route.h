@@ -1,0 +1,36 @@
+/* What the host's router does to a packet it forwards, for the paths that go around it. */
+#ifndef CILIUM_ROUTE_H
+#define CILIUM_ROUTE_H
+
+#include "parse.h"
+
+/*
+ * One hop less (TTL / hop limit, with the IPv4 checksum). Returns 0 when the
+ * packet must rather go to the stack, which answers Time Exceeded.
+ */
+static __always_inline int hop_decrement(struct __sk_buff *skb, const struct flow *f)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+
+	if (f->family == 4) {
+		struct iphdr *ip = data + ETH_HLEN;
+		__u16 old, new;
+
+		if ((void *)(ip + 1) > end || ip->ttl <= 1)
+			return 0;
+		old = *(__u16 *)&ip->ttl;
+		ip->ttl--;
+		new = *(__u16 *)&ip->ttl;
+		return bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old, new, 2) == 0;
+	} else {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+		if ((void *)(ip6 + 1) > end || ip6->hop_limit <= 1)
+			return 0;
+		ip6->hop_limit--;
+		return 1;
+	}
+}
+
+#endif

@@ -1,0 +1,182 @@
+import assert from 'assert';
+import { ChildProcess, spawn } from 'child_process';
+import { mkdirSync, writeFileSync } from 'fs';
+import { join } from 'path';
+import { TestAgent } from '../harness/agent';
+import { TestDockerd, buildBusyboxImage } from '../harness/dockerd';
+import { must, run, waitFor } from '../harness/exec';
+import { IMAGE, WGET } from './env';
+
+const CLI = join(__dirname, '../../../bin/cilium');
+const TOOLS = join(__dirname, '../../../test/tools');
+const HOST = 'cilium-masq-host';
+const OUT = 'cilium-masq-out';
+const DRIVER = 'cilium-masq-test';
+/** The outside server: reachable from the host's namespace only, with no route back to any container range. */
+const SERVER = { v4: '198.18.0.2', v6: 'fd02::2' };
+const DEVICE = { name: 'mq-host', v4: '198.18.0.1', v6: 'fd02::1' };
+
+interface Ev {
+  type: string;
+  reasonName: string;
+  srcIdentity: number;
+  dstIdentity: number;
+  dport: number;
+  seq: number;
+}
+
+for (const iptables of [true, false]) {
+  /**
+   * Containers on a cilium network reach a server beyond the host that has
+   * no route back to them: their traffic leaves with the host device's
+   * address, the replies find their way back, and egress policy is decided
+   * on the container's own identity before the translation. A dockerd with
+   * iptables on (FORWARD policy DROP) and one with it off, each in a network
+   * namespace of the test's own with the agent beside it.
+   */
+  describe(`masquerade: containers reach the world through the host's address (dockerd iptables ${iptables ? 'on' : 'off'})`, function () {
+    this.timeout(600_000);
+    const dockerd = new TestDockerd([], { iptables, netns: HOST });
+    const agent = new TestAgent(DRIVER, ['--ipv4-range=10.215.0.0/16', '--ipv6-range=f00d::d7:0:0/96', `--docker-host=${dockerd.host}`], HOST);
+    const inOut = (cmd: string[], timeoutMs = 30_000) => run('ip', ['netns', 'exec', OUT, ...cmd], { timeoutMs });
+    const cli = (...args: string[]) => run(CLI, ['--api-socket', agent.apiSocket, ...args], { timeoutMs: 30_000 });
+    const exec = (c: string, script: string, timeoutMs = 30_000) => dockerd.docker(['exec', c, 'sh', '-c', script], timeoutMs);
+    const lastSeq = async () => Math.max(0, ...(await agent.api<Ev[]>('/v1/events')).map((e) => e.seq));
+    const servers: ChildProcess[] = [];
+    let www = '';
+    let nettool = '';
+
+    /** What the outside server saw as the client's address (busybox httpd's CGI REMOTE_ADDR), or why it failed. */
+    const whoAmI = async (c: string, host: string, port = 8080) => {
+      const r = await exec(c, `${WGET} http://${host.includes(':') ? `[${host}]` : host}:${port}/cgi-bin/ip`);
+      // httpd listens on [::]: an IPv4 client is [::ffff:a.b.c.d]
+      return r.code === 0 ? r.stdout.trim().replace(/^\[(::ffff:)?|\]$/g, '') : `failed: ${r.stderr.trim() || r.code}`;
+    };
+
+    before(async () => {
+      for (const ns of [HOST, OUT]) {
+        await run('ip', ['netns', 'del', ns]);
+        await must('ip', ['netns', 'add', ns]);
+        await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      }
+      await must('ip', ['-n', HOST, 'link', 'add', DEVICE.name, 'type', 'veth', 'peer', 'name', 'mq-out', 'netns', OUT]);
+      await must('ip', ['-n', HOST, 'addr', 'add', `${DEVICE.v4}/24`, 'dev', DEVICE.name]);
+      await must('ip', ['-n', HOST, 'addr', 'add', `${DEVICE.v6}/64`, 'dev', DEVICE.name, 'nodad']);
+      await must('ip', ['-n', HOST, 'link', 'set', DEVICE.name, 'up']);
+      await must('ip', ['-n', OUT, 'addr', 'add', `${SERVER.v4}/24`, 'dev', 'mq-out']);
+      await must('ip', ['-n', OUT, 'addr', 'add', `${SERVER.v6}/64`, 'dev', 'mq-out', 'nodad']);
+      await must('ip', ['-n', OUT, 'link', 'set', 'mq-out', 'up']);
+      // The outside server: HTTP on 8080 and 8081 that reports the client's address, and a UDP echo.
+      www = join('/tmp', `cilium-masq-www-${process.pid}`);
+      mkdirSync(join(www, 'cgi-bin'), { recursive: true });
+      writeFileSync(join(www, 'cgi-bin', 'ip'), '#!/bin/busybox sh\necho "Content-Type: text/plain"\necho\necho "$REMOTE_ADDR"\n', { mode: 0o755 });
+      for (const port of ['8080', '8081']) {
+        servers.push(spawn('ip', ['netns', 'exec', OUT, 'busybox', 'httpd', '-f', '-p', `[::]:${port}`, '-h', www], { stdio: 'ignore' }));
+      }
+      nettool = join(www, 'nettool');
+      await must('clang', ['-O2', '-Wall', '-static', '-o', nettool, join(TOOLS, 'nettool.c')]);
+      await dockerd.start();
+      await buildBusyboxImage(dockerd, IMAGE);
+      await agent.start();
+      await dockerd.ok(['network', 'create', '-d', DRIVER, '--ipam-driver', DRIVER, '--ipv6', 'mnet'], 30_000);
+      for (const [name, id] of [
+        ['client', 'app1'],
+        ['other', 'app2'],
+      ]) {
+        await dockerd.ok(['run', '-d', '--name', name!, '--net', 'mnet', '-l', `id=${id}`, IMAGE, 'sleep', '3600']);
+        await dockerd.ok(['cp', nettool, `${name}:/bin/nettool`]);
+      }
+      await waitFor('endpoints ready', async () => (await agent.api<Array<{ state: string }>>('/v1/endpoint')).every((e) => e.state === 'ready'), 30_000);
+      await waitFor('the outside server', async () => (await inOut(['busybox', 'wget', '-q', '-O-', 'http://127.0.0.1:8080/cgi-bin/ip'])).code === 0);
+    });
+    after(async () => {
+      for (const s of servers) s.kill();
+      const ids = (await dockerd.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);
+      if (ids.length) await dockerd.docker(['rm', '-f', ...ids]);
+      await dockerd.docker(['network', 'rm', 'mnet']);
+      await agent.destroy();
+      await dockerd.destroy();
+      for (const ns of [HOST, OUT]) {
+        for (const pid of (await run('ip', ['netns', 'pids', ns])).stdout.split('\n').filter(Boolean)) await run('kill', ['-9', pid]);
+        await run('ip', ['netns', 'del', ns]);
+      }
+      await run('rm', ['-rf', www]);
+    });
+
+    it('the agent found the device by itself and says so in status', async () => {
+      const status = await cli('status');
+      assert.strictEqual(status.code, 0, status.stderr);
+      assert.match(status.stdout, new RegExp(`Masquerading: BPF   \\[${DEVICE.name} ${DEVICE.v4} ${DEVICE.v6}\\]`), status.stdout);
+      assert.match(status.stdout, /not to 10\.215\.0\.0\/16 f00d::d7:0:0\/96/);
+    });
+
+    it('TCP over IPv4 and IPv6: the server answers, and saw the device address, not the container', async () => {
+      assert.strictEqual(await whoAmI('client', SERVER.v4), DEVICE.v4);
+      assert.strictEqual(await whoAmI('client', SERVER.v6), DEVICE.v6);
+    });
+
+    it('UDP: the echo comes back; the server saw the device address and a port of the masquerade range', async () => {
+      const echo = spawn('ip', ['netns', 'exec', OUT, nettool, 'udp-echo', '5353'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const exited = new Promise((r) => echo.once('exit', r));
+      let seen = '';
+      echo.stdout.on('data', (b: Buffer) => (seen += b.toString()));
+      await new Promise((r) => setTimeout(r, 300));
+      const r = await exec('client', `nettool udp-ask ${SERVER.v4} 5353`);
+      await exited;
+      assert.strictEqual(r.stdout.trim(), 'reply', r.stderr);
+      const [addr, port] = seen.trim().split(':');
+      assert.strictEqual(addr, DEVICE.v4);
+      const { ports } = (await agent.api<{ masquerading: { ports: { min: number; max: number } } }>('/v1/healthz')).masquerading;
+      assert.ok(Number(port) >= ports.min && Number(port) <= ports.max, `source port ${port} outside ${ports.min}-${ports.max}`);
+    });
+
+    it('ICMP echo over IPv4 and IPv6 is answered', async () => {
+      for (const host of [SERVER.v4, SERVER.v6]) {
+        const r = await exec('client', `ping -c 2 -W 2 ${host}`);
+        assert.strictEqual(r.code, 0, `ping ${host}: ${r.stdout}${r.stderr}`);
+      }
+    });
+
+    it('bpf nat list shows both directions of a translation', async () => {
+      await whoAmI('client', SERVER.v4);
+      const r = await cli('bpf', 'nat', 'list');
+      assert.strictEqual(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`TCP\\s+EGRESS\\s+10\\.215\\.\\S+\\s+${SERVER.v4}:8080\\s+${DEVICE.v4}:\\d+`), r.stdout);
+      assert.match(r.stdout, new RegExp(`TCP\\s+INGRESS\\s+${SERVER.v4}:8080\\s+${DEVICE.v4}:\\d+\\s+10\\.215\\.`), r.stdout);
+    });
+
+    it('egress policy is decided on the container, before translation: toCIDR admits port 8080, 8081 is dropped with its reason', async () => {
+      const rules = [
+        {
+          labels: [{ key: 'name', value: 'out' }],
+          endpointSelector: { matchLabels: { id: 'app1' } },
+          egress: [{ toCIDR: [`${SERVER.v4}/32`], toPorts: [{ ports: [{ port: '8080', protocol: 'TCP' }] }] }],
+        },
+      ];
+      const f = join(agent.dir, 'rules.json');
+      writeFileSync(f, JSON.stringify(rules));
+      assert.strictEqual((await cli('policy', 'import', f)).code, 0);
+      const since = await lastSeq();
+      assert.strictEqual(await whoAmI('client', SERVER.v4), DEVICE.v4);
+      assert.match(await whoAmI('client', SERVER.v4, 8081), /^failed/);
+      const drop = await waitFor('the drop event', async () =>
+        (await agent.api<Ev[]>('/v1/events')).find((e) => e.seq > since && e.type === 'drop' && e.dport === 8081),
+      );
+      assert.strictEqual(drop.reasonName, 'Policy denied');
+      assert.ok(drop.srcIdentity >= 256, `the source is the container's identity: ${JSON.stringify(drop)}`);
+      // Another container, not selected by the rule, still reaches both.
+      assert.strictEqual(await whoAmI('other', SERVER.v4, 8081), DEVICE.v4);
+      assert.strictEqual((await cli('policy', 'delete', 'name=out')).code, 0);
+    });
+
+    it('--enable-masquerade=false: the server, with no route back, is unreachable; on again, reachable', async () => {
+      await agent.stop();
+      await agent.start({}, ['--enable-masquerade=false']);
+      assert.match(await whoAmI('client', SERVER.v4), /^failed/);
+      assert.match((await cli('status')).stdout, /Masquerading: Disabled/);
+      await agent.stop();
+      await agent.start();
+      await waitFor('masquerading again', async () => (await whoAmI('client', SERVER.v4)) === DEVICE.v4, 20_000);
+    });
+  });
+}
