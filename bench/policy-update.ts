@@ -71,8 +71,12 @@ export async function policyUpdateReach(
     if (answers.length !== n) throw new Error(`prober reported ${answers.length} of ${n} endpoints`);
     const silent = targets.filter((_, i) => answers[i]! < 0n);
     const diagnosis = silent.length ? await diagnose(agent, silent.slice(0, 3)) : '';
-    const early = answers.filter((t) => t < t0).length;
-    if (early) throw new Error(`${early} endpoints answered before the rule allowing the prober was sent: the closed rule was not enforced`);
+    const early = targets.filter((_, i) => answers[i]! >= 0n && answers[i]! < t0);
+    if (early.length) {
+      throw new Error(
+        `${early.length} endpoints answered before the rule allowing the prober was sent: the closed rule was not enforced\n${await diagnose(agent, early.slice(0, 3))}`,
+      );
+    }
     const ms = answers
       .filter((t) => t >= 0n)
       .map((t) => Number(t - t0) / 1e6)
@@ -89,14 +93,16 @@ export async function policyUpdateReach(
 async function diagnose(agent: TestAgent, silent: BareEndpoint[]): Promise<string> {
   const eps =
     await agent.api<Array<{ dockerEndpointId: string; id: number; ifName: string; ifIndex: number; state: string; identity: number }>>('/v1/endpoint');
+  const datapath = await agent.api<Array<{ ifindex: number; epId: number; flags: number; identity: number }>>('/v1/bpf/endpoint');
   const out: string[] = [];
   for (const e of silent) {
     const ep = eps.find((x) => x.dockerEndpointId === e.endpointId);
     const inside = await run('ip', ['-n', e.ns, '-4', '-o', 'addr']);
     const neigh = await run('ip', ['-n', e.ns, '-4', 'neigh']);
     const link = ep ? await run('ip', ['-o', 'link', 'show', ep.ifName]) : undefined;
+    const entry = ep && datapath.find((d) => d.ifindex === ep.ifIndex);
     out.push(
-      `${e.ns} ${e.address}: endpoint ${JSON.stringify(ep)}; inside: ${inside.stdout.trim()} | neigh: ${neigh.stdout.trim()} | host link: ${link?.stdout.trim() ?? 'none'}`,
+      `${e.ns} ${e.address}: endpoint ${JSON.stringify(ep)}; datapath ${JSON.stringify(entry ?? 'none')}; inside: ${inside.stdout.trim()} | neigh: ${neigh.stdout.trim()} | host link: ${link?.stdout.trim() ?? 'none'}`,
     );
   }
   return out.join('\n');

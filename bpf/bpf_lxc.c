@@ -322,7 +322,10 @@ int cil_from_netdev(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	if (parse_flow_pulled(skb, &f, &eth_proto, &icmp_type, &l4_off) != PARSE_OK)
 		return TC_ACT_OK;
-	r = snat_reverse(skb, &f, l4_off, icmp_type, ct_now());
+	if (icmp_is_error(&f, icmp_type))
+		r = snat_reverse_icmp_error(skb, &f, l4_off, ct_now());
+	else
+		r = snat_reverse(skb, &f, l4_off, icmp_type, ct_now());
 	if (r == 0)
 		return TC_ACT_OK;
 	if (r < 0)

@@ -145,6 +145,24 @@ static __always_inline int l4_csum_off(__u8 proto)
 }
 
 /*
+ * A fragment after the first: it carries no L4 header, so only its address is
+ * translated (the first fragment's L4 checksum already covers the change).
+ * IPv6: a fragment header right after the fixed header, as senders put it.
+ */
+static __always_inline int later_fragment(struct __sk_buff *skb, const struct flow *f)
+{
+	__be16 off;
+	__u8 next;
+
+	if (f->family == 4)
+		return bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct iphdr, frag_off), &off, 2) == 0 &&
+		       (bpf_ntohs(off) & 0x1fff);
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, nexthdr), &next, 1) < 0 || next != IPPROTO_FRAGMENT)
+		return 0;
+	return bpf_skb_load_bytes(skb, ETH_HLEN + sizeof(struct ipv6hdr) + 2, &off, 2) == 0 && (bpf_ntohs(off) & 0xfff8);
+}
+
+/*
  * Rewrites the source (egress) or destination (ingress) address and port of
  * the packet, with every checksum that covers them. ICMPv4's checksum covers
  * no pseudo header; UDP over IPv4 may carry none (zero), which stays zero.
@@ -156,6 +174,7 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct flow 
 	__u64 mangled = f->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
 	__be16 old_port = source ? f->sport : f->dport;
 	__u32 port_off = l4_off + (source ? 0 : 2);
+	int l4 = !later_fragment(skb, f);
 
 	if (f->proto == IPPROTO_ICMP || f->proto == IPPROTO_ICMPV6)
 		port_off = l4_off + offsetof(struct icmp_hdr, id);
@@ -166,7 +185,7 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct flow 
 
 		if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), old, new, 4) < 0)
 			return -1;
-		if (f->proto != IPPROTO_ICMP &&
+		if (l4 && f->proto != IPPROTO_ICMP &&
 		    bpf_l4_csum_replace(skb, csum, old, new, BPF_F_PSEUDO_HDR | mangled | 4) < 0)
 			return -1;
 		if (bpf_skb_store_bytes(skb, at, &new, 4, 0) < 0)
@@ -175,12 +194,12 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct flow 
 		__u32 at = ETH_HLEN + (source ? offsetof(struct ipv6hdr, saddr) : offsetof(struct ipv6hdr, daddr));
 		__s64 diff = bpf_csum_diff((__be32 *)(source ? f->saddr : f->daddr), 16, (__be32 *)addr, 16, 0);
 
-		if (diff < 0 || bpf_l4_csum_replace(skb, csum, 0, diff, BPF_F_PSEUDO_HDR | mangled) < 0)
+		if (diff < 0 || (l4 && bpf_l4_csum_replace(skb, csum, 0, diff, BPF_F_PSEUDO_HDR | mangled) < 0))
 			return -1;
 		if (bpf_skb_store_bytes(skb, at, addr, 16, 0) < 0)
 			return -1;
 	}
-	if (old_port == port)
+	if (!l4 || old_port == port)
 		return 0;
 	if (bpf_l4_csum_replace(skb, csum, old_port, port, mangled | 2) < 0)
 		return -1;
@@ -258,6 +277,75 @@ static __always_inline int snat_reverse(struct __sk_buff *skb, struct flow *f, _
 		return -1;
 	__builtin_memcpy(f->daddr, back.addr, 16);
 	f->dport = back.port;
+	return 1;
+}
+
+/*
+ * An ICMP error about a masqueraded flow (Path MTU Discovery's "fragmentation
+ * needed" or "packet too big", an unreachable port, an expired TTL), arriving
+ * on a device: it quotes the packet as it left, from our address and port.
+ * The outer destination and the quoted source go back to the endpoint's,
+ * with the ICMP checksum (and IPv4's quoted header checksum) that cover
+ * them. Returns 1 when it was one (f now says where it goes), 0 when not.
+ */
+static __always_inline int snat_reverse_icmp_error(struct __sk_buff *skb, struct flow *f, __u32 l4_off, __u32 now)
+{
+	__u32 quoted = l4_off + 8, icmp_csum = l4_off + 2, q_l4, q_port;
+	struct flow q = {}, reply;
+	struct nat_key k = {};
+	struct nat_entry *e;
+	struct nat_entry back;
+	__be16 old_port;
+
+	if (!parse_quoted_flow(skb, f, l4_off, &q))
+		return 0;
+	/* The entry a reply to the quoted packet would meet. */
+	flow_reverse(&q, &reply);
+	nat_key_of(&k, &reply, DIR_INGRESS);
+	e = bpf_map_lookup_elem(&cilium_snat, &k);
+	if (!e || e->expires < now)
+		return 0;
+	__builtin_memcpy(&back, e, sizeof(back));
+	old_port = q.sport;
+	if (f->family == 4) {
+		__be32 dev = *(__be32 *)(f->daddr + 12), orig = *(__be32 *)(back.addr + 12);
+		__u8 ihl;
+		__sum16 qsum_old, qsum_new;
+
+		if (bpf_skb_load_bytes(skb, quoted, &ihl, 1) < 0)
+			return -1;
+		q_l4 = quoted + (ihl & 0x0f) * 4;
+		/* outer destination: only the IP header's checksum covers it */
+		if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), dev, orig, 4) < 0 ||
+		    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, daddr), &orig, 4, 0) < 0)
+			return -1;
+		/* quoted source, its header's checksum, and the ICMP checksum over both */
+		if (bpf_skb_load_bytes(skb, quoted + offsetof(struct iphdr, check), &qsum_old, 2) < 0 ||
+		    bpf_l3_csum_replace(skb, quoted + offsetof(struct iphdr, check), dev, orig, 4) < 0 ||
+		    bpf_skb_load_bytes(skb, quoted + offsetof(struct iphdr, check), &qsum_new, 2) < 0 ||
+		    bpf_l4_csum_replace(skb, icmp_csum, dev, orig, 4) < 0 ||
+		    bpf_l4_csum_replace(skb, icmp_csum, qsum_old, qsum_new, 2) < 0 ||
+		    bpf_skb_store_bytes(skb, quoted + offsetof(struct iphdr, saddr), &orig, 4, 0) < 0)
+			return -1;
+	} else {
+		__s64 outer = bpf_csum_diff((__be32 *)f->daddr, 16, (__be32 *)back.addr, 16, 0);
+		__s64 inner = bpf_csum_diff((__be32 *)q.saddr, 16, (__be32 *)back.addr, 16, 0);
+
+		q_l4 = quoted + sizeof(struct ipv6hdr);
+		/* ICMPv6's checksum covers the outer destination (pseudo header) and the quoted source alike */
+		if (outer < 0 || inner < 0 || bpf_l4_csum_replace(skb, icmp_csum, 0, outer, BPF_F_PSEUDO_HDR) < 0 ||
+		    bpf_l4_csum_replace(skb, icmp_csum, 0, inner, 0) < 0 ||
+		    bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct ipv6hdr, daddr), back.addr, 16, 0) < 0 ||
+		    bpf_skb_store_bytes(skb, quoted + offsetof(struct ipv6hdr, saddr), back.addr, 16, 0) < 0)
+			return -1;
+	}
+	/* the quoted source port (ICMP echo: identifier); the quoted L4 checksum is left as it was, as routers leave it */
+	q_port = q_l4 + (q.proto == IPPROTO_ICMP || q.proto == IPPROTO_ICMPV6 ? offsetof(struct icmp_hdr, id) : 0);
+	if (old_port != back.port &&
+	    (bpf_l4_csum_replace(skb, icmp_csum, old_port, back.port, 2) < 0 ||
+	     bpf_skb_store_bytes(skb, q_port, &back.port, 2, 0) < 0))
+		return -1;
+	__builtin_memcpy(f->daddr, back.addr, 16);
 	return 1;
 }
 

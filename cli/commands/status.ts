@@ -55,9 +55,9 @@ export const version: Command = async (ctx) => {
   return 0;
 };
 
-/** As Cilium shows it: "BPF   [eth0 192.0.2.2 fd00::2]   10.216.0.0/16 f00d::...". */
+/** As Cilium shows it ("BPF   [eth0]   10.0.0.0/8"), with each device's address and the port range. */
 function masquerading(m: Health['masquerading']): string {
   if (!m.enabled) return 'Disabled';
   const devices = m.devices.map((d) => [d.name, d.ipv4, d.ipv6].filter(Boolean).join(' ')).join(', ');
-  return `BPF   [${devices || 'no device yet'}]   ports ${m.ports.min}-${m.ports.max}, not to ${m.excluded.join(' ') || 'anything excluded'}`;
+  return `BPF   [${devices || 'no device with a global address yet'}]   except to ${m.excluded.join(' ') || 'none'}, ports ${m.ports.min}-${m.ports.max}`;
 }

@@ -107,7 +107,7 @@ for (const iptables of [true, false]) {
       const status = await cli('status');
       assert.strictEqual(status.code, 0, status.stderr);
       assert.match(status.stdout, new RegExp(`Masquerading: BPF   \\[${DEVICE.name} ${DEVICE.v4} ${DEVICE.v6}\\]`), status.stdout);
-      assert.match(status.stdout, /not to 10\.215\.0\.0\/16 f00d::d7:0:0\/96/);
+      assert.match(status.stdout, /except to 10\.215\.0\.0\/16 f00d::d7:0:0\/96, ports \d+-65535/);
     });
 
     it('TCP over IPv4 and IPv6: the server answers, and saw the device address, not the container', async () => {
@@ -115,25 +115,44 @@ for (const iptables of [true, false]) {
       assert.strictEqual(await whoAmI('client', SERVER.v6), DEVICE.v6);
     });
 
-    it('UDP: the echo comes back; the server saw the device address and a port of the masquerade range', async () => {
+    /** One datagram of `bytes` to the outside echo server and back: what the container got, and whom the server saw. */
+    const udpEcho = async (bytes: number) => {
       const echo = spawn('ip', ['netns', 'exec', OUT, nettool, 'udp-echo', '5353'], { stdio: ['ignore', 'pipe', 'inherit'] });
       const exited = new Promise((r) => echo.once('exit', r));
       let seen = '';
       echo.stdout.on('data', (b: Buffer) => (seen += b.toString()));
       await new Promise((r) => setTimeout(r, 300));
-      const r = await exec('client', `nettool udp-ask ${SERVER.v4} 5353`);
+      const r = await exec('client', `nettool udp-ask ${SERVER.v4} 5353 ${bytes}`);
       await exited;
-      assert.strictEqual(r.stdout.trim(), 'reply', r.stderr);
-      const [addr, port] = seen.trim().split(':');
+      return { answer: r.stdout.trim() || r.stderr, seen: seen.trim() };
+    };
+
+    it('UDP: the echo comes back; the server saw the device address and a port of the masquerade range', async () => {
+      const { answer, seen } = await udpEcho(4);
+      assert.strictEqual(answer, 'reply');
+      const [addr, port] = seen.split(':');
       assert.strictEqual(addr, DEVICE.v4);
       const { ports } = (await agent.api<{ masquerading: { ports: { min: number; max: number } } }>('/v1/healthz')).masquerading;
       assert.ok(Number(port) >= ports.min && Number(port) <= ports.max, `source port ${port} outside ${ports.min}-${ports.max}`);
+    });
+
+    it('UDP datagrams larger than the MTU: their fragments are translated both ways and reassemble', async () => {
+      const { answer, seen } = await udpEcho(4000);
+      assert.strictEqual(answer, 'reply', 'the 4,000-byte echo came back whole');
+      assert.strictEqual(seen.split(':')[0], DEVICE.v4);
     });
 
     it('ICMP echo over IPv4 and IPv6 is answered', async () => {
       for (const host of [SERVER.v4, SERVER.v6]) {
         const r = await exec('client', `ping -c 2 -W 2 ${host}`);
         assert.strictEqual(r.code, 0, `ping ${host}: ${r.stdout}${r.stderr}`);
+      }
+    });
+
+    it('an ICMP error about a masqueraded flow reaches the container: UDP to a closed port is refused, IPv4 and IPv6', async () => {
+      for (const host of [SERVER.v4, SERVER.v6]) {
+        const r = await exec('client', `nettool udp-refused ${host} 9`);
+        assert.strictEqual(r.stdout.trim(), 'refused', `${host}: ${r.stdout}${r.stderr}`);
       }
     });
 

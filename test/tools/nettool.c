@@ -6,7 +6,10 @@
  *   nettool udp-send HOST PORT BYTES   send one datagram of BYTES
  *   nettool udp-recv PORT SECS         print the size of the first datagram (0: none in SECS)
  *   nettool udp-echo PORT              answer one datagram with itself; print its sender ADDR:PORT
- *   nettool udp-ask HOST PORT          send one datagram; print "reply" or "none" after 2 s
+ *   nettool udp-ask HOST PORT [BYTES]  send one datagram (4 bytes); print "reply" when it comes back
+ *                                      whole, else "none" after 2 s
+ *   nettool udp-refused HOST PORT      send one datagram on a connected socket; print "refused"
+ *                                      (an ICMP port unreachable came back), "reply" or "none"
  *   nettool tick-server PORT USEC      accept one connection, send a byte every USEC
  *   nettool tick-client HOST PORT      read until 1 s passes without a byte; print
  *                                      "last NS bytes N": CLOCK_MONOTONIC of the last byte
@@ -15,6 +18,7 @@
  * tcp-send and tcp-recv speak IPv4 and IPv6; the others IPv4. Every call ends within 30 s.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <poll.h>
@@ -156,17 +160,35 @@ int main(int argc, char **argv)
 		printf("%s:%u\n", inet_ntop(AF_INET, &from.sin_addr, text, sizeof(text)), ntohs(from.sin_port));
 		return 0;
 	}
-	if (strcmp(cmd, "udp-ask") == 0 && argc == 4) {
+	if (strcmp(cmd, "udp-ask") == 0 && (argc == 4 || argc == 5)) {
 		struct sockaddr_in a = addr(argv[2], argv[3]);
 		struct timeval tv = { .tv_sec = 2 };
 		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		size_t len = argc == 5 ? (size_t)atol(argv[4]) : 4;
 
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		if (sendto(fd, "ping", 4, 0, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		memset(buf, 'p', sizeof(buf));
+		if (len > sizeof(buf) || sendto(fd, buf, len, 0, (struct sockaddr *)&a, sizeof(a)) < 0) {
 			perror("nettool: sendto");
 			return 1;
 		}
-		printf("%s\n", recv(fd, buf, sizeof(buf), 0) == 4 ? "reply" : "none");
+		printf("%s\n", recv(fd, buf, sizeof(buf), 0) == (ssize_t)len ? "reply" : "none");
+		return 0;
+	}
+	if (strcmp(cmd, "udp-refused") == 0 && argc == 4) {
+		struct sockaddr_storage ss;
+		socklen_t len = peer(argv[2], argv[3], &ss);
+		struct timeval tv = { .tv_sec = 2 };
+		int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
+		ssize_t n;
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (connect(fd, (struct sockaddr *)&ss, len) < 0 || send(fd, "ping", 4, 0) < 0) {
+			perror("nettool: udp-refused");
+			return 1;
+		}
+		n = recv(fd, buf, sizeof(buf), 0);
+		printf("%s\n", n >= 0 ? "reply" : errno == ECONNREFUSED ? "refused" : "none");
 		return 0;
 	}
 	if (strcmp(cmd, "tick-server") == 0 && argc == 4) {
@@ -236,6 +258,6 @@ int main(int argc, char **argv)
 		printf("none\n");
 		return 0;
 	}
-	fprintf(stderr, "usage: nettool tcp-send HOST PORT BYTES | tcp-recv PORT | udp-send HOST PORT BYTES | udp-recv PORT SECS | udp-echo PORT | udp-ask HOST PORT | tick-server PORT USEC | tick-client HOST PORT | echo HOST ID\n");
+	fprintf(stderr, "usage: nettool tcp-send HOST PORT BYTES | tcp-recv PORT | udp-send HOST PORT BYTES | udp-recv PORT SECS | udp-echo PORT | udp-ask HOST PORT [BYTES] | udp-refused HOST PORT | tick-server PORT USEC | tick-client HOST PORT | echo HOST ID\n");
 	return 2;
 }
