@@ -30,7 +30,7 @@ export interface Config {
   masquerade: boolean;
   /** Destinations reached without masquerade: the cluster's own ranges and --masquerade-exclude. */
   noMasqueradeTo: Cidr[];
-  /** Devices to masquerade through; undefined: every device with a global address (re-detected as they come and go). */
+  /** Devices to masquerade through and serve published ports on; undefined: every device with a global address (re-detected as they come and go). */
   devices?: string[];
   debug: boolean;
 }
@@ -64,8 +64,9 @@ export const USAGE = `Usage: cilium-agent [flags]
                          (default: this host's --ipv4-range and --ipv6-range)
   --masquerade-exclude CIDR[,CIDR]
                          more destinations never masqueraded (repeatable)
-  --devices NAME[,NAME]  devices to masquerade through (default: every device with a
-                         global address but Docker's bridges and ours, as they come and go)
+  --devices NAME[,NAME]  devices to masquerade through and serve published ports on (default:
+                         every device with a global address but Docker's bridges and ours,
+                         as they come and go; empty: none)
   --prometheus-serve-addr HOST:PORT
                          Prometheus metrics at /metrics; empty to disable (default 127.0.0.1:9962)
   --debug                log every plugin call
@@ -136,7 +137,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       ? [ipv4Range, ...(ipv6Range ? [ipv6Range] : [])]
       : cidrList('--native-routing-cidr', values['native-routing-cidr']);
   const excluded = values['masquerade-exclude'].flatMap((v) => cidrList('--masquerade-exclude', v));
-  const devices = values.devices?.split(',').map((d) => d.trim());
+  const devices = values.devices === '' ? [] : values.devices?.split(',').map((d) => d.trim());
   if (devices?.some((d) => !/^[A-Za-z0-9_.:@-]{1,15}$/.test(d)))
     throw new Error(`--devices takes interface names separated by commas, got "${values.devices}"`);
   return {

@@ -11,7 +11,10 @@ import { BpfDatapath } from '../datapath/bpf/loader';
 import { agentTag } from '../datapath/endpoint-link';
 import { RouterAddress, ensureHostRouter } from '../datapath/host-router';
 import { LinkReaper } from '../datapath/link-reaper';
-import { Masquerade, masqueradePorts } from '../datapath/masquerade';
+import { HostDevices, masqueradePorts } from '../datapath/devices';
+import { HostPortProxy } from '../service/host-proxy';
+import { LoadBalancer } from '../service/load-balancer';
+import { PublishedPorts } from '../service/published-ports';
 import { listLinks } from '../datapath/rtnl';
 import { EndpointManager } from '../endpoint/manager';
 import { PolicySync } from '../endpoint/policy-sync';
@@ -101,15 +104,15 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     closers.push(() => {
       hostIps.stop();
     });
-    const masquerade = new Masquerade(dp, { ...(cfg.devices ? { devices: cfg.devices } : {}), noMasqueradeTo: cfg.noMasqueradeTo }, log);
-    if (cfg.masquerade) {
-      await masquerade.start(10_000);
-      closers.push(() => {
-        masquerade.stop();
-      });
-    } else {
-      await masquerade.disable();
-    }
+    const devices = new HostDevices(
+      dp,
+      { masquerade: cfg.masquerade, ...(cfg.devices ? { devices: cfg.devices } : {}), noMasqueradeTo: cfg.noMasqueradeTo },
+      log,
+    );
+    await devices.start(10_000);
+    closers.push(() => {
+      devices.stop();
+    });
     const events = new EventLog();
     const reader = new EventReader(dp.maps.eventsFd, (e) => {
       events.push(e);
@@ -120,7 +123,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
 
     const identities = await IdentityAllocator.load(store, log, cfg.identityGraceMs);
     const repo = await PolicyRepository.load(store);
-    const conntrack = new ConntrackGc(dp.maps.ct, dp.maps.snat, () => new Set(registry.list().map((e) => ownerOf(e.sandboxKey))), log);
+    const conntrack = new ConntrackGc(dp.maps.ct, [dp.maps.snat, dp.maps.lbCt], () => new Set(registry.list().map((e) => ownerOf(e.sandboxKey))), log);
     const metrics = new Metrics({
       endpoints: registry,
       identities,
@@ -162,7 +165,13 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
       graceMs: cfg.reconcileGraceMs,
     });
 
-    const net = new NetworkDriver(networks, manager, ipam, log);
+    const lb = new LoadBalancer(dp.maps);
+    const proxy = new HostPortProxy();
+    closers.push(() => {
+      proxy.closeAll();
+    });
+    const published = await PublishedPorts.load(store, lb, proxy, registry, log);
+    const net = new NetworkDriver(networks, manager, ipam, published, log);
     const ipamDriver = new IpamDriver(ipam, log);
     if (cfg.prometheusAddr) {
       const m = await metrics.serve(cfg.prometheusAddr);
@@ -197,6 +206,8 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
         log,
         reconciler,
         conntrack,
+        published,
+        lb,
         stateDir: cfg.stateDir,
         pluginSocket: cfg.pluginSocket,
         hooks: metrics,
@@ -218,7 +229,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
           dockerHost: cfg.dockerHost,
           masquerading: () => ({
             enabled: cfg.masquerade,
-            devices: masquerade.devices(),
+            devices: devices.devices(),
             ports: natPorts,
             excluded: cfg.noMasqueradeTo.map(formatCidr),
           }),

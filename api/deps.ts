@@ -13,6 +13,8 @@ import { EventLog, LoggedEvent } from '../monitor/event-log';
 import { NetworkManager } from '../network/manager';
 import { PolicyRepository } from '../policy/repository';
 import { Reconciler } from '../reconcile/reconciler';
+import type { LoadBalancer } from '../service/load-balancer';
+import type { PublishedPorts } from '../service/published-ports';
 import type { EndpointView, EventView, Health } from './types';
 
 /** What the API reads and asks: the owners of each piece of state. */
@@ -32,6 +34,8 @@ export interface ApiDeps {
   log: Logger;
   reconciler: Reconciler;
   conntrack: ConntrackGc;
+  published: PublishedPorts;
+  lb: LoadBalancer;
   stateDir: string;
   pluginSocket: string;
   hooks?: Pick<Hooks, 'apiCall'>;

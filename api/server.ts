@@ -6,6 +6,7 @@ import { endpointRoutes } from './routes/endpoint';
 import { eventRoutes } from './routes/events';
 import { healthRoutes } from './routes/health';
 import { policyRoutes } from './routes/policy';
+import { serviceRoutes } from './routes/service';
 
 export type { ApiDeps } from './deps';
 
@@ -27,7 +28,7 @@ export function apiApp(d: ApiDeps): express.Express {
   });
   app.use(express.json({ limit: '4mb', type: () => true }));
   const views = new Views(d);
-  app.use(healthRoutes(d), endpointRoutes(d, views), policyRoutes(d, views), eventRoutes(d, views), bpfRoutes(d, views));
+  app.use(healthRoutes(d), endpointRoutes(d, views), policyRoutes(d, views), eventRoutes(d, views), bpfRoutes(d, views), serviceRoutes(d));
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: `no such API route: ${req.method} ${req.path}` });
   });

@@ -5,7 +5,7 @@
  */
 import type { GcStats } from '../conntrack/gc';
 import type { CtEntry, NatEntry, PolicyKey } from '../datapath/bpf/maps';
-import type { MasqueradeDevice } from '../datapath/masquerade';
+import type { MasqueradeDevice } from '../datapath/devices';
 import type { Endpoint } from '../endpoint/endpoint';
 import type { Ipam } from '../ipam/ipam';
 import type { LoggedEvent } from '../monitor/event-log';
@@ -99,4 +99,25 @@ export interface BpfEndpointEntry {
   owner: number;
   mac: string;
   policyGen: number;
+}
+
+/** GET /v1/service: a service with its frontend and backends (published ports are HostPort services). */
+export interface ServiceView {
+  id: number;
+  type: 'HostPort';
+  /** host:port, [::]:port for every address of the family */
+  frontend: string;
+  protocol: 'TCP' | 'UDP';
+  backends: Array<{ id: number; address: string }>;
+  /** Docker's form of the published port, and whose it is */
+  published: string;
+  endpointId: number;
+  container?: string;
+}
+
+/** GET /v1/bpf/lb: the service map as the datapath holds it. */
+export interface LbEntryView {
+  frontend: string;
+  protocol: number;
+  backends: Array<{ slot: number; id: number; address?: string }>;
 }

@@ -2,8 +2,9 @@
  * Programs for the host side of an endpoint's veth (tc clsact):
  *   cil_from_container on ingress: what the container sends (its egress),
  *   cil_to_container on egress: what the container receives (its ingress);
- * and for the host's masquerading devices:
- *   cil_from_netdev on ingress: replies to masqueraded flows, into their endpoint.
+ * and for the host's devices:
+ *   cil_from_netdev on ingress: replies to masqueraded flows and packets to
+ *   published ports, into their endpoint.
  * Compiled once at build time and loaded once per agent; each endpoint's
  * values live in cilium_lxc keyed by the veth's ifindex, so creating an
  * endpoint or changing policy is a map update, never a compile or a load.
@@ -17,6 +18,7 @@
 #include "lib/identity.h"
 #include "lib/nat.h"
 #include "lib/route.h"
+#include "lib/lb.h"
 
 struct arp_eth_ipv4 {
 	__be16 htype;
@@ -100,32 +102,49 @@ static __always_inline int source_owned(const struct endpoint_info *ep, const __
 	return ep->owner && v && v->owner == ep->owner;
 }
 
+/* What enforce_packet() needs beside the packet, endpoint and flow (a subprogram takes five arguments). */
+struct enforce_args {
+	__u32 ifindex;
+	__u32 l4_off;
+	__u32 peer;
+	__u8 dir;
+	__u8 icmp_type;
+	__u8 pad[2];
+};
+
 /*
  * Policy for one packet of endpoint ep (whose host veth is ifindex) in one
  * direction, from or to peer. Tracked connections pass while the policy that
- * allowed them stands; ICMP errors pass only for a tracked connection.
+ * allowed them stands; ICMP errors pass only for a tracked connection. Not
+ * inlined: its keys and entries, once per call site, would not fit beside
+ * the rest of the programs in one 512-byte stack.
  */
-static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_info *ep, __u32 ifindex,
-				   const struct flow *f, __u8 dir, __u8 icmp_type, __u32 l4_off, __u32 peer)
+static __attribute__((noinline)) int enforce_packet(struct __sk_buff *skb, const struct endpoint_info *ep,
+						     const struct flow *f, const struct enforce_args *a)
 {
+	__u32 ifindex = a->ifindex, l4_off = a->l4_off, peer = a->peer;
+	__u8 dir = a->dir, icmp_type = a->icmp_type;
 	__u32 src = dir == DIR_INGRESS ? peer : ep->identity;
 	__u32 dst = dir == DIR_INGRESS ? ep->identity : peer;
 	struct policy_value *pv;
-	struct ct_key k = {};
+	struct ct_scratch *s;
 	struct ct_value *ct;
-	__u32 now = ct_now();
+	__u32 now = ct_now(), zero = 0;
 	int reply;
 
 	if (ep->flags & EP_F_NOT_READY)
 		return drop(skb, REASON_NOT_READY, dir, ep->ep_id, src, dst, f);
+	s = bpf_map_lookup_elem(&cilium_ct_scratch, &zero);
+	if (!s)
+		return drop(skb, REASON_INVALID_PACKET, dir, ep->ep_id, src, dst, f);
 	if (icmp_is_error(f, icmp_type)) {
-		if (!ct_icmp_related(skb, f, l4_off, ep->owner, dir, now))
+		if (!ct_icmp_related(skb, f, l4_off, ep->owner, dir, now, s))
 			return drop(skb, REASON_NO_RELATED_CONNECTION, dir, ep->ep_id, src, dst, f);
 		goto pass;
 	}
-	ct = ct_find(f, ep->owner, dir, &k, &reply, now);
+	ct = ct_find(f, ep->owner, dir, &s->key, &reply, now);
 	if (ct) {
-		if (!ct_still_allowed(ct, &k, ep, ifindex)) {
+		if (!ct_still_allowed(ct, &s->key, ep, ifindex)) {
 			ct_refresh_denied(ct, now);
 			return drop(skb, REASON_POLICY_DENIED, dir, ep->ep_id, src, dst, f);
 		}
@@ -133,7 +152,7 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_
 			ct_update(ct, f, reply, skb->len, now);
 			goto pass;
 		}
-		bpf_map_delete_elem(&cilium_ct, &k);
+		bpf_map_delete_elem(&cilium_ct, &s->key);
 	}
 	if (policy_exempt(ep, peer, dir)) {
 		emit(skb, EVENT_TRACE, REASON_FORWARDED, dir, ep->ep_id, src, dst, f);
@@ -148,10 +167,18 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_
 allow:
 	/* A reply without its request (an echo reply) opens nothing. */
 	if (!icmp_is_echo_reply(f, icmp_type))
-		ct_create(f, ep->owner, dir, peer, skb->len, ep, ifindex, now);
+		ct_create(f, ep->owner, dir, peer, skb->len, ep, ifindex, now, s);
 pass:
 	count(REASON_FORWARDED, dir, skb->len);
 	return TC_ACT_OK;
+}
+
+static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_info *ep, __u32 ifindex,
+				   const struct flow *f, __u8 dir, __u8 icmp_type, __u32 l4_off, __u32 peer)
+{
+	struct enforce_args a = { .ifindex = ifindex, .l4_off = l4_off, .peer = peer, .dir = dir, .icmp_type = icmp_type };
+
+	return enforce_packet(skb, ep, f, &a);
 }
 
 /*
@@ -168,15 +195,36 @@ static __always_inline int route_locally(struct __sk_buff *skb, const struct flo
 }
 
 /*
+ * A backend's reply to a client beyond the host: it leaves from the frontend,
+ * straight out of the device the route names (around the host's routing,
+ * whose reverse-path check would take a host address from a veth for a
+ * spoof). With no such route the stack has it. Not inlined, for the
+ * endpoint program's stack (its route lookup alone takes 64 bytes).
+ */
+static __attribute__((noinline)) int lb_answer_out(struct __sk_buff *skb, struct flow *f, __u32 l4_off, __u8 icmp_type,
+						 const struct nat_entry *front)
+{
+	__u32 ifindex;
+
+	if (lb_rewrite_reply(skb, f, l4_off, icmp_type, front) < 0)
+		return drop(skb, REASON_INVALID_PACKET, DIR_EGRESS, 0, 0, ID_WORLD, f);
+	if (!fib_egress(skb, f, &ifindex) || !hop_decrement(skb, f))
+		return TC_ACT_OK;
+	return bpf_redirect_neigh(ifindex, 0, 0, 0);
+}
+
+/*
  * Traffic for another endpoint on this host: its ingress policy is applied
  * here and the packet goes straight into its namespace (bpf_redirect_peer),
  * skipping the host's routing and netfilter (a FORWARD policy of DROP, as
  * dockerd sets, does not apply). Traffic leaving through a masquerading
  * device is translated and sent out of it likewise (nat.h). Anything else
- * takes the host's route.
+ * takes the host's route. A backend's reply to a service flow (front) gets
+ * its frontend as source only after the peer's policy has seen it as sent,
+ * the tuple the peer's connection tracking knows.
  */
-static __always_inline int deliver(struct __sk_buff *skb, const struct flow *f, __u8 icmp_type, __u32 l4_off,
-				   __u32 sender)
+static __always_inline int deliver(struct __sk_buff *skb, struct flow *f, __u8 icmp_type, __u32 l4_off, __u32 sender,
+				   const struct nat_entry *front)
 {
 	struct ep_addr_value *found = bpf_map_lookup_elem(&cilium_ep_addr, f->daddr);
 	struct ep_addr_value to;
@@ -192,9 +240,14 @@ static __always_inline int deliver(struct __sk_buff *skb, const struct flow *f, 
 	r = enforce(skb, peer, to.ifindex, f, DIR_INGRESS, icmp_type, l4_off, sender);
 	if (r != TC_ACT_OK)
 		return r;
+	if (front && lb_rewrite_reply(skb, f, l4_off, icmp_type, front) < 0)
+		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS, peer->ep_id, sender, peer->identity, f);
 	if (!route_locally(skb, f, &to))
 		return bpf_redirect_peer(to.ifindex, 0);
+	return TC_ACT_OK;
 host_stack:
+	if (front)
+		return lb_answer_out(skb, f, l4_off, icmp_type, front);
 	r = snat_egress(skb, f, l4_off, icmp_type, sender);
 	if (r != NAT_NOT_APPLIED)
 		return r;
@@ -210,10 +263,11 @@ int cil_from_container(struct __sk_buff *skb)
 	void *data, *end;
 	struct ethhdr *eth;
 	struct flow f = {};
+	struct nat_entry front;
 	__u16 eth_proto = 0;
-	__u32 l4_off = 0;
+	__u32 l4_off = 0, peer;
 	__u8 icmp_type;
-	int r;
+	int r, is_reply;
 
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;
@@ -266,10 +320,24 @@ int cil_from_container(struct __sk_buff *skb)
 		if (f.proto == IPPROTO_ICMPV6 && icmp6_local_control(icmp_type))
 			return TC_ACT_OK;
 	}
-	r = enforce(skb, ep, ifindex, &f, DIR_EGRESS, icmp_type, l4_off, ipcache_identity(f.daddr));
+	/*
+	 * A reply from a published port's backend, or a request to a host
+	 * address's service (hairpin): policy is decided on the backend, as the
+	 * packet travels between the two endpoints.
+	 */
+	is_reply = lb_reply(&f, &front);
+	peer = ipcache_identity(f.daddr);
+	if (!is_reply && peer == ID_HOST) {
+		r = lb_dnat(skb, &f, l4_off, icmp_type);
+		if (r < 0)
+			return drop(skb, -r, DIR_EGRESS, ep->ep_id, ep->identity, peer, &f);
+		if (r == LB_TRANSLATED)
+			peer = ipcache_identity(f.daddr);
+	}
+	r = enforce(skb, ep, ifindex, &f, DIR_EGRESS, icmp_type, l4_off, peer);
 	if (r != TC_ACT_OK)
 		return r;
-	return deliver(skb, &f, icmp_type, l4_off, ep->identity);
+	return deliver(skb, &f, icmp_type, l4_off, ep->identity, is_reply ? &front : 0);
 }
 
 SEC("tc")
@@ -301,10 +369,11 @@ int cil_to_container(struct __sk_buff *skb)
 }
 
 /*
- * Ingress of a masquerading device: a reply to a masqueraded flow goes back
- * to its endpoint, under that endpoint's ingress policy (the flow's tracked
- * connection admits it), straight into its namespace. Everything else is the
- * host's and passes untouched.
+ * Ingress of one of the agent's devices: a reply to a masqueraded flow goes
+ * back to its endpoint, a packet to a published port to its backend, under
+ * that endpoint's ingress policy with the client's own address (the flow's
+ * tracked connection admits replies), straight into its namespace.
+ * Everything else is the host's and passes untouched.
  */
 SEC("tc")
 int cil_from_netdev(struct __sk_buff *skb)
@@ -326,8 +395,13 @@ int cil_from_netdev(struct __sk_buff *skb)
 		r = snat_reverse_icmp_error(skb, &f, l4_off, ct_now());
 	else
 		r = snat_reverse(skb, &f, l4_off, icmp_type, ct_now());
-	if (r == 0)
-		return TC_ACT_OK;
+	if (r == 0) {
+		r = lb_dnat(skb, &f, l4_off, icmp_type);
+		if (r < 0)
+			return drop(skb, -r, DIR_INGRESS, 0, ipcache_identity(f.saddr), 0, &f);
+		if (r == LB_NONE)
+			return TC_ACT_OK;
+	}
 	if (r < 0)
 		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS, 0, ID_WORLD, 0, &f);
 	found = bpf_map_lookup_elem(&cilium_ep_addr, f.daddr);

@@ -1,5 +1,5 @@
 import { Logger } from 'winston';
-import { CtMap, SnatMap, monotonicSeconds } from '../datapath/bpf/maps';
+import { CtMap, NatMap, monotonicSeconds } from '../datapath/bpf/maps';
 
 export interface GcStats {
   /** Live entries after the last pass. */
@@ -9,7 +9,7 @@ export interface GcStats {
   lastDurationMs?: number;
   lastExpired: number;
   lastOrphaned: number;
-  /** Masquerade translations past their lifetime removed by the last pass. */
+  /** Translations (masquerade's and services') past their lifetime removed by the last pass. */
   lastNatExpired: number;
   failures: number;
 }
@@ -18,7 +18,8 @@ export interface GcStats {
  * The conntrack table's garbage collector, its one owner in the agent. The
  * datapath already ignores (and removes) an expired entry when it meets one;
  * this reclaims entries nobody meets again, and those of containers that are
- * gone, every interval; and masquerade translations past their lifetime.
+ * gone, every interval; and translations (masquerade's, services') past
+ * their lifetime.
  */
 export class ConntrackGc {
   readonly stats: GcStats = { entries: 0, runs: 0, lastExpired: 0, lastOrphaned: 0, lastNatExpired: 0, failures: 0 };
@@ -27,7 +28,7 @@ export class ConntrackGc {
 
   constructor(
     private readonly ct: CtMap,
-    private readonly nat: SnatMap,
+    private readonly nat: NatMap[],
     /** Owners (containers) whose connections are kept; others are removed. */
     private readonly owners: () => Set<number>,
     private readonly log: Logger,
@@ -56,7 +57,8 @@ export class ConntrackGc {
     try {
       const now = monotonicSeconds();
       const r = await this.ct.collect(now, this.owners());
-      const nat = await this.nat.collect(now);
+      let natExpired = 0;
+      for (const m of this.nat) natExpired += (await m.collect(now)).expired;
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       Object.assign(this.stats, {
         entries: r.live,
@@ -64,7 +66,7 @@ export class ConntrackGc {
         lastDurationMs: Math.round(ms * 10) / 10,
         lastExpired: r.expired,
         lastOrphaned: r.orphaned,
-        lastNatExpired: nat.expired,
+        lastNatExpired: natExpired,
       });
       this.stats.runs++;
       this.onPass?.(this.stats, r.scanned);

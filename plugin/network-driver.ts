@@ -3,6 +3,8 @@ import { Family, parseAddress } from '../net/address';
 import { Ipam } from '../ipam/ipam';
 import { EndpointManager } from '../endpoint/manager';
 import { Network, NetworkFamily, NetworkManager } from '../network/manager';
+import type { PublishedPorts } from '../service/published-ports';
+import { parsePortMap } from '../service/port-mapping';
 import { Body, asBody, id, optionalArray, optionalObject, optionalString, stringMap } from './validate';
 
 const CONNECTED = 1;
@@ -16,6 +18,7 @@ export class NetworkDriver {
     private readonly networks: NetworkManager,
     private readonly endpoints: EndpointManager,
     private readonly ipam: Ipam,
+    private readonly published: Pick<PublishedPorts, 'publish' | 'unpublish'>,
     private readonly log: Logger,
   ) {}
 
@@ -124,14 +127,23 @@ export class NetworkDriver {
     return {};
   }
 
-  /** Port publishing (-p) is a driver's job for remote drivers; not supported yet, so say so in the log. */
-  programExternalConnectivity(raw: unknown) {
+  /**
+   * Publishes the container's ports (-p, -P: com.docker.network.portmap) on
+   * this host, after Join. All or nothing: a port already in use fails
+   * `docker run` with the engine's own wording.
+   */
+  async programExternalConnectivity(raw: unknown) {
     const b = asBody(raw);
+    this.mustNetwork(id(b, 'NetworkID'));
     const options = optionalObject(b, 'Options');
-    const portmap = options['com.docker.network.portmap'];
-    if (Array.isArray(portmap) && portmap.length > 0) {
-      this.log.warn('published ports (-p) are not supported by the cilium driver yet; they are ignored', { endpoint: b.EndpointID });
-    }
+    await this.published.publish(id(b, 'EndpointID'), parsePortMap(options['com.docker.network.portmap']));
+    return {};
+  }
+
+  async revokeExternalConnectivity(raw: unknown) {
+    const b = asBody(raw);
+    id(b, 'NetworkID');
+    await this.published.unpublish(id(b, 'EndpointID'));
     return {};
   }
 

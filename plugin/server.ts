@@ -51,7 +51,7 @@ function routes(net: NetworkDriver, ipam: IpamDriver): Record<string, Handler> {
     'NetworkDriver.DiscoverNew': (b) => net.ok(b),
     'NetworkDriver.DiscoverDelete': (b) => net.ok(b),
     'NetworkDriver.ProgramExternalConnectivity': (b) => net.programExternalConnectivity(b),
-    'NetworkDriver.RevokeExternalConnectivity': (b) => net.ok(b),
+    'NetworkDriver.RevokeExternalConnectivity': (b) => net.revokeExternalConnectivity(b),
     'IpamDriver.GetCapabilities': () => ipam.getCapabilities(),
     'IpamDriver.GetDefaultAddressSpaces': () => ipam.getDefaultAddressSpaces(),
     'IpamDriver.RequestPool': (b) => ipam.requestPool(b),

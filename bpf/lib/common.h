@@ -65,6 +65,7 @@ struct icmp_hdr {
 #define REASON_NO_RELATED_CONNECTION 8 /* an ICMP error about no connection in the table */
 #define REASON_FRAG_NOT_FOUND 9        /* a later fragment whose first one was not seen */
 #define REASON_NAT_NO_PORT 10          /* every masquerade port for that destination is in use */
+#define REASON_NO_BACKEND 11           /* a service (published port) without a backend */
 
 /* Endpoint flags. */
 #define EP_F_INGRESS_ENFORCE 1
@@ -80,6 +81,10 @@ struct icmp_hdr {
 
 /* nat_entry.flags (nat.h). */
 #define NAT_F_CLOSING 1 /* the TCP connection saw a FIN or RST: its port is freed soon */
+
+/* nat_key.dir in cilium_lb_ct (lb.h). */
+#define LB_CT_SERVICE 1 /* client -> frontend, as it arrives: the backend it goes to */
+#define LB_CT_REPLY 2   /* backend -> client, as the backend sends it: the frontend it came to */
 
 /* struct event.type (events.h). */
 #define EVENT_DROP 1

@@ -142,22 +142,21 @@ static __always_inline void ct_refresh_denied(struct ct_value *v, __u32 now)
 }
 
 static __always_inline void ct_create(const struct flow *f, __u32 owner, __u8 dir, __u32 peer, __u32 len,
-				      const struct endpoint_info *ep, __u32 ifindex, __u32 now)
+				      const struct endpoint_info *ep, __u32 ifindex, __u32 now, struct ct_scratch *s)
 {
-	struct ct_key k = {};
-	struct ct_value v = {
-		.packets = 1,
-		.bytes = len,
-		.peer_identity = peer,
-		.ep_ifindex = ifindex,
-		.policy_gen = ep->policy_gen,
-	};
+	struct ct_value *v = &s->value;
 
+	__builtin_memset(v, 0, sizeof(*v));
+	v->packets = 1;
+	v->bytes = len;
+	v->peer_identity = peer;
+	v->ep_ifindex = ifindex;
+	v->policy_gen = ep->policy_gen;
 	if (f->proto == IPPROTO_TCP)
-		v.flags = ct_tcp_flags(0, f->tcp_flags, 0);
-	v.expires = now + ct_lifetime(f->proto, v.flags);
-	ct_key_of(&k, f, owner, dir);
-	bpf_map_update_elem(&cilium_ct, &k, &v, BPF_ANY);
+		v->flags = ct_tcp_flags(0, f->tcp_flags, 0);
+	v->expires = now + ct_lifetime(f->proto, v->flags);
+	ct_key_of(&s->key, f, owner, dir);
+	bpf_map_update_elem(&cilium_ct, &s->key, v, BPF_ANY);
 }
 
 /*
@@ -166,16 +165,15 @@ static __always_inline void ct_create(const struct flow *f, __u32 owner, __u8 di
  * passes only if that packet's connection is tracked and not revoked.
  */
 static __always_inline int ct_icmp_related(struct __sk_buff *skb, const struct flow *f, __u32 l4_off, __u32 owner,
-					   __u8 dir, __u32 now)
+					   __u8 dir, __u32 now, struct ct_scratch *s)
 {
-	struct flow quoted = {};
-	struct ct_key k = {};
 	struct ct_value *v;
 	int reply;
 
-	if (!parse_quoted_flow(skb, f, l4_off, &quoted))
+	__builtin_memset(&s->quoted, 0, sizeof(s->quoted));
+	if (!parse_quoted_flow(skb, f, l4_off, &s->quoted))
 		return 0;
-	v = ct_find(&quoted, owner, dir == DIR_INGRESS ? DIR_EGRESS : DIR_INGRESS, &k, &reply, now);
+	v = ct_find(&s->quoted, owner, dir == DIR_INGRESS ? DIR_EGRESS : DIR_INGRESS, &s->key, &reply, now);
 	return v && !(v->flags & CT_F_DENIED);
 }
 

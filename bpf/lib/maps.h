@@ -94,6 +94,24 @@ struct {
 	__type(value, struct ct_value);
 } cilium_ct SEC(".maps");
 
+/*
+ * Room for the conntrack key and entry a verdict builds, and the flow an
+ * ICMP error quotes: one BPF stack (512 bytes, shared by the calls on it)
+ * cannot hold them beside the rest. Per CPU, not pinned.
+ */
+struct ct_scratch {
+	struct ct_key key;
+	struct ct_value value;
+	struct flow quoted;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ct_scratch);
+} cilium_ct_scratch SEC(".maps");
+
 struct frag_key {
 	__u8 saddr[16];
 	__u8 daddr[16];
@@ -214,5 +232,60 @@ struct {
 	__type(key, struct ipcache_key);
 	__type(value, __u32);
 } cilium_nat_exclude SEC(".maps");
+
+/*
+ * Services (published ports for now), Cilium's LB layout: a frontend's slot 0
+ * holds its backend count, slots 1..count the backend IDs, so a backend is
+ * picked with two lookups whatever the number of services. A frontend
+ * address of zeros (IPv4: ::ffff:0.0.0.0) is every host address.
+ */
+struct lb_svc_key {
+	__u8 addr[16];
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+	__u16 slot;
+	__u8 pad2[2];
+};
+
+struct lb_svc_value {
+	__u32 backend_id; /* slots 1..count */
+	__u16 count;      /* slot 0 */
+	__u8 pad[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lb_svc_key);
+	__type(value, struct lb_svc_value);
+} cilium_lb_svc SEC(".maps");
+
+struct lb_backend {
+	__u8 addr[16];
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct lb_backend);
+} cilium_lb_backend SEC(".maps");
+
+/*
+ * Translated service flows, both ways (nat_key.dir LB_CT_*): the client's
+ * packets keep their backend, the backend's replies get the frontend back.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct nat_key);
+	__type(value, struct nat_entry);
+} cilium_lb_ct SEC(".maps");
 
 #endif

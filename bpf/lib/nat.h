@@ -43,21 +43,24 @@ static __always_inline void nat_key_of(struct nat_key *k, const struct flow *f, 
 	k->dir = dir;
 }
 
+/* The cluster's own ranges and --masquerade-exclude (cilium_nat_exclude): never masqueraded. */
+static __always_inline int nat_excluded(const struct flow *f)
+{
+	struct ipcache_key k = { .prefixlen = 128 };
+
+	__builtin_memcpy(k.addr, f->daddr, 16);
+	return bpf_map_lookup_elem(&cilium_nat_exclude, &k) != 0;
+}
+
 /*
- * Whether a packet to daddr, leaving through the device with ifindex, is
- * masqueraded, and with which address (16 bytes, IPv4 mapped). Not for the
- * cluster's own ranges and --masquerade-exclude (cilium_nat_exclude), nor
- * through devices the agent does not masquerade on.
+ * Whether a packet leaving through the device with ifindex is masqueraded,
+ * and with which address (16 bytes, IPv4 mapped): not through devices the
+ * agent does not masquerade on (or, with --enable-masquerade=false, any).
  */
 static __always_inline int nat_source_for(const struct flow *f, __u32 ifindex, __u8 *out)
 {
-	struct ipcache_key k = { .prefixlen = 128 };
-	struct nat_device *dev;
+	struct nat_device *dev = bpf_map_lookup_elem(&cilium_nat_dev, &ifindex);
 
-	__builtin_memcpy(k.addr, f->daddr, 16);
-	if (bpf_map_lookup_elem(&cilium_nat_exclude, &k))
-		return 0;
-	dev = bpf_map_lookup_elem(&cilium_nat_dev, &ifindex);
 	if (!dev)
 		return 0;
 	if (f->family == 4) {
@@ -212,31 +215,22 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct flow 
  * For an endpoint's packet already allowed by its egress policy: when its
  * route leaves through a masquerading device, translates the source and
  * sends it out of that device (the neighbour subsystem fills in the MACs).
- * NAT_NOT_APPLIED: the packet takes the host's route unchanged.
+ * NAT_NOT_APPLIED: the packet takes the host's route unchanged. Not
+ * inlined: its keys and route lookup would not fit beside the endpoint
+ * program's own in one 512-byte stack.
  */
-static __always_inline int snat_egress(struct __sk_buff *skb, const struct flow *f, __u32 l4_off, __u8 icmp_type,
+static __attribute__((noinline)) int snat_egress(struct __sk_buff *skb, const struct flow *f, __u32 l4_off, __u8 icmp_type,
 				       __u32 sender)
 {
-	struct bpf_fib_lookup fib = { .ifindex = skb->ifindex };
+	__u32 ifindex;
 	__u8 to[16];
 	__be16 port;
-	int rc;
 
 	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP && !(f->proto == IPPROTO_ICMP && icmp_type == ICMP_ECHO) &&
 	    !(f->proto == IPPROTO_ICMPV6 && icmp_type == ICMPV6_ECHO_REQUEST))
 		return NAT_NOT_APPLIED;
-	if (f->family == 4) {
-		fib.family = 2; /* AF_INET */
-		fib.ipv4_src = *(__be32 *)(f->saddr + 12);
-		fib.ipv4_dst = *(__be32 *)(f->daddr + 12);
-	} else {
-		fib.family = 10; /* AF_INET6 */
-		__builtin_memcpy(fib.ipv6_src, f->saddr, 16);
-		__builtin_memcpy(fib.ipv6_dst, f->daddr, 16);
-	}
-	/* Only the egress device matters: bpf_redirect_neigh resolves the next hop's MAC itself. */
-	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-	if ((rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) || !nat_source_for(f, fib.ifindex, to))
+	/* the exclusions first: cluster destinations pay no route lookup */
+	if (nat_excluded(f) || !fib_egress(skb, f, &ifindex) || !nat_source_for(f, ifindex, to))
 		return NAT_NOT_APPLIED;
 	if (!nat_port_for(f, to, &port, ct_now()))
 		return drop(skb, REASON_NAT_NO_PORT, DIR_EGRESS, 0, sender, ID_WORLD, f);
@@ -244,15 +238,16 @@ static __always_inline int snat_egress(struct __sk_buff *skb, const struct flow 
 		return NAT_NOT_APPLIED; /* the stack answers Time Exceeded */
 	if (nat_rewrite(skb, f, l4_off, 1, to, port, icmp_type) < 0)
 		return drop(skb, REASON_INVALID_PACKET, DIR_EGRESS, 0, sender, ID_WORLD, f);
-	return bpf_redirect_neigh(fib.ifindex, 0, 0, 0);
+	return bpf_redirect_neigh(ifindex, 0, 0, 0);
 }
 
 /*
  * A reply to a masqueraded flow, arriving on a device: its destination
  * translated back to the endpoint's address and port. Returns 1 when it was
- * one (f now says where it goes), 0 when the packet is the host's.
+ * one (f now says where it goes), 0 when the packet is the host's. Not
+ * inlined, as the lookups after it are not (the device program's stack).
  */
-static __always_inline int snat_reverse(struct __sk_buff *skb, struct flow *f, __u32 l4_off, __u8 icmp_type, __u32 now)
+static __attribute__((noinline)) int snat_reverse(struct __sk_buff *skb, struct flow *f, __u32 l4_off, __u8 icmp_type, __u32 now)
 {
 	struct nat_key k = {};
 	struct nat_entry *e;
@@ -288,7 +283,7 @@ static __always_inline int snat_reverse(struct __sk_buff *skb, struct flow *f, _
  * with the ICMP checksum (and IPv4's quoted header checksum) that cover
  * them. Returns 1 when it was one (f now says where it goes), 0 when not.
  */
-static __always_inline int snat_reverse_icmp_error(struct __sk_buff *skb, struct flow *f, __u32 l4_off, __u32 now)
+static __attribute__((noinline)) int snat_reverse_icmp_error(struct __sk_buff *skb, struct flow *f, __u32 l4_off, __u32 now)
 {
 	__u32 quoted = l4_off + 8, icmp_csum = l4_off + 2, q_l4, q_port;
 	struct flow q = {}, reply;

@@ -33,4 +33,30 @@ static __always_inline int hop_decrement(struct __sk_buff *skb, const struct flo
 	}
 }
 
+/*
+ * The device the host's routes send f out of (bpf_redirect_neigh resolves
+ * the next hop's MAC itself). Returns 0 when there is none to go around
+ * the stack with.
+ */
+static __always_inline int fib_egress(struct __sk_buff *skb, const struct flow *f, __u32 *ifindex)
+{
+	struct bpf_fib_lookup fib = { .ifindex = skb->ifindex };
+	int rc;
+
+	if (f->family == 4) {
+		fib.family = 2; /* AF_INET */
+		fib.ipv4_src = *(__be32 *)(f->saddr + 12);
+		fib.ipv4_dst = *(__be32 *)(f->daddr + 12);
+	} else {
+		fib.family = 10; /* AF_INET6 */
+		__builtin_memcpy(fib.ipv6_src, f->saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, f->daddr, 16);
+	}
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return 0;
+	*ifindex = fib.ifindex;
+	return 1;
+}
+
 #endif

@@ -19,6 +19,9 @@ export const CT_FLAGS = { established: 1, txClosing: 2, rxClosing: 4, reset: 8, 
 /** NAT_F_*: nat_entry.flags. */
 export const NAT_FLAGS = { closing: 1 } as const;
 
+/** LB_CT_*: nat_key.dir in cilium_lb_ct. */
+export const LB_CT = { service: 1, reply: 2 } as const;
+
 /** EVENT_*: event.type. */
 export const EVENT = { drop: 1, policyVerdict: 2, trace: 3 } as const;
 
@@ -35,6 +38,7 @@ export const REASON = {
   noRelatedConnection: 8,
   fragNotFound: 9,
   natNoPort: 10,
+  noBackend: 11,
 } as const;
 
 /** What monitor, metrics and the CLI call each reason (Cilium's wording where it has one). */
@@ -50,4 +54,5 @@ export const REASON_NAMES: Record<number, string> = {
   [REASON.noRelatedConnection]: 'No connection for ICMP error',
   [REASON.fragNotFound]: 'Fragment not found',
   [REASON.natNoPort]: 'No masquerade port available',
+  [REASON.noBackend]: 'Service backend not found',
 };

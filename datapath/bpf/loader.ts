@@ -18,7 +18,9 @@ import {
   PROGRAM_MAP_LAYOUTS,
   PolicyMap,
   RINGBUF,
-  SnatMap,
+  LbBackendMap,
+  LbServiceMap,
+  NatMap,
   sizesOf,
 } from './maps';
 
@@ -54,9 +56,12 @@ export interface Maps {
   ct: CtMap;
   addresses: EndpointAddressMap;
   metrics: MetricsMap;
-  snat: SnatMap;
+  snat: NatMap;
   natDevices: NatDeviceMap;
   natExclude: NatExcludeMap;
+  lbServices: LbServiceMap;
+  lbBackends: LbBackendMap;
+  lbCt: NatMap;
   eventsFd: number;
 }
 
@@ -128,9 +133,12 @@ export class BpfDatapath implements DatapathMaps {
         ct: new CtMap(map('cilium_ct')),
         addresses: new EndpointAddressMap(map('cilium_ep_addr')),
         metrics: new MetricsMap(map('cilium_metrics', possibleCpus())),
-        snat: new SnatMap(map('cilium_snat')),
+        snat: new NatMap(map('cilium_snat')),
         natDevices: new NatDeviceMap(map('cilium_nat_dev')),
         natExclude: new NatExcludeMap(map('cilium_nat_exclude')),
+        lbServices: new LbServiceMap(map('cilium_lb_svc')),
+        lbBackends: new LbBackendMap(map('cilium_lb_backend')),
+        lbCt: new NatMap(map('cilium_lb_ct')),
         eventsFd: fd('cilium_events'),
       };
       const prog = (name: string) => check(bpf.programFd(checkPtr(bpf.findProgram(obj, name), name)), `fd of ${name}`);
@@ -162,7 +170,7 @@ export class BpfDatapath implements DatapathMaps {
   }
 
   /**
-   * Attaches the masquerade reply program to a host device's ingress (its
+   * Attaches the device program (masquerade replies, published ports) to a host device's ingress (its
    * clsact qdisc created if it has none), replacing what was in our slot.
    */
   attachNetdev(ifindex: number): void {
@@ -171,7 +179,7 @@ export class BpfDatapath implements DatapathMaps {
       bpf.tcHookCreate(tcHook(ifindex, TC_INGRESS)); // EEXIST when another tool made it: the attach says what is wrong
       r = bpf.tcAttach(tcHook(ifindex, TC_INGRESS), tcOpts(this.fromNetdevFd));
     }
-    check(r, `attach the masquerade program on ifindex ${ifindex}`);
+    check(r, `attach the device program on ifindex ${ifindex}`);
   }
 
   /** Whether both hooks of the veth hold a filter in our slot (what a restarted agent replaces). */

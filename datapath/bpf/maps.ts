@@ -110,6 +110,25 @@ const NAT_DEVICE = struct('struct nat_device', [
   ['ipv4', bytes(4)],
   ['ipv6', bytes(16)],
 ]);
+const LB_SVC_KEY = struct('struct lb_svc_key', [
+  ['addr', bytes(16)],
+  ['port', 'be16'],
+  ['proto', 'u8'],
+  ['pad', 'u8'],
+  ['slot', 'u16'],
+  ['pad2', bytes(2)],
+]);
+const LB_SVC_VALUE = struct('struct lb_svc_value', [
+  ['backend_id', 'u32'],
+  ['count', 'u16'],
+  ['pad', bytes(2)],
+]);
+const LB_BACKEND = struct('struct lb_backend', [
+  ['addr', bytes(16)],
+  ['port', 'be16'],
+  ['proto', 'u8'],
+  ['pad', 'u8'],
+]);
 const U32_KEY = scalar('__u32', 'key', 'u32');
 const U32_VALUE = scalar('__u32', 'value', 'u32');
 /** .rodata: the agent's settings, fixed at load (bpf/lib/maps.h). */
@@ -149,11 +168,22 @@ export const MAP_LAYOUTS = {
   cilium_snat: { key: NAT_KEY, value: NAT_ENTRY },
   cilium_nat_dev: { key: U32_KEY, value: NAT_DEVICE },
   cilium_nat_exclude: { key: IPCACHE_KEY, value: U32_VALUE },
+  cilium_lb_svc: { key: LB_SVC_KEY, value: LB_SVC_VALUE },
+  cilium_lb_backend: { key: U32_KEY, value: LB_BACKEND },
+  cilium_lb_ct: { key: NAT_KEY, value: NAT_ENTRY },
 } as const satisfies Record<string, MapLayout | typeof RINGBUF>;
 export type MapName = keyof typeof MAP_LAYOUTS;
 /** Maps only the programs use (not pinned, no codec), checked all the same. */
 export const PROGRAM_MAP_LAYOUTS = {
   cilium_events_budget: { key: U32_KEY, value: EVENTS_BUDGET },
+  cilium_ct_scratch: {
+    key: U32_KEY,
+    value: struct('struct ct_scratch', [
+      ['key', CT_KEY],
+      ['value', CT_VALUE],
+      ['quoted', FLOW],
+    ]),
+  },
 } as const satisfies Record<string, MapLayout>;
 
 export function addr16(family: Family, value: bigint): Buffer {
@@ -453,8 +483,8 @@ export interface NatEntry {
   expires: number;
 }
 
-/** Masquerade translations, both directions of each flow (bpf/lib/nat.h writes them). */
-export class SnatMap {
+/** Translations, both directions of each flow: masquerade's (nat.h) and services' (lb.h; dir is then LB_CT_*). */
+export class NatMap {
   constructor(readonly map: MapStore) {}
 
   entries(): NatEntry[] {
@@ -530,5 +560,94 @@ export class NatExcludeMap {
     const want = new Set(prefixes.map((p) => ipcacheKey(p.family, p.base, p.bits).toString('hex')));
     for (const k of this.map.keys()) if (!want.has(k.toString('hex'))) this.map.delete(k);
     for (const p of prefixes) this.set(p.family, p.base, p.bits);
+  }
+}
+
+/** A service's frontend: an address (undefined: every host address of the family), port and protocol. */
+export interface Frontend {
+  family: Family;
+  address?: bigint;
+  port: number;
+  proto: number;
+}
+
+export interface Backend {
+  family: Family;
+  address: bigint;
+  port: number;
+  proto: number;
+}
+
+const frontendAddr = (f: Frontend) => addr16(f.family, f.address ?? 0n).fill(0, 0, f.family === 6 && f.address === undefined ? 16 : 0);
+const svcKey = (f: Frontend, slot: number) => LB_SVC_KEY.encode({ addr: frontendAddr(f), port: f.port, proto: f.proto, slot });
+
+/** Frontends -> backend slots (bpf/lib/lb.h): slot 0 the count, slots 1..count the backend IDs. */
+export class LbServiceMap {
+  constructor(readonly map: MapStore) {}
+
+  /**
+   * The frontend's backends become these: the slots first, then the count,
+   * so a packet never meets a count that names a slot not yet written.
+   */
+  set(f: Frontend, backendIds: number[]): void {
+    const before = this.count(f);
+    backendIds.forEach((id, i) => {
+      this.map.update(svcKey(f, i + 1), LB_SVC_VALUE.encode({ backend_id: id }));
+    });
+    this.map.update(svcKey(f, 0), LB_SVC_VALUE.encode({ count: backendIds.length }));
+    for (let slot = backendIds.length + 1; slot <= before; slot++) this.map.delete(svcKey(f, slot));
+  }
+
+  delete(f: Frontend): boolean {
+    const before = this.count(f);
+    const had = this.map.delete(svcKey(f, 0));
+    for (let slot = 1; slot <= before; slot++) this.map.delete(svcKey(f, slot));
+    return had;
+  }
+
+  entries(): Array<{ frontend: Frontend; backendIds: number[] }> {
+    const slots = new Map<string, { frontend: Frontend; ids: Map<number, number>; count: number }>();
+    for (const [k, v] of this.map.entries()) {
+      const key = LB_SVC_KEY.decode(k);
+      const a = fromAddr16(key.addr);
+      const family: Family = key.addr.every((b) => b === 0) ? 6 : a.family;
+      const frontend: Frontend = { family, ...(a.value !== 0n ? { address: a.value } : {}), port: key.port, proto: key.proto };
+      const id = `${family}/${a.value}/${key.port}/${key.proto}`;
+      const s = slots.get(id) ?? { frontend, ids: new Map(), count: 0 };
+      const value = LB_SVC_VALUE.decode(v);
+      if (key.slot === 0) s.count = value.count;
+      else s.ids.set(key.slot, value.backend_id);
+      slots.set(id, s);
+    }
+    return [...slots.values()].map((s) => ({
+      frontend: s.frontend,
+      backendIds: Array.from({ length: s.count }, (_, i) => s.ids.get(i + 1) ?? 0),
+    }));
+  }
+
+  private count(f: Frontend): number {
+    const v = this.map.lookup(svcKey(f, 0));
+    return v ? LB_SVC_VALUE.decode(v).count : 0;
+  }
+}
+
+/** Backend ID -> address, port and protocol. */
+export class LbBackendMap {
+  constructor(readonly map: MapStore) {}
+
+  set(id: number, b: Backend): void {
+    this.map.update(u32(id), LB_BACKEND.encode({ addr: addr16(b.family, b.address), port: b.port, proto: b.proto }));
+  }
+
+  delete(id: number): boolean {
+    return this.map.delete(u32(id));
+  }
+
+  entries(): Array<{ id: number; backend: Backend }> {
+    return this.map.entries().map(([k, v]) => {
+      const b = LB_BACKEND.decode(v);
+      const a = fromAddr16(b.addr);
+      return { id: U32_KEY.decode(k).key, backend: { family: a.family, address: a.value, port: b.port, proto: b.proto } };
+    });
   }
 }

@@ -79,7 +79,7 @@ export class TestAgent {
       '--prometheus-serve-addr=',
       // In the machine's own namespace an agent would masquerade through (and hook) the machine's devices:
       // only with devices the test names there.
-      ...(this.netns || [...this.args, ...extra].some((a) => a.startsWith('--devices')) ? [] : ['--enable-masquerade=false']),
+      ...(this.netns || [...this.args, ...extra].some((a) => a.startsWith('--devices')) ? [] : ['--enable-masquerade=false', '--devices=']),
       ...this.args,
       ...extra,
     ];

@@ -5,13 +5,15 @@ import {
   EndpointAddressMap,
   EndpointMap,
   IpcacheMap,
+  LbBackendMap,
+  LbServiceMap,
   MAP_LAYOUTS,
   MapName,
   MetricsMap,
   NatDeviceMap,
   NatExcludeMap,
   PolicyMap,
-  SnatMap,
+  NatMap,
   sizesOf,
 } from '../../datapath/bpf/maps';
 
@@ -83,9 +85,12 @@ export function memoryMaps(): { maps: Maps; raw: Record<MapName, MemoryMap> } {
     ct: new CtMap(raw.cilium_ct),
     addresses: new EndpointAddressMap(raw.cilium_ep_addr),
     metrics: new MetricsMap(raw.cilium_metrics),
-    snat: new SnatMap(raw.cilium_snat),
+    snat: new NatMap(raw.cilium_snat),
     natDevices: new NatDeviceMap(raw.cilium_nat_dev),
     natExclude: new NatExcludeMap(raw.cilium_nat_exclude),
+    lbServices: new LbServiceMap(raw.cilium_lb_svc),
+    lbBackends: new LbBackendMap(raw.cilium_lb_backend),
+    lbCt: new NatMap(raw.cilium_lb_ct),
     eventsFd: -1,
   };
   return { maps, raw };

@@ -1,7 +1,7 @@
 import assert from 'assert';
 import { readFileSync } from 'fs';
 import { resolve } from 'path';
-import { CT_FLAGS, DIR, EP_FLAGS, EVENT, NAT_FLAGS, REASON, REASON_NAMES } from '../../datapath/bpf/constants';
+import { CT_FLAGS, DIR, EP_FLAGS, EVENT, LB_CT, NAT_FLAGS, REASON, REASON_NAMES } from '../../datapath/bpf/constants';
 import { RESERVED } from '../../identity/reserved';
 
 const HEADER = resolve(__dirname, '../../../bpf/lib/common.h');
@@ -25,6 +25,7 @@ describe('BPF constants: bpf/lib/common.h and datapath/bpf/constants.ts agree', 
     ['CT_F_', CT_FLAGS],
     ['EVENT_', EVENT],
     ['NAT_F_', NAT_FLAGS],
+    ['LB_CT_', LB_CT],
     ['REASON_', REASON],
   ] as const) {
     it(`${prefix}*`, () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import winston from 'winston';
 import { parseConfig } from '../../agent/config';
-import { Masquerade, masqueradePorts, selectDevices } from '../../datapath/masquerade';
+import { HostDevices, masqueradePorts, selectDevices } from '../../datapath/devices';
 import { parseAddress, parseCidr } from '../../net/address';
 import type { AddressEntry, HostLink } from '../../datapath/rtnl';
 import { memoryMaps } from '../harness/memory-map';
@@ -80,14 +80,17 @@ describe('masquerade: devices, ports and flags', () => {
     assert.ok(off !== 'help' && !off.masquerade);
     assert.throws(() => parseConfig(['--masquerade-exclude=192.0.2.1/24']), /--masquerade-exclude: "192.0.2.1\/24" has host bits set/);
     assert.throws(() => parseConfig(['--devices=eth0,bad name']), /--devices takes interface names/);
+    const none = parseConfig(['--devices=']);
+    assert.ok(none !== 'help');
+    assert.deepStrictEqual(none.devices, []);
   });
 
   it('writes the devices and exclusions into the maps, and drops a device that went away', async () => {
     const { maps, raw } = memoryMaps();
     const attached: number[] = [];
-    const m = new Masquerade(
+    const m = new HostDevices(
       { maps, attachNetdev: (i) => void attached.push(i) },
-      { noMasqueradeTo: [parseCidr('10.9.0.0/16')] },
+      { masquerade: true, noMasqueradeTo: [parseCidr('10.9.0.0/16')] },
       winston.createLogger({ silent: true }),
     );
     maps.natDevices.set(99, { ipv4: 1n }); // left by an earlier run for a device that is gone
@@ -106,5 +109,23 @@ describe('masquerade: devices, ports and flags', () => {
       attached,
       m.devices().map((d) => d.ifindex),
     );
+  });
+});
+
+describe('host devices with masquerade off', () => {
+  it('still carry the device program (published ports), with no address to masquerade to', async () => {
+    const { maps } = memoryMaps();
+    const attached: number[] = [];
+    const d = new HostDevices(
+      { maps, attachNetdev: (i) => void attached.push(i) },
+      { masquerade: false, noMasqueradeTo: [] },
+      winston.createLogger({ silent: true }),
+    );
+    await d.start(60_000);
+    d.stop();
+    assert.deepStrictEqual(d.devices(), []);
+    assert.ok(attached.length > 0, 'this machine has a device with a global address');
+    assert.deepStrictEqual(maps.natDevices.ifindexes().sort(), [...attached].sort());
+    for (const i of attached) assert.ok(maps.natDevices.map.lookup(Buffer.from(Uint32Array.of(i).buffer))!.every((b) => b === 0));
   });
 });

@@ -35,31 +35,34 @@ export function masqueradePorts(rangeFile = '/proc/sys/net/ipv4/ip_local_port_ra
 }
 
 /**
- * The one owner of the masquerade maps: which devices endpoint traffic is
- * masqueraded through, with the address it takes on each (the device's
- * first global address per family, as the kernel would pick), the reply
- * program on each device's ingress, and the destinations never masqueraded.
- * Devices are looked at again periodically: a device that appears later is
- * used, one that goes away is dropped.
+ * The one owner of the device maps: the host devices the device program
+ * sits on (replies to masqueraded flows, packets to published ports), with
+ * the address endpoint traffic takes when masqueraded through each (the
+ * device's first global address per family, as the kernel would pick; none
+ * with masquerade off), and the destinations never masqueraded. Devices are
+ * looked at again periodically: a device that appears later is used, one
+ * that goes away is dropped.
  */
-export class Masquerade {
+export class HostDevices {
   private current = new Map<number, MasqueradeDevice>();
   private timer?: NodeJS.Timeout;
+  private readonly missingLogged = new Set<string>();
 
   constructor(
     private readonly dp: { maps: Pick<Maps, 'natDevices' | 'natExclude'>; attachNetdev(ifindex: number): void },
-    private readonly cfg: { devices?: string[]; noMasqueradeTo: Cidr[] },
+    private readonly cfg: { masquerade: boolean; devices?: string[]; noMasqueradeTo: Cidr[] },
     private readonly log: Logger,
   ) {}
 
+  /** The devices masqueraded through (none with masquerade off). */
   devices(): MasqueradeDevice[] {
-    return [...this.current.values()];
+    return this.cfg.masquerade ? [...this.current.values()] : [];
   }
 
   async start(intervalMs: number): Promise<void> {
     this.dp.maps.natExclude.replaceAll(this.cfg.noMasqueradeTo.map((c) => ({ family: c.family, base: c.base, bits: c.bits })));
     await this.sync();
-    this.timer = setInterval(() => void this.sync().catch((err: unknown) => this.log.warn(`masquerade devices: ${(err as Error).message}`)), intervalMs);
+    this.timer = setInterval(() => void this.sync().catch((err: unknown) => this.log.warn(`host devices: ${(err as Error).message}`)), intervalMs);
     this.timer.unref();
   }
 
@@ -67,35 +70,29 @@ export class Masquerade {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** --enable-masquerade=false: no device translates anything new (the reply program passes what it does not know). */
-  async disable(): Promise<void> {
-    await Promise.resolve();
-    for (const ifindex of this.dp.maps.natDevices.ifindexes()) this.dp.maps.natDevices.delete(ifindex);
-    this.current.clear();
-  }
-
-  /** Writes the devices as they are now, attaching the reply program to each new one. */
+  /** Writes the devices as they are now, attaching the device program to each new one. */
   async sync(): Promise<void> {
     const links = await listLinks();
     const want = selectDevices(links, await listAddresses(), this.cfg.devices);
     for (const name of this.cfg.devices ?? []) {
       if (!want.some((d) => d.name === name) && !this.missingLogged.has(name)) {
         this.missingLogged.add(name);
-        this.log.warn(`--devices: ${name} ${links.some((l) => l.name === name) ? 'has no global address' : 'does not exist'}: not masqueraded through (yet)`);
+        this.log.warn(`--devices: ${name} ${links.some((l) => l.name === name) ? 'has no global address' : 'does not exist'}: not used (yet)`);
       }
     }
     const next = new Map<number, MasqueradeDevice>();
+    const as = (d: MasqueradeDevice) => (this.cfg.masquerade ? [d.ipv4, d.ipv6].filter(Boolean).join(' and ') : '');
     for (const d of want) {
       const before = this.current.get(d.ifindex);
       if (before?.name !== d.name) {
         this.dp.attachNetdev(d.ifindex);
-        this.log.info(`masquerading through ${d.name} as ${[d.ipv4, d.ipv6].filter(Boolean).join(' and ')}`, { device: d.name });
+        this.log.info(this.cfg.masquerade ? `masquerading through ${d.name} as ${as(d)}` : `serving published ports on ${d.name}`, { device: d.name });
       }
-      if (!before || before.ipv4 !== d.ipv4 || before.ipv6 !== d.ipv6 || before.name !== d.name) {
-        this.dp.maps.natDevices.set(d.ifindex, {
-          ...(d.ipv4 ? { ipv4: parseAddress(d.ipv4).value } : {}),
-          ...(d.ipv6 ? { ipv6: parseAddress(d.ipv6).value } : {}),
-        });
+      if (!before || as(before) !== as(d) || before.name !== d.name) {
+        this.dp.maps.natDevices.set(
+          d.ifindex,
+          this.cfg.masquerade ? { ...(d.ipv4 ? { ipv4: parseAddress(d.ipv4).value } : {}), ...(d.ipv6 ? { ipv6: parseAddress(d.ipv6).value } : {}) } : {},
+        );
       }
       next.set(d.ifindex, d);
     }
@@ -103,12 +100,10 @@ export class Masquerade {
       if (next.has(ifindex)) continue;
       this.dp.maps.natDevices.delete(ifindex);
       const gone = this.current.get(ifindex);
-      this.log.info(`no longer masquerading through ${gone?.name ?? `ifindex ${ifindex}`}`);
+      this.log.info(`no longer using device ${gone?.name ?? `ifindex ${ifindex}`}`);
     }
     this.current = next;
   }
-
-  private readonly missingLogged = new Set<string>();
 }
 
 /** The devices to masquerade through, with the first global address of each family. */

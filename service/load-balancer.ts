@@ -1,0 +1,93 @@
+import type { Maps } from '../datapath/bpf/loader';
+import { Backend, Frontend } from '../datapath/bpf/maps';
+
+export interface Service {
+  id: number;
+  frontend: Frontend;
+  backends: Backend[];
+}
+
+const frontendKey = (f: Frontend) => `${f.family}/${f.address ?? '*'}/${f.port}/${f.proto}`;
+const backendKey = (b: Backend) => `${b.family}/${b.address}/${b.port}/${b.proto}`;
+
+/**
+ * The one writer of the service maps (cilium_lb_svc, cilium_lb_backend):
+ * services by ID with their frontend and backends, each distinct backend
+ * written once under an ID of its own and freed with its last service.
+ */
+export class LoadBalancer {
+  private readonly services = new Map<number, Service>();
+  private readonly backends = new Map<string, { id: number; refs: number }>();
+
+  constructor(private readonly maps: Pick<Maps, 'lbServices' | 'lbBackends'>) {}
+
+  /**
+   * At start: the maps hold exactly these services (what the agent's state
+   * says), written before anything stale is removed, so a service that
+   * stays never disappears from the datapath.
+   */
+  replaceAll(services: Array<Omit<Service, 'id'>>): Service[] {
+    const out = services.map((s) => this.upsert(s.frontend, s.backends));
+    const wanted = new Set(out.map((s) => frontendKey(s.frontend)));
+    for (const e of this.maps.lbServices.entries()) if (!wanted.has(frontendKey(e.frontend))) this.maps.lbServices.delete(e.frontend);
+    const ids = new Set([...this.backends.values()].map((b) => b.id));
+    for (const e of this.maps.lbBackends.entries()) if (!ids.has(e.id)) this.maps.lbBackends.delete(e.id);
+    return out;
+  }
+
+  /** Creates the service for frontend, or gives the existing one these backends. */
+  upsert(frontend: Frontend, backends: Backend[]): Service {
+    const existing = [...this.services.values()].find((s) => frontendKey(s.frontend) === frontendKey(frontend));
+    const ids = backends.map((b) => this.refBackend(b));
+    this.maps.lbServices.set(frontend, ids);
+    if (existing) for (const b of existing.backends) this.unrefBackend(b);
+    const service: Service = { id: existing?.id ?? this.freeId(), frontend, backends };
+    this.services.set(service.id, service);
+    return service;
+  }
+
+  remove(id: number): void {
+    const s = this.services.get(id);
+    if (!s) return;
+    this.maps.lbServices.delete(s.frontend);
+    for (const b of s.backends) this.unrefBackend(b);
+    this.services.delete(id);
+  }
+
+  list(): Service[] {
+    return [...this.services.values()].sort((a, b) => a.id - b.id);
+  }
+
+  backendId(b: Backend): number | undefined {
+    return this.backends.get(backendKey(b))?.id;
+  }
+
+  private refBackend(b: Backend): number {
+    const k = backendKey(b);
+    const known = this.backends.get(k);
+    if (known) {
+      known.refs++;
+      return known.id;
+    }
+    const used = new Set([...this.backends.values()].map((x) => x.id));
+    let id = 1;
+    while (used.has(id)) id++;
+    this.maps.lbBackends.set(id, b);
+    this.backends.set(k, { id, refs: 1 });
+    return id;
+  }
+
+  private unrefBackend(b: Backend): void {
+    const k = backendKey(b);
+    const known = this.backends.get(k);
+    if (!known || --known.refs > 0) return;
+    this.maps.lbBackends.delete(known.id);
+    this.backends.delete(k);
+  }
+
+  private freeId(): number {
+    let id = 1;
+    while (this.services.has(id)) id++;
+    return id;
+  }
+}
