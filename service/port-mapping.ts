@@ -36,6 +36,15 @@ function port(b: Record<string, unknown>, field: string, allowZero: boolean): nu
   return v;
 }
 
+function isAddress(text: string): boolean {
+  try {
+    parseAddress(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The engine's port map; a clear error for anything we cannot publish (SCTP, a malformed entry). */
 export function parsePortMap(raw: unknown): PortMapping[] {
   if (raw === undefined || raw === null) return [];
@@ -50,7 +59,7 @@ export function parsePortMap(raw: unknown): PortMapping[] {
     const end = port(b, 'HostPortEnd', true);
     if (end !== 0 && hostPort !== 0 && end < hostPort) throw new Error(`port mapping: host port range ${hostPort}-${end} is reversed`);
     const hostIp = typeof b.HostIP === 'string' && b.HostIP !== '' ? b.HostIP : undefined;
-    if (hostIp !== undefined) parseAddress(hostIp); // throws "... is not an IP address"
+    if (hostIp !== undefined && !isAddress(hostIp)) throw new Error(`port mapping: HostIP "${hostIp}" is not an IPv4 or IPv6 address`);
     return { proto, containerPort, ...(hostIp ? { hostIp } : {}), hostPort, hostPortEnd: end === 0 ? hostPort : end };
   });
 }
