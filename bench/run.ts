@@ -12,6 +12,7 @@ import { Cpus, Pair, TCP_RR, containerPair, iptablesRules, latency, plainVeth, s
 import { dockerRunBench, dockerRunReport } from './docker-run';
 import { OUTSIDE_DEVICE, bridgeMasquerade, outboundPair, outsideServer } from './masquerade';
 import { histogramQuantiles } from './quantiles';
+import { publishedPairs } from './published-ports';
 import { PROBE, policyUpdateReach } from './policy-update';
 import { pairedRatio, summarize } from './stats';
 import { keepCiliumHost } from '../test/harness/machine-state';
@@ -199,6 +200,37 @@ async function main(): Promise<void> {
       '- The bridge path is routing, netfilter conntrack and NAT; ours is a route lookup and the translation in the endpoint program, then bpf_redirect_neigh, both ways.',
     );
     goal(outTput >= 1, `outbound TCP throughput through masquerade >= 100% of the bridge's iptables MASQUERADE: ${pct(outTput)}`);
+
+    // Published ports (-p) from beyond the host and from the host: BPF against iptables DNAT and docker-proxy.
+    process.stderr.write('published ports: throughput and request/response...\n');
+    const pub = await publishedPairs(d, 'bench-bridge', 'bench-cilium', outside);
+    cleanups.push(pub.cleanup);
+    const pm = await measurePairs(pub.pairs, REPEATS);
+    const vsDnat = { tput: pairedRatio(pm.cilium!.gbps, pm.dnat!.gbps), lat: pairedRatio(pm.cilium!.us, pm.dnat!.us) };
+    const vsProxy = { tput: pairedRatio(pm.cilium!.gbps, pm.proxy!.gbps), lat: pairedRatio(pm.cilium!.us, pm.proxy!.us) };
+    const hostVsProxy = { tput: pairedRatio(pm.ciliumFromHost!.gbps, pm.proxyFromHost!.gbps), lat: pairedRatio(pm.ciliumFromHost!.us, pm.proxyFromHost!.us) };
+    section(
+      '## Published ports (`-p`): a client beyond the host, and the host itself (min / **median** / max)',
+      `Each column publishes 5201 and 7000 on a host address of its own on the outside device; both sides on CPU ${LAST}.`,
+      '',
+      '| column | TCP throughput (Gbit/s) | TCP request/response (µs) |',
+      '|---|---|---|',
+      ...(
+        [
+          ['beyond the host -> bridge, iptables DNAT (dockerd iptables on)', pm.dnat!],
+          ['beyond the host -> bridge, docker-proxy (dockerd iptables off)', pm.proxy!],
+          ['beyond the host -> cilium, BPF at the device', pm.cilium!],
+          ['the host -> bridge, docker-proxy', pm.proxyFromHost!],
+          ["the host -> cilium, the agent's relay", pm.ciliumFromHost!],
+        ] as const
+      ).map(([label, x]) => `| ${label} | ${mmm(x.gbps, f2)} | ${mmm(x.us, f1)} |`),
+      '',
+      `- cilium / iptables DNAT: throughput **${pct(vsDnat.tput)}**, latency **${pct(vsDnat.lat)}**`,
+      `- cilium / docker-proxy: throughput **${pct(vsProxy.tput)}**, latency **${pct(vsProxy.lat)}**`,
+      `- from the host, the agent's relay / docker-proxy: throughput **${pct(hostVsProxy.tput)}**, latency **${pct(hostVsProxy.lat)}**`,
+      "- Beyond the host, the bridge path is routing, netfilter conntrack and DNAT; ours is the translation in the device program and bpf_redirect_peer, and the reply's in the endpoint program then bpf_redirect_neigh. From the host both are a userspace relay (Node.js streams against docker-proxy's Go): connect-time translation in BPF is the next step.",
+    );
+    goal(vsDnat.tput >= 1, `published-port TCP throughput from beyond the host >= 100% of the bridge's iptables DNAT: ${pct(vsDnat.tput)}`);
 
     // Conntrack: what the GC sustains, and how fast a revoked connection stops.
     process.stderr.write('conntrack: GC rate and revocation...\n');

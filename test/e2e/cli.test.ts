@@ -158,7 +158,7 @@ describe('cilium CLI, monitor, trace and Prometheus metrics', function () {
     assert.match(missing.stderr, /endpoint no-such-container not found/);
     const comp = await ok('completion', 'bash');
     const words = await run('bash', ['-c', `${comp}\nCOMP_WORDS=(cilium bpf ""); COMP_CWORD=2; _cilium; echo "\${COMPREPLY[*]}"`]);
-    assert.strictEqual(words.stdout.trim(), 'policy ipcache ct endpoint nat');
+    assert.strictEqual(words.stdout.trim(), 'policy ipcache ct endpoint nat lb');
   });
 
   it('metrics move when containers start and packets drop', async () => {

@@ -5,6 +5,7 @@ import { join } from 'path';
 import { TestAgent } from '../harness/agent';
 import { TestDockerd, buildBusyboxImage } from '../harness/dockerd';
 import { must, run, waitFor } from '../harness/exec';
+import { HostAndOutside } from '../harness/netns';
 import { IMAGE, WGET } from './env';
 
 const CLI = join(__dirname, '../../../bin/cilium');
@@ -14,7 +15,7 @@ const OUT = 'cilium-masq-out';
 const DRIVER = 'cilium-masq-test';
 /** The outside server: reachable from the host's namespace only, with no route back to any container range. */
 const SERVER = { v4: '198.18.0.2', v6: 'fd02::2' };
-const DEVICE = { name: 'mq-host', v4: '198.18.0.1', v6: 'fd02::1' };
+const DEVICE = { name: 'mq-host', peer: 'mq-out', v4: '198.18.0.1', v6: 'fd02::1' };
 
 interface Ev {
   type: string;
@@ -38,7 +39,8 @@ for (const iptables of [true, false]) {
     this.timeout(600_000);
     const dockerd = new TestDockerd([], { iptables, netns: HOST });
     const agent = new TestAgent(DRIVER, ['--ipv4-range=10.215.0.0/16', '--ipv6-range=f00d::d7:0:0/96', `--docker-host=${dockerd.host}`], HOST);
-    const inOut = (cmd: string[], timeoutMs = 30_000) => run('ip', ['netns', 'exec', OUT, ...cmd], { timeoutMs });
+    const net = new HostAndOutside(HOST, OUT, DEVICE, SERVER);
+    const inOut = (cmd: string[]) => net.inOutside(cmd);
     const cli = (...args: string[]) => run(CLI, ['--api-socket', agent.apiSocket, ...args], { timeoutMs: 30_000 });
     const exec = (c: string, script: string, timeoutMs = 30_000) => dockerd.docker(['exec', c, 'sh', '-c', script], timeoutMs);
     const lastSeq = async () => Math.max(0, ...(await agent.api<Ev[]>('/v1/events')).map((e) => e.seq));
@@ -54,18 +56,7 @@ for (const iptables of [true, false]) {
     };
 
     before(async () => {
-      for (const ns of [HOST, OUT]) {
-        await run('ip', ['netns', 'del', ns]);
-        await must('ip', ['netns', 'add', ns]);
-        await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-      }
-      await must('ip', ['-n', HOST, 'link', 'add', DEVICE.name, 'type', 'veth', 'peer', 'name', 'mq-out', 'netns', OUT]);
-      await must('ip', ['-n', HOST, 'addr', 'add', `${DEVICE.v4}/24`, 'dev', DEVICE.name]);
-      await must('ip', ['-n', HOST, 'addr', 'add', `${DEVICE.v6}/64`, 'dev', DEVICE.name, 'nodad']);
-      await must('ip', ['-n', HOST, 'link', 'set', DEVICE.name, 'up']);
-      await must('ip', ['-n', OUT, 'addr', 'add', `${SERVER.v4}/24`, 'dev', 'mq-out']);
-      await must('ip', ['-n', OUT, 'addr', 'add', `${SERVER.v6}/64`, 'dev', 'mq-out', 'nodad']);
-      await must('ip', ['-n', OUT, 'link', 'set', 'mq-out', 'up']);
+      await net.up();
       // The outside server: HTTP on 8080 and 8081 that reports the client's address, and a UDP echo.
       www = join('/tmp', `cilium-masq-www-${process.pid}`);
       mkdirSync(join(www, 'cgi-bin'), { recursive: true });
@@ -96,10 +87,7 @@ for (const iptables of [true, false]) {
       await dockerd.docker(['network', 'rm', 'mnet']);
       await agent.destroy();
       await dockerd.destroy();
-      for (const ns of [HOST, OUT]) {
-        for (const pid of (await run('ip', ['netns', 'pids', ns])).stdout.split('\n').filter(Boolean)) await run('kill', ['-9', pid]);
-        await run('ip', ['netns', 'del', ns]);
-      }
+      await net.down();
       await run('rm', ['-rf', www]);
     });
 

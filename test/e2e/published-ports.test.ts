@@ -4,6 +4,7 @@ import { join } from 'path';
 import { TestAgent } from '../harness/agent';
 import { TestDockerd, buildBusyboxImage } from '../harness/dockerd';
 import { must, run, waitFor } from '../harness/exec';
+import { HostAndOutside } from '../harness/netns';
 import { IMAGE, WGET } from './env';
 
 const CLI = join(__dirname, '../../../bin/cilium');
@@ -12,7 +13,7 @@ const HOST = 'cilium-pp-host';
 const OUT = 'cilium-pp-out';
 const DRIVER = 'cilium-pp-test';
 /** The host's device towards the outside client, and the client: a namespace routed to the host. */
-const DEVICE = { name: 'pp-host', v4: '198.18.1.1', v6: 'fd03::1' };
+const DEVICE = { name: 'pp-host', peer: 'pp-out', v4: '198.18.1.1', v6: 'fd03::1' };
 const CLIENT = { v4: '198.18.1.2', v6: 'fd03::2' };
 
 interface Ev {
@@ -52,8 +53,9 @@ for (const iptables of [true, false]) {
       ['--ipv4-range=10.216.0.0/16', '--ipv6-range=f00d::d8:0:0/96', `--docker-host=${dockerd.host}`, '--reconcile-grace=2'],
       HOST,
     );
-    const inOut = (cmd: string[], timeoutMs = 30_000) => run('ip', ['netns', 'exec', OUT, ...cmd], { timeoutMs });
-    const inHost = (cmd: string[], timeoutMs = 30_000) => run('ip', ['netns', 'exec', HOST, ...cmd], { timeoutMs });
+    const net = new HostAndOutside(HOST, OUT, DEVICE, CLIENT);
+    const inOut = (cmd: string[]) => net.inOutside(cmd);
+    const inHost = (cmd: string[]) => net.inHost(cmd);
     const cli = (...args: string[]) => run(CLI, ['--api-socket', agent.apiSocket, ...args], { timeoutMs: 30_000 });
     const exec = (c: string, script: string) => dockerd.docker(['exec', c, 'sh', '-c', script], 30_000);
     const lastSeq = async () => Math.max(0, ...(await agent.api<Ev[]>('/v1/events')).map((e) => e.seq));
@@ -81,18 +83,7 @@ for (const iptables of [true, false]) {
     };
 
     before(async () => {
-      for (const ns of [HOST, OUT]) {
-        await run('ip', ['netns', 'del', ns]);
-        await must('ip', ['netns', 'add', ns]);
-        await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-      }
-      await must('ip', ['-n', HOST, 'link', 'add', DEVICE.name, 'type', 'veth', 'peer', 'name', 'pp-out', 'netns', OUT]);
-      await must('ip', ['-n', HOST, 'addr', 'add', `${DEVICE.v4}/24`, 'dev', DEVICE.name]);
-      await must('ip', ['-n', HOST, 'addr', 'add', `${DEVICE.v6}/64`, 'dev', DEVICE.name, 'nodad']);
-      await must('ip', ['-n', HOST, 'link', 'set', DEVICE.name, 'up']);
-      await must('ip', ['-n', OUT, 'addr', 'add', `${CLIENT.v4}/24`, 'dev', 'pp-out']);
-      await must('ip', ['-n', OUT, 'addr', 'add', `${CLIENT.v6}/64`, 'dev', 'pp-out', 'nodad']);
-      await must('ip', ['-n', OUT, 'link', 'set', 'pp-out', 'up']);
+      await net.up();
       dir = join('/tmp', `cilium-pp-${process.pid}`);
       mkdirSync(join(dir, 'www', 'cgi-bin'), { recursive: true });
       writeFileSync(join(dir, 'www', 'cgi-bin', 'ip'), '#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "$REMOTE_ADDR"\n', { mode: 0o755 });
@@ -114,10 +105,7 @@ for (const iptables of [true, false]) {
       await dockerd.docker(['network', 'rm', 'pnet']);
       await agent.destroy();
       await dockerd.destroy();
-      for (const ns of [HOST, OUT]) {
-        for (const pid of (await run('ip', ['netns', 'pids', ns])).stdout.split('\n').filter(Boolean)) await run('kill', ['-9', pid]);
-        await run('ip', ['netns', 'del', ns]);
-      }
+      await net.down();
       await run('rm', ['-rf', dir]);
     });
 

@@ -45,5 +45,53 @@ export class OutsideHost {
     });
     await run('ip', ['netns', 'del', this.name]);
     await run('ip', ['link', 'del', 'cil-out0']);
+    await run('rm', ['-rf', `/tmp/${this.name}-www`]);
+  }
+}
+
+/**
+ * Two namespaces of a test's own: a "host" (where a test runs dockerd and the
+ * agent) and an "outside" one beyond it, joined by a veth whose host end is
+ * a device with a global address of each family. Nothing routes between
+ * the outside and any container range.
+ */
+export class HostAndOutside {
+  constructor(
+    readonly host: string,
+    readonly outside: string,
+    readonly device: { name: string; peer: string; v4: string; v6: string },
+    readonly remote: { v4: string; v6: string },
+  ) {}
+
+  async up(): Promise<void> {
+    for (const ns of [this.host, this.outside]) {
+      await run('ip', ['netns', 'del', ns]);
+      await must('ip', ['netns', 'add', ns]);
+      await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    }
+    const { name, peer, v4, v6 } = this.device;
+    await must('ip', ['-n', this.host, 'link', 'add', name, 'type', 'veth', 'peer', 'name', peer, 'netns', this.outside]);
+    await must('ip', ['-n', this.host, 'addr', 'add', `${v4}/24`, 'dev', name]);
+    await must('ip', ['-n', this.host, 'addr', 'add', `${v6}/64`, 'dev', name, 'nodad']);
+    await must('ip', ['-n', this.host, 'link', 'set', name, 'up']);
+    await must('ip', ['-n', this.outside, 'addr', 'add', `${this.remote.v4}/24`, 'dev', peer]);
+    await must('ip', ['-n', this.outside, 'addr', 'add', `${this.remote.v6}/64`, 'dev', peer, 'nodad']);
+    await must('ip', ['-n', this.outside, 'link', 'set', peer, 'up']);
+  }
+
+  /** Kills what still runs in either namespace (by pid) and deletes both. */
+  async down(): Promise<void> {
+    for (const ns of [this.host, this.outside]) {
+      for (const pid of (await run('ip', ['netns', 'pids', ns])).stdout.split('\n').filter(Boolean)) await run('kill', ['-9', pid]);
+      await run('ip', ['netns', 'del', ns]);
+    }
+  }
+
+  inHost(cmd: string[], timeoutMs = 30_000) {
+    return run('ip', ['netns', 'exec', this.host, ...cmd], { timeoutMs });
+  }
+
+  inOutside(cmd: string[], timeoutMs = 30_000) {
+    return run('ip', ['netns', 'exec', this.outside, ...cmd], { timeoutMs });
   }
 }
