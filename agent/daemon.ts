@@ -15,6 +15,7 @@ import { HostDevices, masqueradePorts } from '../datapath/devices';
 import { HostPortProxy } from '../service/host-proxy';
 import { LoadBalancer } from '../service/load-balancer';
 import { PublishedPorts } from '../service/published-ports';
+import { UserServices } from '../service/user-services';
 import { listLinks } from '../datapath/rtnl';
 import { EndpointManager } from '../endpoint/manager';
 import { PolicySync } from '../endpoint/policy-sync';
@@ -171,6 +172,8 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
       proxy.closeAll();
     });
     const published = await PublishedPorts.load(store, lb, proxy, registry, log);
+    const userServices = await UserServices.load(store, lb, registry);
+    lb.removeStale();
     const net = new NetworkDriver(networks, manager, ipam, published, log);
     const ipamDriver = new IpamDriver(ipam, log);
     if (cfg.prometheusAddr) {
@@ -207,6 +210,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
         reconciler,
         conntrack,
         published,
+        userServices,
         lb,
         stateDir: cfg.stateDir,
         pluginSocket: cfg.pluginSocket,

@@ -15,6 +15,7 @@ import { PolicyRepository } from '../policy/repository';
 import { Reconciler } from '../reconcile/reconciler';
 import type { LoadBalancer } from '../service/load-balancer';
 import type { PublishedPorts } from '../service/published-ports';
+import type { UserServices } from '../service/user-services';
 import type { EndpointView, EventView, Health } from './types';
 
 /** What the API reads and asks: the owners of each piece of state. */
@@ -35,6 +36,7 @@ export interface ApiDeps {
   reconciler: Reconciler;
   conntrack: ConntrackGc;
   published: PublishedPorts;
+  userServices: UserServices;
   lb: LoadBalancer;
   stateDir: string;
   pluginSocket: string;

@@ -101,18 +101,21 @@ export interface BpfEndpointEntry {
   policyGen: number;
 }
 
-/** GET /v1/service: a service with its frontend and backends (published ports are HostPort services). */
+/** GET /v1/service: a service with its frontend and backends (published ports are HostPort services, user-defined ones ClusterIP). */
 export interface ServiceView {
   id: number;
-  type: 'HostPort';
+  type: 'HostPort' | 'ClusterIP';
   /** host:port, [::]:port for every address of the family */
   frontend: string;
   protocol: 'TCP' | 'UDP';
   backends: Array<{ id: number; address: string }>;
-  /** Docker's form of the published port, and whose it is */
-  published: string;
-  endpointId: number;
+  /** HostPort: Docker's form of the published port, and whose it is */
+  published?: string;
+  endpointId?: number;
   container?: string;
+  /** ClusterIP with a selector: the labels its backends match, on targetPort */
+  selector?: Record<string, string>;
+  targetPort?: number;
 }
 
 /** GET /v1/bpf/lb: the service map as the datapath holds it. */

@@ -321,13 +321,14 @@ int cil_from_container(struct __sk_buff *skb)
 			return TC_ACT_OK;
 	}
 	/*
-	 * A reply from a published port's backend, or a request to a host
-	 * address's service (hairpin): policy is decided on the backend, as the
-	 * packet travels between the two endpoints.
+	 * A reply from a service's backend, or a request to a service (a
+	 * virtual address, or a published port of a host address: hairpin):
+	 * policy is decided on the backend, as the packet travels between the
+	 * two endpoints.
 	 */
 	is_reply = lb_reply(&f, &front);
 	peer = ipcache_identity(f.daddr);
-	if (!is_reply && peer == ID_HOST) {
+	if (!is_reply) {
 		r = lb_dnat(skb, &f, l4_off, icmp_type);
 		if (r < 0)
 			return drop(skb, -r, DIR_EGRESS, ep->ep_id, ep->identity, peer, &f);

@@ -3,7 +3,7 @@ import { endpointGet, endpointLabels, endpointList } from './commands/endpoint';
 import { identityGet, identityList } from './commands/identity';
 import { ipam } from './commands/ipam';
 import { monitor } from './commands/monitor';
-import { bpfLbList, serviceList } from './commands/service';
+import { bpfLbList, serviceDelete, serviceList, serviceUpdate } from './commands/service';
 import { policyDelete, policyGet, policyImport, policyTrace, policyValidate } from './commands/policy';
 import { status, version } from './commands/status';
 import { Command, Ctx, UsageError } from './context';
@@ -29,7 +29,9 @@ const COMMANDS: Record<string, [Command, string]> = {
   'bpf endpoint list': [bpfEndpointList, 'the datapath endpoint map'],
   'bpf nat list': [bpfNatList, 'masquerade translations, both directions, with their remaining lifetime'],
   'bpf lb list': [bpfLbList, 'the service map: frontends and their backend slots'],
-  'service list': [serviceList, 'services: published ports (-p) with their backends'],
+  'service list': [serviceList, 'services: published ports (-p) and user services, with their backends'],
+  'service update': [serviceUpdate, '--id N --frontend ADDR:PORT (--backends ADDR:PORT,... | --selector K=V --port N) [--protocol udp]'],
+  'service delete': [serviceDelete, 'ID: a user service'],
   'ip list': [ipList, 'addresses and prefixes with their identities and labels'],
   ipam: [ipam, 'address pools and allocations'],
   monitor: [monitor, 'live datapath events [-t drop|trace|policy-verdict] [--related-to EP]'],

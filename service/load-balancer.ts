@@ -22,26 +22,30 @@ export class LoadBalancer {
   constructor(private readonly maps: Pick<Maps, 'lbServices' | 'lbBackends'>) {}
 
   /**
-   * At start: the maps hold exactly these services (what the agent's state
-   * says), written before anything stale is removed, so a service that
-   * stays never disappears from the datapath.
+   * At start, once every owner has declared its services: whatever else the
+   * maps hold (services and backends of an earlier run that are gone) is
+   * removed. Services that stay were rewritten first, so they never
+   * disappear from the datapath.
    */
-  replaceAll(services: Array<Omit<Service, 'id'>>): Service[] {
-    const out = services.map((s) => this.upsert(s.frontend, s.backends));
-    const wanted = new Set(out.map((s) => frontendKey(s.frontend)));
+  removeStale(): void {
+    const wanted = new Set([...this.services.values()].map((s) => frontendKey(s.frontend)));
     for (const e of this.maps.lbServices.entries()) if (!wanted.has(frontendKey(e.frontend))) this.maps.lbServices.delete(e.frontend);
     const ids = new Set([...this.backends.values()].map((b) => b.id));
     for (const e of this.maps.lbBackends.entries()) if (!ids.has(e.id)) this.maps.lbBackends.delete(e.id);
-    return out;
   }
 
-  /** Creates the service for frontend, or gives the existing one these backends. */
-  upsert(frontend: Frontend, backends: Backend[]): Service {
+  /**
+   * Creates the service for frontend (under id when given, else the lowest
+   * free one), or gives the existing one these backends.
+   */
+  upsert(frontend: Frontend, backends: Backend[], id?: number): Service {
     const existing = [...this.services.values()].find((s) => frontendKey(s.frontend) === frontendKey(frontend));
+    if (id !== undefined && existing && existing.id !== id) throw new Error(`the frontend is already service ${existing.id}'s`);
+    if (id !== undefined && !existing && this.services.has(id)) throw new Error(`service ID ${id} is taken`);
     const ids = backends.map((b) => this.refBackend(b));
     this.maps.lbServices.set(frontend, ids);
     if (existing) for (const b of existing.backends) this.unrefBackend(b);
-    const service: Service = { id: existing?.id ?? this.freeId(), frontend, backends };
+    const service: Service = { id: existing?.id ?? id ?? this.freeId(), frontend, backends };
     this.services.set(service.id, service);
     return service;
   }

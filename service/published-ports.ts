@@ -49,8 +49,7 @@ export class PublishedPorts {
 
   /**
    * Restores every stored publication whose endpoint still exists (the
-   * others are forgotten), holding its ports again and writing the maps to
-   * hold exactly these services.
+   * others are forgotten), holding its ports again and writing its services.
    */
   static async load(store: KVStore, lb: LoadBalancer, proxy: HostPortProxy, endpoints: Endpoints, log: Logger): Promise<PublishedPorts> {
     const pp = new PublishedPorts(store, lb, proxy, endpoints, log);
@@ -63,9 +62,9 @@ export class PublishedPorts {
       }
       for (const port of pub.ports) keep.push({ ep, port });
     }
-    const services = lb.replaceAll(keep.map(({ ep, port }) => pp.serviceSpec(ep, port)));
-    keep.forEach(({ ep, port }, i) => {
-      pp.remember(ep.dockerEndpointId, port, services[i]!);
+    keep.forEach(({ ep, port }) => {
+      const s = pp.serviceSpec(ep, port);
+      pp.remember(ep.dockerEndpointId, port, lb.upsert(s.frontend, s.backends));
       pp.proxy.open(port, { address: addressOf(ep, port.family)!, port: port.containerPort }).catch((err: unknown) => {
         log.error(`published port ${formatPublishedPort(port)} of endpoint ${ep.id}: host port not held again: ${(err as Error).message}`);
       });

@@ -1,6 +1,7 @@
 /*
- * Service translation (published ports): a packet to a frontend (a host
- * address and port) gets a backend's address and port as its destination,
+ * Service translation: a packet to a frontend (a published port on a host
+ * address, or a service's virtual address and port) gets a backend's
+ * address and port as its destination,
  * and the backend's replies get the frontend back as their source. Both are
  * done per packet at the first program the packet meets: a device's ingress
  * for clients beyond the host, an endpoint's egress for containers. The
@@ -57,15 +58,16 @@ static __attribute__((noinline)) int lb_dnat(struct __sk_buff *skb, struct flow 
 
 	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
 		return LB_NONE;
+	/* The frontend first: traffic to no service pays one lookup. */
+	svc = lb_frontend(f, &sk);
+	if (!svc)
+		return LB_NONE;
 	nat_key_of(&k, f, LB_CT_SERVICE);
 	e = bpf_map_lookup_elem(&cilium_lb_ct, &k);
 	if (e && e->expires >= now) {
 		nat_refresh(e, f, now);
 		__builtin_memcpy(&to, e, sizeof(to));
 	} else {
-		svc = lb_frontend(f, &sk);
-		if (!svc)
-			return LB_NONE;
 		if (!svc->count)
 			return -REASON_NO_BACKEND;
 		sk.slot = 1 + bpf_get_prandom_u32() % svc->count;

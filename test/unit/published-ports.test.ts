@@ -11,6 +11,7 @@ import { HostPortProxy } from '../../service/host-proxy';
 import { LoadBalancer } from '../../service/load-balancer';
 import { formatPublishedPort, frontendsOf, parsePortMap } from '../../service/port-mapping';
 import { PublishedPorts } from '../../service/published-ports';
+import { UserServices, validateSpec } from '../../service/user-services';
 import { LevelStore } from '../../store/level-store';
 import { memoryMaps } from '../harness/memory-map';
 
@@ -96,8 +97,8 @@ describe('published ports: the load balancer writes Cilium-style slots', () => {
     old.upsert(frontend, [backend('10.0.0.1')]);
     old.upsert({ ...frontend, port: 9999 }, [backend('10.0.0.9')]); // its container went while the agent was down
     const lb = new LoadBalancer(maps);
-    const got = lb.replaceAll([{ frontend, backends: [backend('10.0.0.1')] }]);
-    assert.strictEqual(got.length, 1);
+    lb.upsert(frontend, [backend('10.0.0.1')]);
+    lb.removeStale();
     assert.deepStrictEqual(
       maps.lbServices.entries().map((e) => e.frontend.port),
       [8080],
@@ -190,7 +191,9 @@ describe('published ports: publications, host ports and restarts', function () {
     const afterRegistry = await EndpointRegistry.load(store);
     await afterRegistry.remove(afterRegistry.byDockerEndpoint(gone.dockerEndpointId)!); // removed while it was down
     const second = new HostPortProxy();
-    const after = await PublishedPorts.load(store, new LoadBalancer(maps), second, afterRegistry, log);
+    const lb = new LoadBalancer(maps);
+    const after = await PublishedPorts.load(store, lb, second, afterRegistry, log);
+    lb.removeStale();
     try {
       assert.deepStrictEqual(
         after.list().map((s) => s.port.hostPort),
@@ -213,5 +216,84 @@ describe('published ports: publications, host ports and restarts', function () {
     } finally {
       second.closeAll();
     }
+  });
+});
+
+describe('user services: definitions and label-selected backends', function () {
+  this.timeout(20_000);
+  let dir: string;
+  let store: LevelStore;
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cilium-svc-unit-'));
+    store = await LevelStore.open(dir);
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses a bad definition with the cause', () => {
+    assert.throws(() => validateSpec(0, { frontend: '10.96.0.1:80', backends: [] }), /service ID must be 1-65535/);
+    assert.throws(() => validateSpec(1, { frontend: '10.96.0.1', backends: [] }), /frontend "10.96.0.1" must be ADDRESS:PORT/);
+    assert.throws(() => validateSpec(1, { frontend: '10.96.0.1:80' }), /backends or a selector/);
+    assert.throws(() => validateSpec(1, { frontend: '10.96.0.1:80', backends: ['[f00d::1]:80'] }), /backend \[f00d::1\]:80 is IPv6, the frontend IPv4/);
+    assert.throws(() => validateSpec(1, { frontend: '10.96.0.1:80', selector: { app: 'web' } }), /a selector needs targetPort/);
+    assert.throws(() => validateSpec(1, { frontend: '10.96.0.1:80', backends: [], protocol: 'sctp' }), /protocol "sctp": tcp or udp/);
+    assert.deepStrictEqual(validateSpec(7, { frontend: '[f00d::0:1]:53', protocol: 'UDP', backends: ['[f00d::2]:5353'] }), {
+      id: 7,
+      frontend: { address: 'f00d::1', port: 53 },
+      protocol: 'udp',
+      backends: [{ address: 'f00d::2', port: 5353 }],
+    });
+  });
+
+  it('a selector service has every ready matching endpoint as backend, follows them, and refuses a taken frontend or ID', async () => {
+    const { maps } = memoryMaps();
+    const registry = await EndpointRegistry.load(store);
+    const ep = (n: number, labels: string[], state: Endpoint['state'] = 'ready'): Endpoint => ({
+      id: n,
+      dockerEndpointId: String(n).repeat(64).slice(0, 64),
+      dockerNetworkId: 'n'.repeat(64),
+      ifName: `lxc${n}`,
+      peerName: `tmp${n}`,
+      ifIndex: 100 + n,
+      mac: '02:00:00:00:00:01',
+      hostMac: '02:00:00:00:00:02',
+      ipv4: `10.0.0.${n}/16`,
+      labels,
+      identity: 5,
+      state,
+      createdAt: new Date().toISOString(),
+    });
+    await registry.save(ep(1, ['container:app=web']));
+    await registry.save(ep(2, ['container:app=db']));
+    await registry.save(ep(3, ['container:app=web'], 'waiting-for-identity'));
+    const lb = new LoadBalancer(maps);
+    const us = await UserServices.load(store, lb, registry);
+    const s = await us.update(validateSpec(10, { frontend: '10.96.0.10:80', selector: { app: 'web' }, targetPort: 8080 }));
+    const addrs = () =>
+      lb
+        .list()
+        .find((x) => x.id === 10)!
+        .backends.map((b) => `${b.address}:${b.port}`);
+    assert.strictEqual(s.id, 10);
+    assert.deepStrictEqual(addrs(), [`${v4('10.0.0.1')}:8080`]);
+    await registry.save({ ...ep(3, ['container:app=web']), state: 'ready' });
+    assert.deepStrictEqual(addrs().sort(), [`${v4('10.0.0.1')}:8080`, `${v4('10.0.0.3')}:8080`].sort());
+    await registry.remove(registry.byId(1)!);
+    assert.deepStrictEqual(addrs(), [`${v4('10.0.0.3')}:8080`]);
+    await assert.rejects(
+      us.update(validateSpec(11, { frontend: '10.96.0.10:80', backends: ['10.0.0.2:80'] })),
+      /frontend 10.96.0.10:80\/TCP is already service 10's/,
+    );
+    lb.upsert({ family: 4, port: 8080, proto: 6 }, []); // a published port's, ID 1
+    await assert.rejects(us.update(validateSpec(1, { frontend: '10.96.0.12:80', backends: ['10.0.0.2:80'] })), /service ID 1 is a published port's/);
+    assert.deepStrictEqual((await store.list('service/')).length, 1);
+    assert.ok(await us.delete(10));
+    assert.ok(!(await us.delete(10)));
+    assert.deepStrictEqual(
+      maps.lbServices.entries().map((e) => e.frontend.port),
+      [8080],
+    );
   });
 });
