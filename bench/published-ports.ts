@@ -51,7 +51,7 @@ export async function publishedPairs(
       await must('iptables', ['-t', table!, '-I', chain!, ...rule]);
       undo.push(() => run('iptables', ['-t', table!, '-D', chain!, ...rule]));
     }
-    const host = '/proc/1/ns/net';
+    const host = `/proc/${process.pid}/ns/net`; // the bench's own: the host's
     return {
       pairs: {
         dnat: { server: dnat.netns, client: outside.server, address: FRONTEND.dnat },
