@@ -15,8 +15,10 @@ export class HttpError extends Error {
 /** An endpoint by numeric ID, container name, or Docker endpoint/container ID prefix. */
 export function findEndpoint(reg: EndpointRegistry, key: string): Endpoint {
   const all = reg.list();
-  const matches = /^\d+$/.test(key)
-    ? all.filter((e) => e.id === Number(key))
+  // An endpoint number first; Docker's hex IDs can be all digits too (533187766885), so they are tried next.
+  const byNumber = /^\d+$/.test(key) ? all.filter((e) => e.id === Number(key)) : [];
+  const matches = byNumber.length
+    ? byNumber
     : all.filter((e) => e.containerName === key || e.dockerEndpointId.startsWith(key) || (e.containerId?.startsWith(key) ?? false));
   if (matches.length === 1) return matches[0]!;
   throw new HttpError(404, matches.length ? `"${key}" matches ${matches.length} endpoints: be more specific` : `endpoint ${key} not found`);
