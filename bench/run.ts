@@ -7,7 +7,7 @@ import { TestAgent, httpUnix } from '../test/harness/agent';
 import { TestDockerd, buildBusyboxImage } from '../test/harness/dockerd';
 import { must, run } from '../test/harness/exec';
 import { bpfCost } from './bpf-cost';
-import { buildNettool, gcRate, quantile, revocationLatency } from './conntrack';
+import { NETTOOL, buildNettool, gcRate, quantile, revocationLatency } from './conntrack';
 import { Cpus, Pair, TCP_RR, containerPair, iptablesRules, latency, plainVeth, scalePrefixes, throughput } from './datapath';
 import { dockerRunBench, dockerRunReport } from './docker-run';
 import { OUTSIDE_DEVICE, bridgeMasquerade, outboundPair, outsideServer } from './masquerade';
@@ -235,6 +235,7 @@ async function main(): Promise<void> {
     // Conntrack: what the GC sustains, and how fast a revoked connection stops.
     process.stderr.write('conntrack: GC rate and revocation...\n');
     await buildNettool();
+    cleanups.push(() => run('rm', ['-f', NETTOOL]));
     const gc = await gcRate(100_000, 5);
     const streamPort = { port: '7100', protocol: 'TCP' };
     const withStream = async (on: boolean) => {

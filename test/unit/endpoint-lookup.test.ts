@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { findEndpoint } from '../../api/http';
-import { Endpoint } from '../../endpoint/endpoint';
 import { EndpointRegistry } from '../../endpoint/registry';
 import { LevelStore } from '../../store/level-store';
+import { endpointFixture } from '../harness/endpoint-fixture';
 
 describe('API: finding an endpoint by what a user types', () => {
   let dir: string;
@@ -21,21 +21,7 @@ describe('API: finding an endpoint by what a user types', () => {
 
   it('an endpoint number, a container name, or a Docker ID prefix, also one of digits only', async () => {
     const registry = await EndpointRegistry.load(store);
-    const ep = (id: number, dockerEndpointId: string, containerName: string): Endpoint => ({
-      id,
-      dockerEndpointId,
-      dockerNetworkId: 'n'.repeat(64),
-      ifName: `lxc${id}`,
-      peerName: `tmp${id}`,
-      ifIndex: id,
-      mac: '02:00:00:00:00:01',
-      hostMac: '02:00:00:00:00:02',
-      labels: [],
-      identity: 5,
-      state: 'ready',
-      containerName,
-      createdAt: new Date().toISOString(),
-    });
+    const ep = (id: number, dockerEndpointId: string, containerName: string) => endpointFixture(id, { dockerEndpointId, containerName });
     await registry.save(ep(1, `533187766885${'a'.repeat(52)}`, 'web'));
     await registry.save(ep(2, `12${'b'.repeat(62)}`, 'db'));
     assert.strictEqual(findEndpoint(registry, '2').containerName, 'db', 'a number is the endpoint number first');

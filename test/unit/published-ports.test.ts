@@ -13,6 +13,7 @@ import { formatPublishedPort, frontendsOf, parsePortMap } from '../../service/po
 import { PublishedPorts } from '../../service/published-ports';
 import { UserServices, validateSpec } from '../../service/user-services';
 import { LevelStore } from '../../store/level-store';
+import { endpointFixture } from '../harness/endpoint-fixture';
 import { memoryMaps } from '../harness/memory-map';
 
 const log = winston.createLogger({ silent: true });
@@ -115,21 +116,7 @@ describe('published ports: publications, host ports and restarts', function () {
   let dir: string;
   let store: LevelStore;
 
-  const endpoint = (dockerEndpointId: string, id: number, ipv4: string): Endpoint => ({
-    id,
-    dockerEndpointId,
-    dockerNetworkId: 'n'.repeat(64),
-    ifName: `lxc${id}`,
-    peerName: `tmp${id}`,
-    ifIndex: 100 + id,
-    mac: '02:00:00:00:00:01',
-    hostMac: '02:00:00:00:00:02',
-    ipv4: `${ipv4}/16`,
-    labels: [],
-    identity: 5,
-    state: 'ready',
-    createdAt: new Date().toISOString(),
-  });
+  const endpoint = (dockerEndpointId: string, id: number, ipv4: string) => endpointFixture(id, { dockerEndpointId, ipv4: `${ipv4}/16` });
   /** A host port nothing on this machine holds now (the kernel's pick, let go). */
   const freePort = () =>
     new Promise<number>((resolve) => {
@@ -250,21 +237,7 @@ describe('user services: definitions and label-selected backends', function () {
   it('a selector service has every ready matching endpoint as backend, follows them, and refuses a taken frontend or ID', async () => {
     const { maps } = memoryMaps();
     const registry = await EndpointRegistry.load(store);
-    const ep = (n: number, labels: string[], state: Endpoint['state'] = 'ready'): Endpoint => ({
-      id: n,
-      dockerEndpointId: String(n).repeat(64).slice(0, 64),
-      dockerNetworkId: 'n'.repeat(64),
-      ifName: `lxc${n}`,
-      peerName: `tmp${n}`,
-      ifIndex: 100 + n,
-      mac: '02:00:00:00:00:01',
-      hostMac: '02:00:00:00:00:02',
-      ipv4: `10.0.0.${n}/16`,
-      labels,
-      identity: 5,
-      state,
-      createdAt: new Date().toISOString(),
-    });
+    const ep = (n: number, labels: string[], state: Endpoint['state'] = 'ready') => endpointFixture(n, { ipv4: `10.0.0.${n}/16`, labels, state });
     await registry.save(ep(1, ['container:app=web']));
     await registry.save(ep(2, ['container:app=db']));
     await registry.save(ep(3, ['container:app=web'], 'waiting-for-identity'));
