@@ -53,6 +53,11 @@ export function parseCidr(text: string): Cidr {
   return cidr;
 }
 
+/** ADDRESS:PORT as users write it: [ADDRESS]:PORT for IPv6. */
+export function formatHostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 export function formatAddress(family: Family, value: bigint): string {
   return family === 4 ? new IPv4(value).toString() : collapseIPv6Number(new IPv6(value).toString());
 }

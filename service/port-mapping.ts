@@ -1,9 +1,11 @@
 import { Family, formatAddress, parseAddress } from '../net/address';
+import { IPPROTO } from '../net/protocol';
 
 /** What libnetwork names types.PortBinding's and TransportPort's protocol: IANA numbers. */
-const PROTOCOLS: Record<number, Proto> = { 6: 'tcp', 17: 'udp' };
+const PROTOCOLS: Record<number, Proto> = { [IPPROTO.TCP]: 'tcp', [IPPROTO.UDP]: 'udp' };
 export type Proto = 'tcp' | 'udp';
-export const PROTO_NUMBER: Record<Proto, number> = { tcp: 6, udp: 17 };
+/** Its IP protocol number. */
+export const protoNumber = (p: Proto): number => (p === 'tcp' ? IPPROTO.TCP : IPPROTO.UDP);
 
 /**
  * One `-p` as the engine hands it to the driver (com.docker.network.portmap):

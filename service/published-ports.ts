@@ -5,7 +5,7 @@ import { Family, parseAddress } from '../net/address';
 import { KVStore, listJSON, putJSON } from '../store/kvstore';
 import { HostPortProxy } from './host-proxy';
 import { LoadBalancer, Service } from './load-balancer';
-import { PROTO_NUMBER, PortMapping, PublishedPort, formatPublishedPort, frontendsOf } from './port-mapping';
+import { PortMapping, PublishedPort, formatPublishedPort, frontendsOf, protoNumber } from './port-mapping';
 
 const key = (dockerEndpointId: string) => `published/${dockerEndpointId}`;
 
@@ -153,7 +153,7 @@ export class PublishedPorts {
   }
 
   private serviceSpec(ep: Endpoint, p: PublishedPort): Omit<Service, 'id'> {
-    const proto = PROTO_NUMBER[p.proto];
+    const proto = protoNumber(p.proto);
     return {
       frontend: { family: p.family, ...(p.hostIp ? { address: parseAddress(p.hostIp).value } : {}), port: p.hostPort, proto },
       backends: [{ family: p.family, address: parseAddress(addressOf(ep, p.family)!).value, port: p.containerPort, proto }],

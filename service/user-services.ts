@@ -1,10 +1,10 @@
 import type { Endpoint } from '../endpoint/endpoint';
 import type { EndpointRegistry } from '../endpoint/registry';
-import { Family, formatAddress, parseAddress } from '../net/address';
+import { Family, formatAddress, formatHostPort, parseAddress } from '../net/address';
 import { matches } from '../policy/selector';
 import { KVStore, listJSON, putJSON } from '../store/kvstore';
 import { LoadBalancer, Service } from './load-balancer';
-import { PROTO_NUMBER, Proto } from './port-mapping';
+import { Proto, protoNumber } from './port-mapping';
 
 const key = (id: number) => `service/${id}`;
 const MAX_ID = 65535;
@@ -109,7 +109,8 @@ export class UserServices {
     const taken = this.lb.list().find((s) => s.id === spec.id);
     if (taken && !this.specs.has(spec.id)) throw new Error(`service ID ${spec.id} is a published port's (cilium service list): choose another ID`);
     const clash = this.lb.list().find((s) => s.id !== spec.id && sameFrontend(s, spec));
-    if (clash) throw new Error(`frontend ${hostPortText(spec.frontend)}/${spec.protocol.toUpperCase()} is already service ${clash.id}'s`);
+    if (clash)
+      throw new Error(`frontend ${formatHostPort(spec.frontend.address, spec.frontend.port)}/${spec.protocol.toUpperCase()} is already service ${clash.id}'s`);
     await this.store.batch([putJSON(key(spec.id), spec)]);
     const before = this.specs.get(spec.id);
     if (
@@ -144,7 +145,7 @@ export class UserServices {
 
   private write(spec: ServiceSpec, gone?: Endpoint): Service {
     const family = familyOf(spec.frontend.address);
-    const proto = PROTO_NUMBER[spec.protocol];
+    const proto = protoNumber(spec.protocol);
     const backends = spec.backends
       ? spec.backends
       : this.endpoints
@@ -164,12 +165,10 @@ export class UserServices {
   }
 }
 
-const hostPortText = (hp: HostPort) => (hp.address.includes(':') ? `[${hp.address}]:${hp.port}` : `${hp.address}:${hp.port}`);
-
 function sameFrontend(s: Service, spec: ServiceSpec): boolean {
   return (
     s.frontend.address === parseAddress(spec.frontend.address).value &&
     s.frontend.port === spec.frontend.port &&
-    s.frontend.proto === PROTO_NUMBER[spec.protocol]
+    s.frontend.proto === protoNumber(spec.protocol)
   );
 }

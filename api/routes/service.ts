@@ -1,18 +1,18 @@
 import { Router } from 'express';
 import { Backend, Frontend } from '../../datapath/bpf/maps';
-import { formatAddress } from '../../net/address';
+import { formatAddress, formatHostPort } from '../../net/address';
+import { IPPROTO } from '../../net/protocol';
 import type { Service } from '../../service/load-balancer';
-import { PROTO_NUMBER, formatPublishedPort } from '../../service/port-mapping';
+import { formatPublishedPort } from '../../service/port-mapping';
 import type { PublishedService } from '../../service/published-ports';
 import { validateSpec } from '../../service/user-services';
 import { HttpError } from '../http';
 import { ApiDeps } from '../deps';
 import type { LbEntryView, ServiceView } from '../types';
 
-const hostPort = (family: 4 | 6, address: string, port: number) => (family === 6 ? `[${address}]:${port}` : `${address}:${port}`);
 const frontendText = (f: Frontend) =>
-  hostPort(f.family, f.address === undefined ? (f.family === 4 ? '0.0.0.0' : '::') : formatAddress(f.family, f.address), f.port);
-const backendText = (b: Backend) => hostPort(b.family, formatAddress(b.family, b.address), b.port);
+  formatHostPort(f.address === undefined ? (f.family === 4 ? '0.0.0.0' : '::') : formatAddress(f.family, f.address), f.port);
+const backendText = (b: Backend) => formatHostPort(formatAddress(b.family, b.address), b.port);
 
 /** Services (`cilium service list`) and the datapath's service map (`cilium bpf lb list`). */
 export function serviceRoutes(d: ApiDeps): Router {
@@ -22,7 +22,7 @@ export function serviceRoutes(d: ApiDeps): Router {
     const base = {
       id: s.id,
       frontend: frontendText(s.frontend),
-      protocol: s.frontend.proto === PROTO_NUMBER.udp ? ('UDP' as const) : ('TCP' as const),
+      protocol: s.frontend.proto === IPPROTO.UDP ? ('UDP' as const) : ('TCP' as const),
       backends: s.backends.map((b) => ({ id: d.lb.backendId(b) ?? 0, address: backendText(b) })),
     };
     const pub = published.get(s.id);

@@ -1,8 +1,7 @@
 import type { BpfEndpointEntry, BpfPolicyEntry, CtEntryView, CtFlushed, IpcacheEntry, NatEntryView } from '../../api/types';
+import { formatHostPort } from '../../net/address';
 import { Command, UsageError } from '../context';
 import { proto, table } from '../table';
-
-const hostPort = (a: string, p: number) => (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
 
 export const bpfPolicyGet: Command = async (ctx) => {
   const [ep] = ctx.positional();
@@ -44,8 +43,8 @@ export const bpfCtList: Command = async (ctx) => {
       ['PROTO', 'SOURCE', 'DESTINATION', 'DIRECTION', 'STATE', 'EXPIRES', 'PACKETS', 'BYTES', 'PEER IDENTITY'],
       entries.map((e) => [
         proto(e.proto),
-        hostPort(e.src, e.sport),
-        hostPort(e.dst, e.dport),
+        formatHostPort(e.src, e.sport),
+        formatHostPort(e.dst, e.dport),
         e.dir.toUpperCase(),
         e.state,
         `${e.remainingSeconds}s`,
@@ -68,9 +67,9 @@ export const bpfNatList: Command = async (ctx) => {
         .map((e) => [
           proto(e.proto),
           e.dir.toUpperCase(),
-          hostPort(e.src, e.sport),
-          hostPort(e.dst, e.dport),
-          hostPort(e.to, e.toPort),
+          formatHostPort(e.src, e.sport),
+          formatHostPort(e.dst, e.dport),
+          formatHostPort(e.to, e.toPort),
           e.closing ? 'CLOSING' : 'ACTIVE',
           `${e.remainingSeconds}s`,
         ]),
