@@ -32,6 +32,10 @@ export interface Config {
   noMasqueradeTo: Cidr[];
   /** Devices to masquerade through and serve published ports on; undefined: every device with a global address (re-detected as they come and go). */
   devices?: string[];
+  /** Services are translated when the host's sockets connect (cgroup programs); false: the host reaches published ports through the agent's relay only. */
+  socketLb: boolean;
+  /** The cgroup v2 root the socket programs attach to; undefined: found (or mounted) at start. */
+  cgroupRoot?: string;
   debug: boolean;
 }
 
@@ -67,6 +71,12 @@ export const USAGE = `Usage: cilium-agent [flags]
   --devices NAME[,NAME]  devices to masquerade through and serve published ports on (default:
                          every device with a global address but Docker's bridges and ours,
                          as they come and go; empty: none)
+  --bpf-lb-sock[=BOOL]   translate services when the host's own sockets connect, in BPF
+                         (cgroup programs); false: the host reaches published ports
+                         through the agent's relay, and service addresses not at all
+                         (default true)
+  --cgroup-root DIR      the cgroup v2 mount the socket programs attach to (default: the
+                         host's, else one mounted at /run/cilium/cgroupv2)
   --prometheus-serve-addr HOST:PORT
                          Prometheus metrics at /metrics; empty to disable (default 127.0.0.1:9962)
   --debug                log every plugin call
@@ -78,6 +88,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   // --enable-X=BOOL as Cilium spells it; parseArgs knows only --enable-X and --disable-X.
   const args = argv.map((a) => {
     const m = /^--enable-(ipv6|masquerade)=(true|false)$/.exec(a);
+    if (a === '--bpf-lb-sock') return '--bpf-lb-sock=true';
     return m ? `--${m[2] === 'true' ? 'enable' : 'disable'}-${m[1]!}` : a;
   });
   const { values } = parseArgs({
@@ -106,6 +117,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       'native-routing-cidr': { type: 'string' },
       'masquerade-exclude': { type: 'string', multiple: true, default: [] },
       devices: { type: 'string' },
+      'bpf-lb-sock': { type: 'string', default: 'true' },
+      'cgroup-root': { type: 'string' },
       debug: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -126,6 +139,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     if (!/^\d+(\.\d+)?$/.test(values[flag])) throw new Error(`--${flag} must be a number of seconds, got "${values[flag]}"`);
   }
   const socketGroup = values['socket-group'] === undefined ? undefined : groupByName(values['socket-group']);
+  if (values['bpf-lb-sock'] !== 'true' && values['bpf-lb-sock'] !== 'false')
+    throw new Error(`--bpf-lb-sock must be true or false, got "${values['bpf-lb-sock']}"`);
+  if (values['cgroup-root'] !== undefined && !values['cgroup-root'].startsWith('/'))
+    throw new Error(`--cgroup-root must be an absolute path, got "${values['cgroup-root']}"`);
   for (const flag of ['plugin-socket', 'api-socket', 'state-dir', 'bpf-root'] as const) {
     if (!values[flag].startsWith('/')) throw new Error(`--${flag} must be an absolute path, got "${values[flag]}"`);
   }
@@ -159,6 +176,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     masquerade: values['enable-masquerade'] && !values['disable-masquerade'],
     noMasqueradeTo: [...nativeRouting, ...excluded],
     ...(devices ? { devices } : {}),
+    socketLb: values['bpf-lb-sock'] === 'true',
+    ...(values['cgroup-root'] ? { cgroupRoot: values['cgroup-root'] } : {}),
     debug: values.debug,
   };
 }

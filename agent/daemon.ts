@@ -17,6 +17,8 @@ import { LoadBalancer } from '../service/load-balancer';
 import { PublishedPorts } from '../service/published-ports';
 import { UserServices } from '../service/user-services';
 import { listLinks } from '../datapath/rtnl';
+import { cgroupRoot } from '../datapath/cgroup-root';
+import { ownNetnsCookie } from '../datapath/libc';
 import { EndpointManager } from '../endpoint/manager';
 import { PolicySync } from '../endpoint/policy-sync';
 import { EndpointRegistry } from '../endpoint/registry';
@@ -91,7 +93,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     await ensureHostRouter(networks.routerAddresses(), cfg.ipv6Range !== undefined);
 
     const natPorts = cfg.masquerade ? masqueradePorts() : { min: 1024, max: 65535 };
-    const dp = BpfDatapath.load({ bpfRoot: cfg.bpfRoot, hostToEndpointAllowed: cfg.allowLocalhost, natPorts });
+    const dp = BpfDatapath.load({ bpfRoot: cfg.bpfRoot, hostToEndpointAllowed: cfg.allowLocalhost, natPorts, hostNetnsCookie: ownNetnsCookie() });
     closers.push(() => {
       dp.close();
     });
@@ -174,6 +176,11 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     const published = await PublishedPorts.load(store, lb, proxy, registry, log);
     const userServices = await UserServices.load(store, lb, registry);
     lb.removeStale();
+    if (cfg.socketLb) {
+      const root = await cgroupRoot(cfg.cgroupRoot);
+      dp.attachSockets(root);
+      log.info(`services are translated at connect for the host's sockets (cgroup ${root})`);
+    } else dp.detachSockets();
     const net = new NetworkDriver(networks, manager, ipam, published, log);
     const ipamDriver = new IpamDriver(ipam, log);
     if (cfg.prometheusAddr) {

@@ -2,9 +2,11 @@
  * Programs for the host side of an endpoint's veth (tc clsact):
  *   cil_from_container on ingress: what the container sends (its egress),
  *   cil_to_container on egress: what the container receives (its ingress);
- * and for the host's devices:
+ * for the host's devices:
  *   cil_from_netdev on ingress: replies to masqueraded flows and packets to
- *   published ports, into their endpoint.
+ *   published ports, into their endpoint;
+ * and for the host's sockets (cgroup v2 root), cil_sock{4,6}_*: services
+ *   translated at connect/sendmsg, shown untranslated to getpeername/recvmsg.
  * Compiled once at build time and loaded once per agent; each endpoint's
  * values live in cilium_lxc keyed by the veth's ifindex, so creating an
  * endpoint or changing policy is a map update, never a compile or a load.
@@ -19,6 +21,7 @@
 #include "lib/nat.h"
 #include "lib/route.h"
 #include "lib/lb.h"
+#include "lib/sock.h"
 
 struct arp_eth_ipv4 {
 	__be16 htype;
@@ -418,6 +421,54 @@ int cil_from_netdev(struct __sk_buff *skb)
 	if (route_locally(skb, &f, &to))
 		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS, ep->ep_id, ID_WORLD, ep->identity, &f);
 	return bpf_redirect_peer(to.ifindex, 0);
+}
+
+SEC("cgroup/connect4")
+int cil_sock4_connect(struct bpf_sock_addr *ctx)
+{
+	return sock_to_backend(ctx, 0, 0);
+}
+
+SEC("cgroup/connect6")
+int cil_sock6_connect(struct bpf_sock_addr *ctx)
+{
+	return sock_to_backend(ctx, 1, 0);
+}
+
+SEC("cgroup/sendmsg4")
+int cil_sock4_sendmsg(struct bpf_sock_addr *ctx)
+{
+	return sock_to_backend(ctx, 0, 1);
+}
+
+SEC("cgroup/sendmsg6")
+int cil_sock6_sendmsg(struct bpf_sock_addr *ctx)
+{
+	return sock_to_backend(ctx, 1, 1);
+}
+
+SEC("cgroup/recvmsg4")
+int cil_sock4_recvmsg(struct bpf_sock_addr *ctx)
+{
+	return sock_to_frontend(ctx, 0);
+}
+
+SEC("cgroup/recvmsg6")
+int cil_sock6_recvmsg(struct bpf_sock_addr *ctx)
+{
+	return sock_to_frontend(ctx, 1);
+}
+
+SEC("cgroup/getpeername4")
+int cil_sock4_getpeername(struct bpf_sock_addr *ctx)
+{
+	return sock_to_frontend(ctx, 0);
+}
+
+SEC("cgroup/getpeername6")
+int cil_sock6_getpeername(struct bpf_sock_addr *ctx)
+{
+	return sock_to_frontend(ctx, 1);
 }
 
 char _license[] SEC("license") = "GPL";

@@ -1,7 +1,7 @@
 import { promises as fs } from 'fs';
 import { join } from 'path';
 import { Logger } from 'winston';
-import { PINNED_MAPS, type Maps } from '../datapath/bpf/loader';
+import { LINKS_DIR, PINNED_MAPS, type Maps } from '../datapath/bpf/loader';
 import { staleEntrySweeps } from '../datapath/bpf/stale-entries';
 import type { LinkReaper } from '../datapath/link-reaper';
 import type { HostLink } from '../datapath/rtnl';
@@ -233,7 +233,7 @@ export class Reconciler {
   /** Files under the BPF root that are not this version's maps. */
   private async pins(r: ReconcileReport, repair: (s: string) => void): Promise<void> {
     for (const f of await fs.readdir(this.d.bpfRoot).catch(() => [] as string[])) {
-      if (PINNED_MAPS.includes(f)) continue;
+      if (PINNED_MAPS.includes(f) || f === LINKS_DIR) continue;
       await fs.rm(join(this.d.bpfRoot, f), { force: true });
       r.pinsRemoved++;
       repair(`pinned object ${f} under ${this.d.bpfRoot} is not ours: unpinned`);

@@ -5,7 +5,7 @@
  * and the backend's replies get the frontend back as their source. Both are
  * done per packet at the first program the packet meets: a device's ingress
  * for clients beyond the host, an endpoint's egress for containers. The
- * host's own clients go through the agent's port proxy (service/host-proxy.ts).
+ * host's own sockets are translated once, when they connect (sock.h).
  */
 #ifndef CILIUM_LB_H
 #define CILIUM_LB_H
@@ -18,24 +18,55 @@
 #define LB_NONE 0
 #define LB_TRANSLATED 1
 
-/* The frontend a packet is for: its exact address, or every host address if it is one. */
-static __always_inline struct lb_svc_value *lb_frontend(const struct flow *f, struct lb_svc_key *k)
+/* 127.0.0.0/8 (v4-mapped) or ::1. Compared word by word: a constant array would land in .rodata, the agent's settings. */
+static __always_inline int addr_is_loopback(const __u8 *a)
+{
+	const __u32 *w = (const __u32 *)a;
+
+	if (w[0] || w[1])
+		return 0;
+	if (w[2] == bpf_htonl(0xffff))
+		return a[12] == 127;
+	return !w[2] && w[3] == bpf_htonl(1);
+}
+
+/*
+ * The frontend a connection to addr:port is for: its exact address, or, for
+ * a host address (loopback included, which only the host's own sockets
+ * use), the every-host-address frontend of that family.
+ */
+static __always_inline struct lb_svc_value *lb_frontend(const __u8 *addr, __be16 port, __u8 proto, __u8 family, struct lb_svc_key *k)
 {
 	struct lb_svc_value *v;
 
-	__builtin_memcpy(k->addr, f->daddr, 16);
-	k->port = f->dport;
-	k->proto = f->proto;
+	__builtin_memcpy(k->addr, addr, 16);
+	k->port = port;
+	k->proto = proto;
 	k->slot = 0;
 	v = bpf_map_lookup_elem(&cilium_lb_svc, k);
-	if (v || ipcache_identity(f->daddr) != ID_HOST)
+	if (v || (ipcache_identity(addr) != ID_HOST && !addr_is_loopback(addr)))
 		return v;
 	__builtin_memset(k->addr, 0, 16);
-	if (f->family == 4) {
+	if (family == 4) {
 		k->addr[10] = 0xff;
 		k->addr[11] = 0xff;
 	}
 	return bpf_map_lookup_elem(&cilium_lb_svc, k);
+}
+
+/* One of the frontend's backends (k: its slot-0 key; count: its backends), by hash. */
+static __always_inline struct lb_backend *lb_pick(struct lb_svc_key *k, __u16 count, __u32 hash, __u32 *id)
+{
+	struct lb_svc_value *slot;
+
+	if (!count)
+		return NULL;
+	k->slot = 1 + hash % count;
+	slot = bpf_map_lookup_elem(&cilium_lb_svc, k);
+	if (!slot)
+		return NULL;
+	*id = slot->backend_id;
+	return bpf_map_lookup_elem(&cilium_lb_backend, id);
 }
 
 /*
@@ -59,7 +90,7 @@ static __attribute__((noinline)) int lb_dnat(struct __sk_buff *skb, struct flow 
 	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
 		return LB_NONE;
 	/* The frontend first: traffic to no service pays one lookup. */
-	svc = lb_frontend(f, &sk);
+	svc = lb_frontend(f->daddr, f->dport, f->proto, f->family, &sk);
 	if (!svc)
 		return LB_NONE;
 	nat_key_of(&k, f, LB_CT_SERVICE);
@@ -68,14 +99,7 @@ static __attribute__((noinline)) int lb_dnat(struct __sk_buff *skb, struct flow 
 		nat_refresh(e, f, now);
 		__builtin_memcpy(&to, e, sizeof(to));
 	} else {
-		if (!svc->count)
-			return -REASON_NO_BACKEND;
-		sk.slot = 1 + bpf_get_prandom_u32() % svc->count;
-		svc = bpf_map_lookup_elem(&cilium_lb_svc, &sk);
-		if (!svc)
-			return -REASON_NO_BACKEND;
-		id = svc->backend_id;
-		be = bpf_map_lookup_elem(&cilium_lb_backend, &id);
+		be = lb_pick(&sk, svc->count, bpf_get_prandom_u32(), &id);
 		if (!be)
 			return -REASON_NO_BACKEND;
 		__builtin_memcpy(to.addr, be->addr, 16);

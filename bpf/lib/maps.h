@@ -9,9 +9,10 @@ struct datapath_config {
 	__u32 host_to_endpoint_allowed; /* the host reaches every endpoint (--allow-localhost=always) */
 	__u16 nat_port_min;             /* masquerade ports, host order */
 	__u16 nat_port_max;
+	__u64 host_netns_cookie; /* the agent's network namespace: the host, whose sockets are translated at connect */
 };
 
-const volatile struct datapath_config datapath_config = { 1, 61000, 65535 };
+const volatile struct datapath_config datapath_config = { 1, 61000, 65535, 0 };
 
 /* ifindex of the host-side veth -> endpoint. Written before the program is attached. */
 struct {
@@ -287,5 +288,31 @@ struct {
 	__type(key, struct nat_key);
 	__type(value, struct nat_entry);
 } cilium_lb_ct SEC(".maps");
+
+/*
+ * Sockets of the host translated at connect or sendmsg: a socket (cookie)
+ * and the backend it was given -> the frontend it asked for, which
+ * getpeername and recvmsg give back. LRU: a closed socket's entry just ages out.
+ */
+struct lb_sock_key {
+	__u64 cookie;
+	__u8 addr[16];
+	__be16 port;
+	__u8 proto;
+	__u8 pad[5];
+};
+
+struct lb_sock_frontend {
+	__u8 addr[16];
+	__be16 port;
+	__u8 pad[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct lb_sock_key);
+	__type(value, struct lb_sock_frontend);
+} cilium_lb_sock SEC(".maps");
 
 #endif

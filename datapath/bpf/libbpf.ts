@@ -12,6 +12,7 @@ const Map = koffi.opaque('bpf_map');
 const Prog = koffi.opaque('bpf_program');
 const Ring = koffi.opaque('ring_buffer');
 const Btf = koffi.opaque('btf');
+const Link = koffi.opaque('bpf_link');
 export const SampleFn = koffi.proto('int ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
 
 export type Pointer = object;
@@ -48,6 +49,11 @@ export const bpf = {
   ) => number,
   objInfo: fn('bpf_obj_get_info_by_fd', 'int', ['int', 'void *', u32ref]) as (...a: [number, Buffer, U32Ref]) => number,
   mapSetInitialValue: fn('bpf_map__set_initial_value', 'int', [map, 'void *', 'size_t']) as (...a: [Pointer, Buffer, number]) => number,
+  attachCgroup: fn('bpf_program__attach_cgroup', koffi.pointer(Link), [koffi.pointer(Prog), 'int']) as (...a: [Pointer, number]) => Pointer | null,
+  linkPin: fn('bpf_link__pin', 'int', [koffi.pointer(Link), 'str']) as (...a: [Pointer, string]) => number,
+  /** Closes the link's fd: a pinned link stays attached. */
+  linkDestroy: fn('bpf_link__destroy', 'int', [koffi.pointer(Link)]) as (...a: [Pointer]) => number,
+  linkUpdate: fn('bpf_link_update', 'int', ['int', 'int', 'void *']) as (...a: [number, number, null]) => number,
   programFd: fn('bpf_program__fd', 'int', [koffi.pointer(Prog)]) as (...a: [Pointer]) => number,
   mapUpdate: fn('bpf_map_update_elem', 'int', ['int', 'void *', 'void *', 'uint64_t']) as (...a: [number, Buffer, Buffer, number]) => number,
   mapLookup: fn('bpf_map_lookup_elem', 'int', ['int', 'void *', 'void *']) as (...a: [number, Buffer, Buffer]) => number,

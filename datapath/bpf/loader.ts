@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, rmSync } from 'fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync } from 'fs';
 import { join, resolve } from 'path';
 import { Pointer, bpf, check, checkPtr } from './libbpf';
 import { BpfMap, possibleCpus } from './map';
@@ -35,6 +35,19 @@ const PRIORITY = 1;
 
 const MAP_NAMES = Object.keys(MAP_LAYOUTS) as MapName[];
 export const PINNED_MAPS: readonly string[] = MAP_NAMES;
+/** The directory under the BPF root where the socket programs' cgroup links are pinned. */
+export const LINKS_DIR = 'links';
+/** The socket programs, each attached to the cgroup root by the hook its section names. */
+export const SOCKET_PROGRAMS = [
+  'cil_sock4_connect',
+  'cil_sock6_connect',
+  'cil_sock4_sendmsg',
+  'cil_sock6_sendmsg',
+  'cil_sock4_recvmsg',
+  'cil_sock6_recvmsg',
+  'cil_sock4_getpeername',
+  'cil_sock6_getpeername',
+] as const;
 
 export interface DatapathConfig {
   /** Directory on bpffs where the maps are pinned; they outlive the agent. */
@@ -42,6 +55,8 @@ export interface DatapathConfig {
   hostToEndpointAllowed: boolean;
   /** Masquerade source ports, beside the host's ephemeral range. */
   natPorts: { min: number; max: number };
+  /** The agent's network namespace (datapath/libc.ts): the host, whose sockets are translated at connect. */
+  hostNetnsCookie: bigint;
 }
 
 /** What enforcement state is written through: the typed maps (a test can give in-memory ones). */
@@ -73,6 +88,7 @@ export interface Maps {
 export class BpfDatapath implements DatapathMaps {
   private constructor(
     private readonly obj: Pointer,
+    private readonly bpfRoot: string,
     readonly maps: Maps,
     private readonly fromContainerFd: number,
     private readonly toContainerFd: number,
@@ -92,7 +108,7 @@ export class BpfDatapath implements DatapathMaps {
       return BpfDatapath.loadObject(cfg, OBJECTS[0]);
     } catch (err) {
       const dp = BpfDatapath.loadObject(cfg, OBJECTS[1]);
-      return new BpfDatapath(dp.obj, dp.maps, dp.fromContainerFd, dp.toContainerFd, dp.fromNetdevFd, dp.replacedMaps, (err as Error).message);
+      return new BpfDatapath(dp.obj, dp.bpfRoot, dp.maps, dp.fromContainerFd, dp.toContainerFd, dp.fromNetdevFd, dp.replacedMaps, (err as Error).message);
     }
   }
 
@@ -121,6 +137,7 @@ export class BpfDatapath implements DatapathMaps {
         host_to_endpoint_allowed: cfg.hostToEndpointAllowed ? 1 : 0,
         nat_port_min: cfg.natPorts.min,
         nat_port_max: cfg.natPorts.max,
+        host_netns_cookie: cfg.hostNetnsCookie,
       });
       check(bpf.mapSetInitialValue(rodataMap, rodata, rodata.length), 'set .rodata');
       check(bpf.load(obj), `load BPF programs (maps pinned in ${cfg.bpfRoot} by an incompatible version must be removed first)`);
@@ -142,7 +159,7 @@ export class BpfDatapath implements DatapathMaps {
         eventsFd: fd('cilium_events'),
       };
       const prog = (name: string) => check(bpf.programFd(checkPtr(bpf.findProgram(obj, name), name)), `fd of ${name}`);
-      return new BpfDatapath(obj, maps, prog('cil_from_container'), prog('cil_to_container'), prog('cil_from_netdev'), replaced);
+      return new BpfDatapath(obj, cfg.bpfRoot, maps, prog('cil_from_container'), prog('cil_to_container'), prog('cil_from_netdev'), replaced);
     } catch (err) {
       bpf.close(obj);
       throw err;
@@ -180,6 +197,46 @@ export class BpfDatapath implements DatapathMaps {
       r = bpf.tcAttach(tcHook(ifindex, TC_INGRESS), tcOpts(this.fromNetdevFd));
     }
     check(r, `attach the device program on ifindex ${ifindex}`);
+  }
+
+  /**
+   * Attaches the socket programs to the cgroup v2 root (every process's
+   * sockets), each through a link pinned under the BPF root: a restarted
+   * agent swaps its programs into the links it finds, so there is no moment
+   * without them, and they keep translating while it is down.
+   */
+  attachSockets(cgroupRoot: string): void {
+    const dir = join(this.bpfRoot, LINKS_DIR);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const cgroup = openSync(cgroupRoot, 'r');
+    try {
+      for (const name of SOCKET_PROGRAMS) {
+        const prog = checkPtr(bpf.findProgram(this.obj, name), `find ${name}`);
+        const pin = join(dir, name);
+        const pinned = existsSync(pin) ? bpf.objGet(pin) : -1;
+        if (pinned >= 0) {
+          try {
+            check(bpf.linkUpdate(pinned, bpf.programFd(prog), null), `update the cgroup link of ${name}`);
+          } finally {
+            closeSync(pinned);
+          }
+          continue;
+        }
+        const link = checkPtr(bpf.attachCgroup(prog, cgroup), `attach ${name} to the cgroup ${cgroupRoot}`);
+        try {
+          check(bpf.linkPin(link, pin), `pin the cgroup link of ${name}`);
+        } finally {
+          bpf.linkDestroy(link);
+        }
+      }
+    } finally {
+      closeSync(cgroup);
+    }
+  }
+
+  /** Detaches the socket programs (--bpf-lb-sock=false): unpinning a link that no process holds ends it. */
+  detachSockets(): void {
+    rmSync(join(this.bpfRoot, LINKS_DIR), { recursive: true, force: true });
   }
 
   /** Whether both hooks of the veth hold a filter in our slot (what a restarted agent replaces). */

@@ -136,6 +136,7 @@ export const DATAPATH_CONFIG = struct('struct datapath_config', [
   ['host_to_endpoint_allowed', 'u32'],
   ['nat_port_min', 'u16'],
   ['nat_port_max', 'u16'],
+  ['host_netns_cookie', 'u64'],
 ]);
 const ADDR_KEY = scalar('__u8[16]', 'addr', bytes(16));
 
@@ -171,6 +172,20 @@ export const MAP_LAYOUTS = {
   cilium_lb_svc: { key: LB_SVC_KEY, value: LB_SVC_VALUE },
   cilium_lb_backend: { key: U32_KEY, value: LB_BACKEND },
   cilium_lb_ct: { key: NAT_KEY, value: NAT_ENTRY },
+  cilium_lb_sock: {
+    key: struct('struct lb_sock_key', [
+      ['cookie', 'u64'],
+      ['addr', bytes(16)],
+      ['port', 'be16'],
+      ['proto', 'u8'],
+      ['pad', bytes(5)],
+    ]),
+    value: struct('struct lb_sock_frontend', [
+      ['addr', bytes(16)],
+      ['port', 'be16'],
+      ['pad', bytes(2)],
+    ]),
+  },
 } as const satisfies Record<string, MapLayout | typeof RINGBUF>;
 export type MapName = keyof typeof MAP_LAYOUTS;
 /** Maps only the programs use (not pinned, no codec), checked all the same. */

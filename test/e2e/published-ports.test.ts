@@ -36,7 +36,11 @@ interface Svc {
 
 const url = (host: string, port: number) => `http://${host.includes(':') ? `[${host}]` : host}:${port}/cgi-bin/ip`;
 
-for (const iptables of [true, false]) {
+/** dockerd's iptables on and off; the host's clients translated at connect, or (--bpf-lb-sock=false) relayed by the agent. */
+for (const { iptables, sockLb } of [
+  { iptables: true, sockLb: true },
+  { iptables: false, sockLb: false },
+]) {
   /**
    * `docker run -p` on a cilium network, as with the bridge driver: a client
    * beyond the host, the host itself and other containers reach the
@@ -45,12 +49,13 @@ for (const iptables of [true, false]) {
    * a crash leave nothing behind. dockerd and the agent run in a namespace
    * of the test's own, with an "outside" namespace routed to its device.
    */
-  describe(`published ports (-p): from beyond the host, the host and containers (dockerd iptables ${iptables ? 'on' : 'off'})`, function () {
+  const how = `dockerd iptables ${iptables ? 'on' : 'off'}, the host's clients ${sockLb ? 'translated at connect' : "through the agent's relay"}`;
+  describe(`published ports (-p): from beyond the host, the host and containers (${how})`, function () {
     this.timeout(600_000);
     const dockerd = new TestDockerd([], { iptables, netns: HOST });
     const agent = new TestAgent(
       DRIVER,
-      ['--ipv4-range=10.216.0.0/16', '--ipv6-range=f00d::d8:0:0/96', `--docker-host=${dockerd.host}`, '--reconcile-grace=2'],
+      ['--ipv4-range=10.216.0.0/16', '--ipv6-range=f00d::d8:0:0/96', `--docker-host=${dockerd.host}`, '--reconcile-grace=2', `--bpf-lb-sock=${sockLb}`],
       HOST,
     );
     const net = new HostAndOutside(HOST, OUT, DEVICE, CLIENT);
@@ -135,10 +140,23 @@ for (const iptables of [true, false]) {
       assert.strictEqual(await fromOutside(DEVICE.v6), CLIENT.v6);
     });
 
-    it('the host reaches it on 127.0.0.1, ::1 and its own addresses', async () => {
-      for (const host of ['127.0.0.1', '::1', DEVICE.v4, DEVICE.v6]) {
-        const who = await fromHost(host);
-        assert.ok(!who.startsWith('failed'), `from the host to ${host}: ${who}`);
+    it(`the host reaches it on 127.0.0.1, ::1 and its own addresses${sockLb ? ', also while the agent is down' : ''}`, async () => {
+      const all = async (when: string) => {
+        for (const host of ['127.0.0.1', '::1', DEVICE.v4, DEVICE.v6]) {
+          const who = await fromHost(host);
+          assert.ok(!who.startsWith('failed'), `from the host to ${host}${when}: ${who}`);
+        }
+      };
+      await all('');
+      if (!sockLb) return;
+      // Translated at connect, in the kernel: the agent's relay is not in the way.
+      await agent.stop();
+      try {
+        await all(' (agent down)');
+        const udp = await inHost([nettool, 'udp-whois', '127.0.0.1', '5353']);
+        assert.strictEqual(udp.stdout.trim(), '127.0.0.1:5353', 'the reply comes from the address asked');
+      } finally {
+        await agent.start();
       }
     });
 

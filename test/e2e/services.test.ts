@@ -5,6 +5,7 @@ import { must, run, waitFor } from '../harness/exec';
 import { Env, WGET } from './env';
 
 const CLI = join(__dirname, '../../../bin/cilium');
+const TOOLS = join(__dirname, '../../../test/tools');
 const VIP = '10.96.0.10';
 const VIP2 = '10.96.0.11';
 const VIP_RANGE = '10.96.0.0/24';
@@ -26,7 +27,8 @@ interface Svc {
 
 /**
  * User-defined services: a virtual address and port that containers reach,
- * translated per packet in their egress program to a backend: given
+ * translated per packet in their egress program to a backend, and the host
+ * reaches, its sockets given a backend when they connect: backends given
  * explicitly (Cilium's `cilium service update --backends`), or every ready
  * container whose labels match a selector, followed as containers come and go.
  */
@@ -42,10 +44,14 @@ describe('services: virtual addresses translated to backends in BPF, by list or 
   };
   const lastSeq = async () => Math.max(0, ...(await env.agent.api<Ev[]>('/v1/events')).map((e) => e.seq));
   const dir = join('/tmp', `cilium-svc-${process.pid}`);
+  const nettool = join('/tmp', `cilium-svc-nettool-${process.pid}`);
+  /** A web backend: httpd on 80 telling its hostname, a UDP echo on 5353. */
   const web = async (name: string, labels: string[]) => {
     await env.runDetached(name, 'snet', ['sleep', '3600'], ['--hostname', name, ...labels.flatMap((l) => ['-l', l])]);
     await env.ok(['cp', `${dir}/.`, `${name}:/www`]);
+    await env.ok(['cp', nettool, `${name}:/bin/nettool`]);
     await env.ok(['exec', '-d', name, 'httpd', '-f', '-p', '80', '-h', '/www']);
+    await env.ok(['exec', '-d', name, 'sh', '-c', 'while true; do nettool udp-echo 5353; done']);
     await waitFor(`${name} serving`, async () => (await env.exec(name, `${WGET} http://127.0.0.1/cgi-bin/who`)).code === 0);
   };
   const ready = () =>
@@ -57,42 +63,68 @@ describe('services: virtual addresses translated to backends in BPF, by list or 
     await must('ip', ['route', 'add', 'blackhole', VIP_RANGE]);
     mkdirSync(join(dir, 'cgi-bin'), { recursive: true });
     writeFileSync(join(dir, 'cgi-bin', 'who'), '#!/bin/sh\necho "Content-Type: text/plain"\necho\nhostname\n', { mode: 0o755 });
+    await must('clang', ['-O2', '-Wall', '-static', '-o', nettool, join(TOOLS, 'nettool.c')]);
     await env.up();
     await env.createNetwork('snet');
     await web('web1', ['app=web', 'id=web']);
     await web('web2', ['app=web', 'id=web']);
+    await web('web3', ['app=web', 'id=web']);
     await env.runDetached('client', 'snet', ['sleep', '3600'], ['-l', 'id=app1']);
+    await env.ok(['cp', nettool, 'client:/bin/nettool']);
     await env.runDetached('other', 'snet', ['sleep', '3600'], ['-l', 'id=app2']);
     await ready();
   });
   after(async () => {
     await env.down();
     await run('ip', ['route', 'del', 'blackhole', VIP_RANGE]);
-    await run('rm', ['-rf', dir]);
+    await run('rm', ['-rf', dir, nettool]);
   });
 
-  it('a selector service spreads new connections over every matching container', async () => {
+  it('a selector service spreads 100 connections over its 3 matching containers, each more than 15%', async () => {
     const r = await cli('service', 'update', '--id', '10', '--frontend', `${VIP}:80`, '--selector', 'app=web', '--port', '80');
     assert.strictEqual(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`Service 10 ${VIP}:80/TCP: 2 backends`));
-    const seen = new Set<string>();
-    for (let i = 0; i < 30 && seen.size < 2; i++) seen.add(await ask('client', VIP));
-    assert.deepStrictEqual([...seen].sort(), ['web1', 'web2']);
+    assert.match(r.stdout, new RegExp(`Service 10 ${VIP}:80/TCP: 3 backends`));
+    const answers = await env.exec('client', `for i in $(seq 100); do ${WGET} http://${VIP}/cgi-bin/who || echo failed; done`);
+    const counts = new Map<string, number>();
+    for (const who of answers.stdout.trim().split('\n')) counts.set(who, (counts.get(who) ?? 0) + 1);
+    assert.deepStrictEqual([...counts.keys()].sort(), ['web1', 'web2', 'web3'], answers.stdout);
+    for (const [who, n] of counts) assert.ok(n > 15, `${who} answered ${n} of 100`);
     const list = await cli('service', 'list');
     assert.match(
       list.stdout,
       new RegExp(
-        `10\\s+${VIP.replace(/\./g, '\\.')}:80/TCP\\s+ClusterIP\\s+1 => \\S+:80/TCP \\(active\\), 2 => \\S+:80/TCP \\(active\\)\\s+selector app=web port 80`,
+        `10\\s+${VIP.replace(/\./g, '\\.')}:80/TCP\\s+ClusterIP\\s+1 => \\S+:80/TCP \\(active\\), 2 => \\S+:80/TCP \\(active\\), 3 => \\S+:80/TCP \\(active\\)\\s+selector app=web port 80`,
       ),
     );
   });
 
-  it('backends follow the selector: a new matching container joins, a removed one leaves', async () => {
-    await web('web3', ['app=web']);
-    await waitFor('web3 a backend', async () => (await services()).find((s) => s.id === 10)!.backends.length === 3, 20_000);
-    await env.ok(['rm', '-f', 'web3']);
+  it('backends follow the selector: a stopped container gets no more connections, a new matching one joins, a removed one leaves', async () => {
+    await env.ok(['stop', '-t', '1', 'web3']);
     await waitFor('web3 gone from the backends', async () => (await services()).find((s) => s.id === 10)!.backends.length === 2, 20_000);
+    const answers = await env.exec('client', `for i in $(seq 20); do ${WGET} http://${VIP}/cgi-bin/who || echo failed; done`);
+    for (const who of answers.stdout.trim().split('\n')) assert.match(who, /^web[12]$/);
+    await env.ok(['rm', '-f', 'web3']);
+    await web('web4', ['app=web']);
+    await waitFor('web4 a backend', async () => (await services()).find((s) => s.id === 10)!.backends.length === 3, 20_000);
+    await env.ok(['rm', '-f', 'web4']);
+    await waitFor('web4 gone from the backends', async () => (await services()).find((s) => s.id === 10)!.backends.length === 2, 20_000);
     for (let i = 0; i < 10; i++) assert.match(await ask('client', VIP), /^web[12]$/);
+  });
+
+  it("the host reaches a service: its sockets get a backend at connect, getpeername and recvfrom show the service's address", async () => {
+    const host = await run('busybox', ['timeout', '5', 'busybox', 'wget', '-q', '-O-', `http://${VIP}/cgi-bin/who`]);
+    assert.match(host.stdout.trim(), /^web[12]$/, host.stderr);
+    assert.strictEqual((await run(nettool, ['tcp-peer', VIP, '80'])).stdout.trim(), `${VIP}:80`);
+    const r = await cli('service', 'update', '--id', '13', '--frontend', `${VIP}:5353`, '--protocol', 'udp', '--selector', 'app=web', '--port', '5353');
+    assert.strictEqual(r.code, 0, r.stderr);
+    try {
+      assert.strictEqual((await run(nettool, ['udp-whois', VIP, '5353'])).stdout.trim(), `${VIP}:5353`);
+      assert.strictEqual((await env.exec('client', `nettool udp-ask ${VIP} 5353`)).stdout.trim(), 'reply');
+    } finally {
+      await cli('service', 'delete', '13');
+    }
+    const gone = await run(nettool, ['tcp-peer', '10.96.0.99', '80']);
+    assert.doesNotMatch(gone.stdout, /10\.96\.0\.99:80/, 'a VIP that is no service is not translated');
   });
 
   it('explicit backends, as Cilium takes them; a redefinition replaces them', async () => {
@@ -141,6 +173,8 @@ describe('services: virtual addresses translated to backends in BPF, by list or 
     assert.match(clash.stderr, /frontend 10\.96\.0\.10:80\/TCP is already service 10's/);
     assert.deepStrictEqual(await services(), before);
     await env.agent.stop();
+    const down = await run('busybox', ['timeout', '5', 'busybox', 'wget', '-q', '-O-', `http://${VIP}/cgi-bin/who`]);
+    assert.match(down.stdout.trim(), /^web[12]$/, `the host reaches the service while the agent is down: ${down.stderr}`);
     await env.agent.start();
     await waitFor('services restored', async () => (await services()).length === before.length, 20_000);
     assert.match(await ask('client', VIP), /^web[12]$/);

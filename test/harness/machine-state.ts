@@ -1,3 +1,5 @@
+import { readFileSync } from 'fs';
+import { cgroup2Mounts } from '../../datapath/cgroup-root';
 import { run } from './exec';
 
 /**
@@ -29,13 +31,25 @@ export async function keepCiliumHost(): Promise<() => Promise<void>> {
   };
 }
 
+/** The programs attached to the cgroup v2 root (bpftool's lines): a test agent's socket programs must leave with it. */
+const cgroupPrograms = async (): Promise<string[]> => {
+  const root = cgroup2Mounts(readFileSync('/proc/self/mountinfo', 'utf8'))[0];
+  if (!root) return [];
+  const r = await run('bpftool', ['cgroup', 'show', root]);
+  return r.stdout.split('\n').filter((l) => /^\d+\s/.test(l));
+};
+
 let restore: (() => Promise<void>) | undefined;
+let programsBefore: string[] = [];
 
 export const mochaHooks = {
   async beforeAll(): Promise<void> {
     restore = await keepCiliumHost();
+    programsBefore = await cgroupPrograms();
   },
   async afterAll(): Promise<void> {
     await restore?.();
+    const left = (await cgroupPrograms()).filter((l) => !programsBefore.includes(l));
+    if (left.length) throw new Error(`socket programs left attached to the cgroup root: ${left.join('; ')}`);
   },
 };

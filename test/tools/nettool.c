@@ -10,12 +10,16 @@
  *                                      whole, else "none" after 2 s
  *   nettool udp-refused HOST PORT      send one datagram on a connected socket; print "refused"
  *                                      (an ICMP port unreachable came back), "reply" or "none"
+ *   nettool udp-whois HOST PORT        send one datagram (unconnected socket); print the reply's
+ *                                      sender ADDR:PORT (recvfrom's), else "none" after 2 s
+ *   nettool tcp-peer HOST PORT         connect; print the peer getpeername gives, ADDR:PORT, or
+ *                                      the connect error
  *   nettool tick-server PORT USEC      accept one connection, send a byte every USEC
  *   nettool tick-client HOST PORT      read until 1 s passes without a byte; print
  *                                      "last NS bytes N": CLOCK_MONOTONIC of the last byte
  *   nettool echo HOST ID               one ICMP echo request with identifier ID (raw
  *                                      socket); print "reply" or "none" after 1 s
- * tcp-send and tcp-recv speak IPv4 and IPv6; the others IPv4. Every call ends within 30 s.
+ * tcp-send, tcp-recv, udp-refused, udp-whois and tcp-peer speak IPv4 and IPv6; the others IPv4. Every call ends within 30 s.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -74,6 +78,21 @@ static int bound(int type, const char *port)
 		exit(1);
 	}
 	return fd;
+}
+
+static void print_peer(const struct sockaddr_storage *ss)
+{
+	char text[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+
+		printf("[%s]:%u\n", inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof(text)), ntohs(a->sin6_port));
+	} else {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+
+		printf("%s:%u\n", inet_ntop(AF_INET, &a->sin_addr, text, sizeof(text)), ntohs(a->sin_port));
+	}
 }
 
 int main(int argc, char **argv)
@@ -189,6 +208,39 @@ int main(int argc, char **argv)
 		}
 		n = recv(fd, buf, sizeof(buf), 0);
 		printf("%s\n", n >= 0 ? "reply" : errno == ECONNREFUSED ? "refused" : "none");
+		return 0;
+	}
+	if (strcmp(cmd, "udp-whois") == 0 && argc == 4) {
+		struct sockaddr_storage ss, from;
+		socklen_t len = peer(argv[2], argv[3], &ss), fromlen = sizeof(from);
+		struct timeval tv = { .tv_sec = 2 };
+		int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (sendto(fd, "ping", 4, 0, (struct sockaddr *)&ss, len) < 0) {
+			perror("nettool: sendto");
+			return 1;
+		}
+		if (recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fromlen) < 0)
+			printf("none\n");
+		else
+			print_peer(&from);
+		return 0;
+	}
+	if (strcmp(cmd, "tcp-peer") == 0 && argc == 4) {
+		struct sockaddr_storage ss, got;
+		socklen_t len = peer(argv[2], argv[3], &ss), gotlen = sizeof(got);
+		int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+
+		if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+			printf("%s\n", strerror(errno));
+			return 0;
+		}
+		if (getpeername(fd, (struct sockaddr *)&got, &gotlen) < 0) {
+			perror("nettool: getpeername");
+			return 1;
+		}
+		print_peer(&got);
 		return 0;
 	}
 	if (strcmp(cmd, "tick-server") == 0 && argc == 4) {
