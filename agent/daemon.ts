@@ -175,6 +175,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     });
     const published = await PublishedPorts.load(store, lb, proxy, registry, log);
     const userServices = await UserServices.load(store, lb, registry);
+    sync.followServices(userServices);
     lb.removeStale();
     if (cfg.socketLb) {
       const root = await cgroupRoot(cfg.cgroupRoot);

@@ -104,6 +104,8 @@ export interface BpfEndpointEntry {
 /** GET /v1/service: a service with its frontend and backends (published ports are HostPort services, user-defined ones ClusterIP). */
 export interface ServiceView {
   id: number;
+  /** ClusterIP: what toServices calls it, when it has a name */
+  name?: string;
   type: 'HostPort' | 'ClusterIP';
   /** host:port, [::]:port for every address of the family */
   frontend: string;

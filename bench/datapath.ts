@@ -64,6 +64,18 @@ export async function latency(p: Pair, cpus: Cpus, n = 20_000): Promise<number> 
   }
 }
 
+/** Microseconds per new connection (connect, a byte each way, close: netperf's TCP_CRR), median of n, to port 7200. */
+export async function connectionCost(p: Pair, cpus: Cpus, n = 2000): Promise<number> {
+  const srv = background(p.server, pinned(cpus[0], [TCP_RR, 'crr-server', '7200']));
+  try {
+    await sleep(200);
+    const out = await must('nsenter', [`--net=${p.client}`, ...pinned(cpus[1], [TCP_RR, 'crr', p.address, '7200', String(n)])], { timeoutMs: 120_000 });
+    return Number(out.trim().split(' ')[0]);
+  } finally {
+    await srv.stop();
+  }
+}
+
 /**
  * The limit on this machine: two namespaces routed through the host over
  * veth pairs, exactly like cilium endpoints (/32 addresses, host routes,

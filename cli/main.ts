@@ -30,7 +30,7 @@ const COMMANDS: Record<string, [Command, string]> = {
   'bpf nat list': [bpfNatList, 'masquerade translations, both directions, with their remaining lifetime'],
   'bpf lb list': [bpfLbList, 'the service map: frontends and their backend slots'],
   'service list': [serviceList, 'services: published ports (-p) and user services, with their backends'],
-  'service update': [serviceUpdate, '--id N --frontend ADDR:PORT (--backends ADDR:PORT,... | --selector K=V --port N) [--protocol udp]'],
+  'service update': [serviceUpdate, '--id N --frontend ADDR:PORT (--backends ADDR:PORT,... | --selector K=V --backend-port N) [--protocol udp] [--name NAME]'],
   'service delete': [serviceDelete, 'ID: a user service'],
   'ip list': [ipList, 'addresses and prefixes with their identities and labels'],
   ipam: [ipam, 'address pools and allocations'],

@@ -3,10 +3,11 @@ import { failpoint } from '../failpoint/failpoint';
 import type { DatapathMaps } from '../datapath/bpf/loader';
 import { PolicyKey, PolicyMap } from '../datapath/bpf/maps';
 import { EndpointDatapathState, programEndpoint, unprogramEndpoint } from '../datapath/bpf/endpoint-program';
-import { parseCidr } from '../net/address';
+import { formatAddress, parseAddress, parseCidr } from '../net/address';
 import { IdentityAllocator } from '../identity/allocator';
 import { CidrIdentities, knownIdentities } from '../identity/cidr';
-import { EndpointPolicy, EnforcementMode, PolicyResolver, rulePrefixes } from '../policy/resolve';
+import { EndpointPolicy, EnforcementMode, PolicyResolver, ServicePeers, rulePrefixes } from '../policy/resolve';
+import type { UserServices } from '../service/user-services';
 import { Hooks } from '../metrics/metrics';
 import { PolicyRepository } from '../policy/repository';
 import { Endpoint } from './endpoint';
@@ -31,6 +32,7 @@ export class PolicySync {
    */
   private readonly policyGens = new Map<number, number>();
   private lastGen = 0;
+  private services?: Pick<UserServices, 'targets'>;
 
   constructor(
     private readonly dp: DatapathMaps,
@@ -73,8 +75,40 @@ export class PolicySync {
     });
   }
 
+  /** toServices resolves against the named user services, regenerated as they change (they are made after this). */
+  followServices(services: Pick<UserServices, 'targets' | 'onTargetsChanged'>): void {
+    this.services = services;
+    services.onTargetsChanged(() => {
+      this.regenerate();
+    });
+    if (services.targets().length) this.regenerate(); // the first pass at start ran before the services were loaded
+  }
+
   resolver(): PolicyResolver {
-    return new PolicyResolver(this.repo.rules, knownIdentities(this.identities, this.cidrs), this.mode);
+    return new PolicyResolver(this.repo.rules, knownIdentities(this.identities, this.cidrs), this.mode, this.servicePeers());
+  }
+
+  /** Named services with the identities of the ready endpoints holding their given backends' addresses. */
+  private servicePeers(): ServicePeers[] {
+    const targets = this.services?.targets() ?? [];
+    if (targets.length === 0) return [];
+    const canonical = (a: string) => {
+      const p = parseAddress(a.split('/')[0]!);
+      return formatAddress(p.family, p.value);
+    };
+    const byAddress = new Map<string, number>();
+    for (const ep of this.registry.list()) {
+      if (ep.state !== 'ready') continue;
+      for (const a of [ep.ipv4, ep.ipv6]) if (a) byAddress.set(canonical(a), ep.identity);
+    }
+    return targets.map((t) => ({
+      name: t.name,
+      ...(t.selector ? { selector: t.selector } : {}),
+      identities: t.backendAddresses.flatMap((a) => {
+        const id = byAddress.get(canonical(a));
+        return id === undefined ? [] : [id];
+      }),
+    }));
   }
 
   policyOf(epId: number): EndpointPolicy | undefined {

@@ -1,7 +1,7 @@
 import { Cidr, contains, formatCidr, lastAddress, parseCidr } from '../net/address';
 import type { KnownIdentity } from '../identity/cidr';
 import { RESERVED } from '../identity/reserved';
-import { EgressRule, Entity, IngressRule, Rule, Selector, ruleLabels } from './rule';
+import { EgressRule, Entity, IngressRule, Rule, Selector, ServiceRef, ruleLabels } from './rule';
 import { isEmpty, matches } from './selector';
 import { protocolNumber } from '../net/protocol';
 
@@ -24,6 +24,17 @@ export interface EndpointPolicy {
 const isWorld = (i: KnownIdentity) => i.labels.includes('reserved:world');
 
 /**
+ * A named service as toServices sees it: its selector (its backends are the
+ * endpoints it selects), or the identities of the endpoints holding its
+ * given backends' addresses.
+ */
+export interface ServicePeers {
+  name: string;
+  selector?: Record<string, string>;
+  identities: number[];
+}
+
+/**
  * Turns rules into per-endpoint allow entries over the identities known now.
  * Selector results are memoised for the life of one resolver, which is built
  * afresh whenever rules or identities change.
@@ -37,6 +48,7 @@ export class PolicyResolver {
     private readonly rules: Rule[],
     private readonly identities: KnownIdentity[],
     private readonly mode: EnforcementMode,
+    private readonly services: ServicePeers[] = [],
   ) {
     const cidrs = identities.filter((i) => i.cidr).sort((a, b) => (a.cidr!.base < b.cidr!.base ? -1 : a.cidr!.base > b.cidr!.base ? 1 : 0));
     this.byBase = { 4: cidrs.filter((i) => i.cidr!.family === 4), 6: cidrs.filter((i) => i.cidr!.family === 6) };
@@ -111,7 +123,15 @@ export class PolicyResolver {
     for (const s of p.endpoints) for (const id of this.select(s)) out.add(id);
     for (const e of p.entities) for (const id of this.entity(e)) out.add(id);
     for (const c of p.cidrs) for (const id of this.cidrIdentities(c.cidr, c.except)) out.add(id);
+    for (const name of p.services) for (const id of this.service(name)) out.add(id);
     return [...out];
+  }
+
+  /** A service's backends, as Cilium turns toServices into toEndpoints; no such service: nobody (fail closed). */
+  private service(name: string): number[] {
+    const s = this.services.find((x) => x.name === name);
+    if (!s) return [];
+    return s.selector ? this.select({ matchLabels: s.selector }) : s.identities;
   }
 
   private select(s: Selector): number[] {
@@ -164,16 +184,18 @@ interface Peers {
   endpoints: Selector[];
   entities: Entity[];
   cidrs: Array<{ cidr: string; except: string[] }>;
+  /** toServices: names of services whose backends are the peers. */
+  services: string[];
   /** No peer field at all: the rule is about ports, for any peer. */
   any: boolean;
 }
 
 function ingressPeers(i: IngressRule): Peers {
-  return peers(i.fromEndpoints, i.fromEntities, i.fromCIDR, i.fromCIDRSet, i.toPorts !== undefined);
+  return peers(i.fromEndpoints, i.fromEntities, i.fromCIDR, i.fromCIDRSet, undefined, i.toPorts !== undefined);
 }
 
 function egressPeers(e: EgressRule): Peers {
-  return peers(e.toEndpoints, e.toEntities, e.toCIDR, e.toCIDRSet, e.toPorts !== undefined);
+  return peers(e.toEndpoints, e.toEntities, e.toCIDR, e.toCIDRSet, e.toServices, e.toPorts !== undefined);
 }
 
 function peers(
@@ -181,10 +203,12 @@ function peers(
   entities: string[] | undefined,
   cidr: string[] | undefined,
   cidrSet: Array<{ cidr: string; except?: string[] }> | undefined,
+  services: ServiceRef[] | undefined,
   hasPorts: boolean,
 ): Peers {
-  const none = endpoints === undefined && entities === undefined && cidr === undefined && cidrSet === undefined;
+  const none = endpoints === undefined && entities === undefined && cidr === undefined && cidrSet === undefined && services === undefined;
   return {
+    services: (services ?? []).map((s) => s.k8sService!.serviceName),
     endpoints: endpoints ?? [],
     entities: (entities ?? []) as Entity[],
     cidrs: [...(cidr ?? []).map((c) => ({ cidr: c, except: [] })), ...(cidrSet ?? []).map((c) => ({ cidr: c.cidr, except: c.except ?? [] }))],

@@ -27,8 +27,14 @@ export interface IngressRule {
   toPorts?: PortRule[];
 }
 
+/** Cilium's toServices entry: a service by name (Docker has no namespaces: "default" or none). */
+export interface ServiceRef {
+  k8sService?: { serviceName: string; namespace?: string };
+}
+
 export interface EgressRule {
   toEndpoints?: Selector[];
+  toServices?: ServiceRef[];
   toRequires?: Selector[];
   toCIDR?: string[];
   toCIDRSet?: CidrSet[];

@@ -82,8 +82,18 @@ function rule(v: Json): void {
 }
 
 function peerRule(v: Json, path: string, dir: 'from' | 'to'): void {
-  const fields = [`${dir}Endpoints`, `${dir}Requires`, `${dir}CIDR`, `${dir}CIDRSet`, `${dir}Entities`, 'toPorts'];
+  const fields = [`${dir}Endpoints`, `${dir}Requires`, `${dir}CIDR`, `${dir}CIDRSet`, `${dir}Entities`, ...(dir === 'to' ? ['toServices'] : []), 'toPorts'];
   const r = object(v, path, fields);
+  list(r.toServices, `${path}.toServices`, (x, p) => {
+    const ref = object(x, p, ['k8sService', 'k8sServiceSelector']);
+    if (ref.k8sServiceSelector !== undefined)
+      fail(`${p}.k8sServiceSelector`, 'services here carry no labels to select: name the service (k8sService.serviceName, cilium service update --name)');
+    if (ref.k8sService === undefined) fail(p, 'needs k8sService: {"serviceName": NAME}');
+    const svc = object(ref.k8sService, `${p}.k8sService`, ['serviceName', 'namespace']);
+    str(svc.serviceName, `${p}.k8sService.serviceName`);
+    if (svc.namespace !== undefined && str(svc.namespace, `${p}.k8sService.namespace`) !== 'default')
+      fail(`${p}.k8sService.namespace`, `Docker services live in no namespace: leave it out or use "default", got ${JSON.stringify(svc.namespace)}`);
+  });
   list(r[`${dir}Endpoints`], `${path}.${dir}Endpoints`, selector);
   list(r[`${dir}Requires`], `${path}.${dir}Requires`, selector);
   list(r[`${dir}CIDR`], `${path}.${dir}CIDR`, (x, p) => cidr(x, p));

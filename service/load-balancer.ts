@@ -17,6 +17,12 @@ const backendKey = (b: Backend) => `${b.family}/${b.address}/${b.port}/${b.proto
  */
 export class LoadBalancer {
   private readonly services = new Map<number, Service>();
+  /** Service IDs by frontendKey: at thousands of services, an update must not walk them all. */
+  private readonly byFrontend = new Map<string, number>();
+  private nextFreeId = 1;
+  private readonly backendIds = new Set<number>();
+  /** Every backend ID below it is taken. */
+  private nextBackendId = 1;
   private readonly backends = new Map<string, { id: number; refs: number }>();
 
   constructor(private readonly maps: Pick<Maps, 'lbServices' | 'lbBackends'>) {}
@@ -39,7 +45,7 @@ export class LoadBalancer {
    * free one), or gives the existing one these backends.
    */
   upsert(frontend: Frontend, backends: Backend[], id?: number): Service {
-    const existing = [...this.services.values()].find((s) => frontendKey(s.frontend) === frontendKey(frontend));
+    const existing = this.find(frontend);
     if (id !== undefined && existing && existing.id !== id) throw new Error(`the frontend is already service ${existing.id}'s`);
     if (id !== undefined && !existing && this.services.has(id)) throw new Error(`service ID ${id} is taken`);
     const ids = backends.map((b) => this.refBackend(b));
@@ -47,7 +53,18 @@ export class LoadBalancer {
     if (existing) for (const b of existing.backends) this.unrefBackend(b);
     const service: Service = { id: existing?.id ?? id ?? this.freeId(), frontend, backends };
     this.services.set(service.id, service);
+    this.byFrontend.set(frontendKey(frontend), service.id);
     return service;
+  }
+
+  get(id: number): Service | undefined {
+    return this.services.get(id);
+  }
+
+  /** The service whose frontend this is. */
+  find(frontend: Frontend): Service | undefined {
+    const id = this.byFrontend.get(frontendKey(frontend));
+    return id === undefined ? undefined : this.services.get(id);
   }
 
   remove(id: number): void {
@@ -56,6 +73,8 @@ export class LoadBalancer {
     this.maps.lbServices.delete(s.frontend);
     for (const b of s.backends) this.unrefBackend(b);
     this.services.delete(id);
+    this.byFrontend.delete(frontendKey(s.frontend));
+    this.nextFreeId = Math.min(this.nextFreeId, id);
   }
 
   list(): Service[] {
@@ -73,11 +92,11 @@ export class LoadBalancer {
       known.refs++;
       return known.id;
     }
-    const used = new Set([...this.backends.values()].map((x) => x.id));
-    let id = 1;
-    while (used.has(id)) id++;
+    while (this.backendIds.has(this.nextBackendId)) this.nextBackendId++;
+    const id = this.nextBackendId;
     this.maps.lbBackends.set(id, b);
     this.backends.set(k, { id, refs: 1 });
+    this.backendIds.add(id);
     return id;
   }
 
@@ -87,11 +106,13 @@ export class LoadBalancer {
     if (!known || --known.refs > 0) return;
     this.maps.lbBackends.delete(known.id);
     this.backends.delete(k);
+    this.backendIds.delete(known.id);
+    this.nextBackendId = Math.min(this.nextBackendId, known.id);
   }
 
+  /** The lowest free ID (every ID below nextFreeId is taken). */
   private freeId(): number {
-    let id = 1;
-    while (this.services.has(id)) id++;
-    return id;
+    while (this.services.has(this.nextFreeId)) this.nextFreeId++;
+    return this.nextFreeId;
   }
 }

@@ -3,6 +3,7 @@ import type { EndpointRegistry } from '../endpoint/registry';
 import { Family, formatAddress, formatHostPort, parseAddress } from '../net/address';
 import { matches } from '../policy/selector';
 import { KVStore, listJSON, putJSON } from '../store/kvstore';
+import type { Frontend } from '../datapath/bpf/maps';
 import { LoadBalancer, Service } from './load-balancer';
 import { Proto, protoNumber } from './port-mapping';
 
@@ -15,6 +16,16 @@ export interface HostPort {
   port: number;
 }
 
+/** What toServices needs of a named service: its selector, or its given backends' addresses. */
+export interface ServiceTarget {
+  name: string;
+  selector?: Record<string, string>;
+  backendAddresses: string[];
+}
+
+/** A DNS label, as Kubernetes names services. */
+const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
 /**
  * A service a user defines (`cilium service update`): a virtual address and
  * port, and its backends: given, or every ready endpoint whose labels match
@@ -22,6 +33,8 @@ export interface HostPort {
  */
 export interface ServiceSpec {
   id: number;
+  /** What policy's toServices calls it (k8sService.serviceName), unique among services. */
+  name?: string;
   frontend: HostPort;
   protocol: Proto;
   backends?: HostPort[];
@@ -52,7 +65,9 @@ export function validateSpec(id: number, body: Record<string, unknown>): Service
   const hasBackends = body.backends !== undefined;
   const hasSelector = body.selector !== undefined;
   if (hasBackends === hasSelector) throw new Error('a service takes backends or a selector (with targetPort), not both or neither');
-  const spec: ServiceSpec = { id, frontend: { address: frontend.address, port: frontend.port }, protocol };
+  if (body.name !== undefined && (typeof body.name !== 'string' || !NAME.test(body.name)))
+    throw new Error(`name ${JSON.stringify(body.name)}: lower-case letters, digits and '-', at most 63, as a DNS label`);
+  const spec: ServiceSpec = { id, ...(body.name ? { name: body.name } : {}), frontend: { address: frontend.address, port: frontend.port }, protocol };
   if (hasBackends) {
     if (!Array.isArray(body.backends) || body.backends.some((b) => typeof b !== 'string')) throw new Error('backends must be a list of ADDRESS:PORT');
     spec.backends = (body.backends as string[]).map((b) => {
@@ -82,6 +97,7 @@ const familyOf = (address: string): Family => (address.includes(':') ? 6 : 4);
  */
 export class UserServices {
   private readonly specs = new Map<number, ServiceSpec>();
+  private readonly changed: Array<() => void> = [];
 
   private constructor(
     private readonly store: KVStore,
@@ -106,36 +122,51 @@ export class UserServices {
 
   /** Creates or redefines service spec.id: stored first, then written. */
   async update(spec: ServiceSpec): Promise<Service> {
-    const taken = this.lb.list().find((s) => s.id === spec.id);
-    if (taken && !this.specs.has(spec.id)) throw new Error(`service ID ${spec.id} is a published port's (cilium service list): choose another ID`);
-    const clash = this.lb.list().find((s) => s.id !== spec.id && sameFrontend(s, spec));
-    if (clash)
+    if (this.lb.get(spec.id) && !this.specs.has(spec.id))
+      throw new Error(`service ID ${spec.id} is a published port's (cilium service list): choose another ID`);
+    const clash = this.lb.find(frontendOf(spec));
+    if (clash && clash.id !== spec.id)
       throw new Error(`frontend ${formatHostPort(spec.frontend.address, spec.frontend.port)}/${spec.protocol.toUpperCase()} is already service ${clash.id}'s`);
+    const named = spec.name ? [...this.specs.values()].find((s) => s.id !== spec.id && s.name === spec.name) : undefined;
+    if (named) throw new Error(`the name ${spec.name!} is already service ${named.id}'s`);
     await this.store.batch([putJSON(key(spec.id), spec)]);
     const before = this.specs.get(spec.id);
-    if (
-      before &&
-      !sameFrontend(
-        this.lb.list().find((s) => s.id === spec.id)!,
-        spec,
-      )
-    )
-      this.lb.remove(spec.id);
+    if (before && clash?.id !== spec.id) this.lb.remove(spec.id); // a new frontend: the old one goes
     this.specs.set(spec.id, spec);
-    return this.write(spec);
+    const service = this.write(spec);
+    this.announce(before, spec);
+    return service;
   }
 
   /** false when there is no such user service. */
   async delete(id: number): Promise<boolean> {
-    if (!this.specs.has(id)) return false;
+    const before = this.specs.get(id);
+    if (!before) return false;
     await this.store.batch([{ type: 'del', key: key(id) }]);
     this.specs.delete(id);
     this.lb.remove(id);
+    this.announce(before, undefined);
     return true;
   }
 
   get(id: number): ServiceSpec | undefined {
     return this.specs.get(id);
+  }
+
+  /** The named services, for toServices. */
+  targets(): ServiceTarget[] {
+    return [...this.specs.values()]
+      .filter((s) => s.name)
+      .map((s) => ({ name: s.name!, ...(s.selector ? { selector: s.selector } : {}), backendAddresses: (s.backends ?? []).map((b) => b.address) }));
+  }
+
+  /** fn runs after a named service was defined, redefined or deleted: what toServices resolves to changed. */
+  onTargetsChanged(fn: () => void): void {
+    this.changed.push(fn);
+  }
+
+  private announce(before: ServiceSpec | undefined, after: ServiceSpec | undefined): void {
+    if (before?.name || after?.name) for (const fn of this.changed) fn();
   }
 
   /** Selector services' backends anew (gone: an endpoint being removed, not yet out of the registry). */
@@ -158,17 +189,18 @@ export class UserServices {
             return a ? [{ address: a, port: spec.targetPort! }] : [];
           });
     return this.lb.upsert(
-      { family, address: parseAddress(spec.frontend.address).value, port: spec.frontend.port, proto },
+      frontendOf(spec),
       backends.map((b) => ({ family, address: parseAddress(b.address).value, port: b.port, proto })),
       spec.id,
     );
   }
 }
 
-function sameFrontend(s: Service, spec: ServiceSpec): boolean {
-  return (
-    s.frontend.address === parseAddress(spec.frontend.address).value &&
-    s.frontend.port === spec.frontend.port &&
-    s.frontend.proto === protoNumber(spec.protocol)
-  );
+function frontendOf(spec: ServiceSpec): Frontend {
+  return {
+    family: familyOf(spec.frontend.address),
+    address: parseAddress(spec.frontend.address).value,
+    port: spec.frontend.port,
+    proto: protoNumber(spec.protocol),
+  };
 }

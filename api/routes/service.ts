@@ -37,7 +37,12 @@ export function serviceRoutes(d: ApiDeps): Router {
       };
     }
     const spec = d.userServices.get(s.id);
-    return { ...base, type: 'ClusterIP', ...(spec?.selector ? { selector: spec.selector, targetPort: spec.targetPort! } : {}) };
+    return {
+      ...base,
+      type: 'ClusterIP',
+      ...(spec?.name ? { name: spec.name } : {}),
+      ...(spec?.selector ? { selector: spec.selector, targetPort: spec.targetPort! } : {}),
+    };
   };
   r.get('/v1/service', (_req, res) => {
     const published = publications();

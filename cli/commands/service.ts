@@ -13,13 +13,17 @@ export const serviceList: Command = async (ctx) => {
         `${s.frontend}/${s.protocol}`,
         s.type,
         s.backends.map((b, i) => `${i + 1} => ${b.address}/${s.protocol} (active)`).join(', '),
-        s.published
-          ? `${s.published} (${s.container ?? `endpoint ${s.endpointId}`})`
-          : s.selector
+        [
+          s.name ? `name ${s.name}` : '',
+          s.published ? `${s.published} (${s.container ?? `endpoint ${s.endpointId}`})` : '',
+          s.selector
             ? `selector ${Object.entries(s.selector)
                 .map(([k, v]) => `${k}=${v}`)
                 .join(',')} port ${s.targetPort}`
             : '',
+        ]
+          .filter(Boolean)
+          .join('; '),
       ]),
     ),
   );
@@ -44,7 +48,8 @@ export const bpfLbList: Command = async (ctx) => {
 
 /**
  * Cilium's `service update --id N --frontend IP:PORT --backends IP:PORT,...`;
- * or, for backends that follow containers, `--selector k=v[,k=v] --port N`.
+ * or, for backends that follow containers, `--selector k=v[,k=v] --backend-port N` (`--port` too);
+ * `--name NAME` for policy's toServices.
  */
 export const serviceUpdate: Command = async (ctx) => {
   const [id] = ctx.flag(['--id']);
@@ -54,14 +59,16 @@ export const serviceUpdate: Command = async (ctx) => {
     .flatMap((b) => b.split(','))
     .filter(Boolean);
   const [selector] = ctx.flag(['--selector']);
-  const [port] = ctx.flag(['--port']);
+  const [port] = ctx.flag(['--backend-port', '--port']);
   const [protocol = 'tcp'] = ctx.flag(['--protocol']);
+  const [name] = ctx.flag(['--name']);
   if (!id || !frontend) throw new UsageError('service update needs --id N and --frontend ADDRESS:PORT');
   if (backends.length > 0 === (selector !== undefined))
-    throw new UsageError('service update takes --backends ADDRESS:PORT,... or --selector KEY=VALUE[,...] --port N');
+    throw new UsageError('service update takes --backends ADDRESS:PORT,... or --selector KEY=VALUE[,...] --backend-port N');
   const body = {
     frontend,
     protocol,
+    ...(name !== undefined ? { name } : {}),
     ...(selector !== undefined
       ? {
           selector: Object.fromEntries(

@@ -20,7 +20,7 @@ ip route add blackhole "$VIPS"
 compose up -d
 
 echo "== a service on $VIP:80 for every container labelled app=web"
-"$CILIUM" service update --id 100 --frontend "$VIP:80" --selector app=web --port 80
+"$CILIUM" service update --id 100 --frontend "$VIP:80" --selector app=web --backend-port 80
 "$CILIUM" service list
 
 # answered_by SERVICE URL N: the distinct hostnames N requests got back

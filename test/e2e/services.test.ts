@@ -8,6 +8,7 @@ const CLI = join(__dirname, '../../../bin/cilium');
 const TOOLS = join(__dirname, '../../../test/tools');
 const VIP = '10.96.0.10';
 const VIP2 = '10.96.0.11';
+const VIP3 = '10.96.0.12';
 const VIP_RANGE = '10.96.0.0/24';
 
 interface Ev {
@@ -71,7 +72,7 @@ describe('services: virtual addresses translated to backends in BPF, by list or 
     await web('web3', ['app=web', 'id=web']);
     await env.runDetached('client', 'snet', ['sleep', '3600'], ['-l', 'id=app1']);
     await env.ok(['cp', nettool, 'client:/bin/nettool']);
-    await env.runDetached('other', 'snet', ['sleep', '3600'], ['-l', 'id=app2']);
+    await env.runDetached('other', 'snet', ['sleep', '3600'], ['--hostname', 'other', '-l', 'id=app2']);
     await ready();
   });
   after(async () => {
@@ -81,7 +82,7 @@ describe('services: virtual addresses translated to backends in BPF, by list or 
   });
 
   it('a selector service spreads 100 connections over its 3 matching containers, each more than 15%', async () => {
-    const r = await cli('service', 'update', '--id', '10', '--frontend', `${VIP}:80`, '--selector', 'app=web', '--port', '80');
+    const r = await cli('service', 'update', '--id', '10', '--frontend', `${VIP}:80`, '--selector', 'app=web', '--backend-port', '80');
     assert.strictEqual(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`Service 10 ${VIP}:80/TCP: 3 backends`));
     const answers = await env.exec('client', `for i in $(seq 100); do ${WGET} http://${VIP}/cgi-bin/who || echo failed; done`);
@@ -160,6 +161,56 @@ describe('services: virtual addresses translated to backends in BPF, by list or 
       );
     } finally {
       await cli('policy', 'delete', '--all');
+    }
+  });
+
+  it("toServices: egress to a named service's backends, by its selector or its given backends, follows the service as it changes", async () => {
+    const otherIp = await env.address('other', 'snet');
+    await env.ok(['cp', `${dir}/.`, 'other:/www']);
+    await env.ok(['exec', '-d', 'other', 'httpd', '-f', '-p', '80', '-h', '/www']);
+    assert.strictEqual(
+      (await cli('service', 'update', '--id', '14', '--name', 'web', '--frontend', `${VIP3}:80`, '--selector', 'app=web', '--backend-port', '80')).code,
+      0,
+    );
+    const f = join(dir, 'to-services.json');
+    writeFileSync(
+      f,
+      JSON.stringify([
+        {
+          labels: [{ key: 'name', value: 'to-services' }],
+          endpointSelector: { matchLabels: { id: 'app1' } },
+          egress: [
+            { toServices: [{ k8sService: { serviceName: 'web' } }], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] },
+            { toServices: [{ k8sService: { serviceName: 'fixed', namespace: 'default' } }] },
+          ],
+        },
+      ]),
+    );
+    assert.strictEqual((await cli('policy', 'import', f)).code, 0);
+    try {
+      assert.match(await ask('client', VIP3), /^web[12]$/, 'the named service is reached');
+      const since = await lastSeq();
+      assert.match(await ask('client', otherIp), /^failed/, 'not a backend of any allowed service');
+      const drops = (await env.agent.api<Ev[]>('/v1/events')).filter((e) => e.seq > since && e.type === 'drop' && e.dport === 80);
+      assert.ok(
+        drops.some((d) => d.reasonName === 'Policy denied'),
+        JSON.stringify(drops),
+      );
+      assert.strictEqual(
+        (await cli('service', 'update', '--id', '15', '--name', 'fixed', '--frontend', `${VIP3}:8080`, '--backends', `${otherIp}:80`)).code,
+        0,
+      );
+      await waitFor('egress to the backend of "fixed"', async () => (await ask('client', otherIp)) === 'other', 20_000);
+      const list = await cli('service', 'list');
+      assert.match(list.stdout, /name fixed/);
+      assert.strictEqual((await cli('service', 'delete', '15')).code, 0);
+      assert.match(await ask('client', otherIp), /^failed/, 'the service gone, so is the allow');
+      const dup = await cli('service', 'update', '--id', '16', '--name', 'web', '--frontend', `${VIP3}:9090`, '--backends', `${otherIp}:80`);
+      assert.strictEqual(dup.code, 1);
+      assert.match(dup.stderr, /the name web is already service 14's/);
+    } finally {
+      await cli('policy', 'delete', '--all');
+      await cli('service', 'delete', '14');
     }
   });
 

@@ -105,6 +105,25 @@ describe('policy resolution', () => {
     assert.strictEqual(lookup(p.allows, 258, 80, 1, 'ingress'), undefined, 'ICMP never matches a port rule');
   });
 
+  it('toServices: a selector service allows its selected endpoints, a service of given backends their identities, an unknown name nobody', () => {
+    const services = [
+      { name: 'prod', selector: { env: 'prod' }, identities: [] },
+      { name: 'fixed', identities: [258] },
+    ];
+    const egress = (serviceName: string, ports?: string[]) =>
+      new PolicyResolver(
+        [rule({ egress: [{ toServices: [{ k8sService: { serviceName } }], ...(ports ? { toPorts: [{ ports: ports.map((port) => ({ port })) }] } : {}) }] })],
+        IDS,
+        'default',
+        services,
+      ).forEndpoint(app1);
+    assert.deepStrictEqual(egress('prod').allows, [{ identity: 257, port: 0, proto: 0, dir: 'egress' }]);
+    assert.deepStrictEqual(egress('fixed', ['80']).allows, [{ identity: 258, port: 80, proto: 0, dir: 'egress' }]);
+    const none = egress('nowhere');
+    assert.strictEqual(none.egressEnforced, true);
+    assert.deepStrictEqual(none.allows, [], 'a service that does not exist (yet) allows nothing: not every peer');
+  });
+
   it('trace explains the verdict in both directions', () => {
     const r = new PolicyResolver(
       [rule({ ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [{ ports: [{ port: '80' }] }] }] })],
@@ -135,6 +154,11 @@ describe('policy validation', () => {
     [{ endpointSelector: { matchExpressions: [{ key: 'a', operator: 'Is' }] } }, /operator: "Is" is not In, NotIn, Exists or DoesNotExist/],
     [{ endpointSelector: {}, ingress: [{ toPorts: [{ ports: [{ port: '80' }], rules: { http: [] } }] }] }, /L7 rules are not supported yet/],
     [[], /holds no rules/],
+    [{ endpointSelector: {}, ingress: [{ toServices: [] }] }, /ingress\[0\]\.toServices: unknown field/],
+    [{ endpointSelector: {}, egress: [{ toServices: [{}] }] }, /toServices\[0\]: needs k8sService/],
+    [{ endpointSelector: {}, egress: [{ toServices: [{ k8sService: { serviceName: 5 } }] }] }, /k8sService\.serviceName: must be a string/],
+    [{ endpointSelector: {}, egress: [{ toServices: [{ k8sService: { serviceName: 'a', namespace: 'kube-system' } }] }] }, /live in no namespace/],
+    [{ endpointSelector: {}, egress: [{ toServices: [{ k8sServiceSelector: { selector: {} } }] }] }, /k8sServiceSelector: services here carry no labels/],
   ];
   for (const [input, err] of bad) {
     it(`refuses ${JSON.stringify(input).slice(0, 80)}`, () => {
