@@ -25,3 +25,28 @@ finish() {
   if [ "$FAILED" -eq 0 ]; then echo "all checks passed"; else echo "$FAILED check(s) failed"; fi
   exit "$FAILED"
 }
+
+# external_up NS DEVICE HOST_ADDR SERVER_ADDR WWW [routed]: an "external"
+# server, busybox httpd serving the directory WWW in the namespace NS behind
+# the host device DEVICE (HOST_ADDR/24 on the host side, SERVER_ADDR/24
+# inside). With "routed" the namespace routes back through the host;
+# without, it has no route to the containers and only masquerade brings its
+# answers back.
+external_up() {
+  local ns=$1 dev=$2 host=$3 server=$4 www=$5
+  ip netns add "$ns"
+  ip link add "$dev" type veth peer name eth0 netns "$ns"
+  ip addr add "$host/24" dev "$dev" && ip link set "$dev" up
+  ip -n "$ns" link set lo up && ip -n "$ns" link set eth0 up
+  ip -n "$ns" addr add "$server/24" dev eth0
+  if [ "${6:-}" = routed ]; then ip -n "$ns" route add default via "$host"; fi
+  ip netns exec "$ns" busybox httpd -p 80 -h "$www"
+}
+
+# external_down NS DEVICE: the server, its namespace and device gone.
+external_down() {
+  ip netns pids "$1" 2>/dev/null | xargs -r kill
+  ip netns del "$1" 2>/dev/null
+  ip link del "$2" 2>/dev/null
+  true
+}

@@ -9,22 +9,14 @@ cleanup() {
   "$CILIUM" policy delete name=shop-frontend >/dev/null 2>&1
   "$CILIUM" policy delete name=shop-api >/dev/null 2>&1
   "$CILIUM" policy delete name=shop-db >/dev/null 2>&1
-  ip netns pids "$NS" 2>/dev/null | xargs -r kill
-  ip netns del "$NS" 2>/dev/null
-  ip link del shop-bk0 2>/dev/null
-  true
+  external_down "$NS" shop-bk0
 }
 trap cleanup EXIT
 cleanup
 
 echo "== the external backup service at 192.168.250.2 (a namespace of its own)"
-ip netns add "$NS"
-ip link add shop-bk0 type veth peer name eth0 netns "$NS"
-ip addr add 192.168.250.1/24 dev shop-bk0 && ip link set shop-bk0 up
-ip -n "$NS" link set lo up && ip -n "$NS" link set eth0 up
-ip -n "$NS" addr add 192.168.250.2/24 dev eth0 && ip -n "$NS" route add default via 192.168.250.1
 mkdir -p /tmp/shop-backup && echo backup > /tmp/shop-backup/index.html
-ip netns exec "$NS" busybox httpd -p 80 -h /tmp/shop-backup
+external_up "$NS" shop-bk0 192.168.250.1 192.168.250.2 /tmp/shop-backup routed
 
 compose up -d
 

@@ -9,7 +9,8 @@ const ROOT = join(__dirname, '../../..');
 /** The compose demos and the Vagrant lab's provisioning, run as users run them. */
 describe('compose-examples and the Vagrant lab', function () {
   this.timeout(600_000);
-  const env = new Env();
+  // load-balancing's web tier calls out through masquerade, on the device its external server sits behind.
+  const env = new Env(['--devices=lb-ext']);
 
   before(async () => {
     await env.up();
