@@ -258,6 +258,34 @@ host_stack:
 	return TC_ACT_OK;
 }
 
+/*
+ * A backend's reply to itself through its own service (lb.h, LB_HAIRPIN_V4):
+ * judged again as the client's ingress, on the tuple both sides tracked
+ * (backend -> hairpin source), then given the frontend as source and its
+ * own address as destination, and sent back into its namespace. Service
+ * flows are TCP or UDP: there is no ICMP type to carry.
+ */
+static __always_inline int lb_hairpin_reply(struct __sk_buff *skb, const struct endpoint_info *ep, struct flow *f, __u32 l4_off,
+					    const struct nat_entry *front)
+{
+	struct ep_addr_value *self = bpf_map_lookup_elem(&cilium_ep_addr, f->saddr);
+	__u32 ifindex = skb->ifindex;
+	int r;
+
+	if (!self)
+		return drop(skb, REASON_UNKNOWN_ENDPOINT, DIR_INGRESS, ep->ep_id, ep->identity, ep->identity, f);
+	r = enforce(skb, ep, ifindex, f, DIR_INGRESS, 0, l4_off, ep->identity);
+	if (r != TC_ACT_OK)
+		return r;
+	/* destination first: the backend's address is still the source */
+	if (nat_rewrite(skb, f, l4_off, 0, f->saddr, f->dport, 0) < 0)
+		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS, ep->ep_id, ep->identity, ep->identity, f);
+	__builtin_memcpy(f->daddr, f->saddr, 16);
+	if (lb_rewrite_reply(skb, f, l4_off, 0, front) < 0 || route_locally(skb, f, self))
+		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS, ep->ep_id, ep->identity, ep->identity, f);
+	return bpf_redirect_peer(ifindex, 0);
+}
+
 SEC("tc")
 int cil_from_container(struct __sk_buff *skb)
 {
@@ -332,7 +360,7 @@ int cil_from_container(struct __sk_buff *skb)
 	is_reply = lb_reply(&f, &front);
 	peer = ipcache_identity(f.daddr);
 	if (!is_reply) {
-		r = lb_dnat(skb, &f, l4_off, icmp_type);
+		r = lb_dnat(skb, &f, l4_off, icmp_type, peer);
 		if (r < 0)
 			return drop(skb, -r, DIR_EGRESS, ep->ep_id, ep->identity, peer, &f);
 		if (r == LB_TRANSLATED)
@@ -341,6 +369,8 @@ int cil_from_container(struct __sk_buff *skb)
 	r = enforce(skb, ep, ifindex, &f, DIR_EGRESS, icmp_type, l4_off, peer);
 	if (r != TC_ACT_OK)
 		return r;
+	if (is_reply && (front.flags & NAT_F_HAIRPIN))
+		return lb_hairpin_reply(skb, ep, &f, l4_off, &front);
 	return deliver(skb, &f, icmp_type, l4_off, ep->identity, is_reply ? &front : 0);
 }
 
@@ -400,7 +430,7 @@ int cil_from_netdev(struct __sk_buff *skb)
 	else
 		r = snat_reverse(skb, &f, l4_off, icmp_type, ct_now());
 	if (r == 0) {
-		r = lb_dnat(skb, &f, l4_off, icmp_type);
+		r = lb_dnat(skb, &f, l4_off, icmp_type, 0);
 		if (r < 0)
 			return drop(skb, -r, DIR_INGRESS, 0, ipcache_identity(f.saddr), 0, &f);
 		if (r == LB_NONE)

@@ -48,6 +48,9 @@ export class LoadBalancer {
     const existing = this.find(frontend);
     if (id !== undefined && existing && existing.id !== id) throw new Error(`the frontend is already service ${existing.id}'s`);
     if (id !== undefined && !existing && this.services.has(id)) throw new Error(`service ID ${id} is taken`);
+    // An endpoint's every change reselects every selector service: most keep their backends, and their maps.
+    if (existing && existing.backends.length === backends.length && existing.backends.every((b, i) => backendKey(b) === backendKey(backends[i]!)))
+      return existing;
     const ids = backends.map((b) => this.refBackend(b));
     this.maps.lbServices.set(frontend, ids);
     if (existing) for (const b of existing.backends) this.unrefBackend(b);

@@ -81,6 +81,7 @@ struct icmp_hdr {
 
 /* nat_entry.flags (nat.h). */
 #define NAT_F_CLOSING 1 /* the TCP connection saw a FIN or RST: its port is freed soon */
+#define NAT_F_HAIRPIN 2 /* an lb_ct reply entry of a backend that is its own client (lb.h) */
 
 /* nat_key.dir in cilium_lb_ct (lb.h). */
 #define LB_CT_SERVICE 1 /* client -> frontend, as it arrives: the backend it goes to */

@@ -18,6 +18,20 @@
 #define LB_NONE 0
 #define LB_TRANSLATED 1
 
+/*
+ * The source a backend sees when it is its own client (it reached its own
+ * service and was picked): with its own address as source, the packet
+ * would come back to it as a martian. Cilium's --loopback-ipv4.
+ */
+#define LB_HAIRPIN_V4 0xa9fe2a01 /* 169.254.42.1 */
+
+static __always_inline int addr_equal(const __u8 *a, const __u8 *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
 /* 127.0.0.0/8 (v4-mapped) or ::1. Compared word by word: a constant array would land in .rodata, the agent's settings. */
 static __always_inline int addr_is_loopback(const __u8 *a)
 {
@@ -33,9 +47,12 @@ static __always_inline int addr_is_loopback(const __u8 *a)
 /*
  * The frontend a connection to addr:port is for: its exact address, or, for
  * a host address (loopback included, which only the host's own sockets
- * use), the every-host-address frontend of that family.
+ * use), the every-host-address frontend of that family. addr_identity: the
+ * address's identity when the caller has it already (0: looked up here,
+ * when needed).
  */
-static __always_inline struct lb_svc_value *lb_frontend(const __u8 *addr, __be16 port, __u8 proto, __u8 family, struct lb_svc_key *k)
+static __always_inline struct lb_svc_value *lb_frontend(const __u8 *addr, __be16 port, __u8 proto, __u8 family, __u32 addr_identity,
+							struct lb_svc_key *k)
 {
 	struct lb_svc_value *v;
 
@@ -44,8 +61,12 @@ static __always_inline struct lb_svc_value *lb_frontend(const __u8 *addr, __be16
 	k->proto = proto;
 	k->slot = 0;
 	v = bpf_map_lookup_elem(&cilium_lb_svc, k);
-	if (v || (ipcache_identity(addr) != ID_HOST && !addr_is_loopback(addr)))
+	if (v)
 		return v;
+	if (!addr_identity)
+		addr_identity = ipcache_identity(addr);
+	if (addr_identity != ID_HOST && !addr_is_loopback(addr))
+		return NULL;
 	__builtin_memset(k->addr, 0, 16);
 	if (family == 4) {
 		k->addr[10] = 0xff;
@@ -77,7 +98,7 @@ static __always_inline struct lb_backend *lb_pick(struct lb_svc_key *k, __u16 co
  * REASON_ to drop it with (negated). Not inlined: its keys and entries
  * would not fit beside the callers' own in one 512-byte stack.
  */
-static __attribute__((noinline)) int lb_dnat(struct __sk_buff *skb, struct flow *f, __u32 l4_off, __u8 icmp_type)
+static __attribute__((noinline)) int lb_dnat(struct __sk_buff *skb, struct flow *f, __u32 l4_off, __u8 icmp_type, __u32 dst_identity)
 {
 	struct nat_key k = {}, rk = {};
 	struct nat_entry *e, to = {}, front = {};
@@ -90,7 +111,7 @@ static __attribute__((noinline)) int lb_dnat(struct __sk_buff *skb, struct flow 
 	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
 		return LB_NONE;
 	/* The frontend first: traffic to no service pays one lookup. */
-	svc = lb_frontend(f->daddr, f->dport, f->proto, f->family, &sk);
+	svc = lb_frontend(f->daddr, f->dport, f->proto, f->family, dst_identity, &sk);
 	if (!svc)
 		return LB_NONE;
 	nat_key_of(&k, f, LB_CT_SERVICE);
@@ -116,6 +137,10 @@ static __attribute__((noinline)) int lb_dnat(struct __sk_buff *skb, struct flow 
 		__builtin_memcpy(front.addr, f->daddr, 16);
 		front.port = f->dport;
 		front.expires = to.expires;
+		if (f->family == 4 && addr_equal(be->addr, f->saddr)) {
+			v4_mapped(rk.tuple.daddr, bpf_htonl(LB_HAIRPIN_V4));
+			front.flags = NAT_F_HAIRPIN;
+		}
 		if (bpf_map_update_elem(&cilium_lb_ct, &rk, &front, BPF_ANY) ||
 		    bpf_map_update_elem(&cilium_lb_ct, &k, &to, BPF_ANY))
 			return -REASON_NO_BACKEND;
@@ -124,6 +149,13 @@ static __attribute__((noinline)) int lb_dnat(struct __sk_buff *skb, struct flow 
 		return -REASON_INVALID_PACKET;
 	__builtin_memcpy(f->daddr, to.addr, 16);
 	f->dport = to.port;
+	/* Its own backend (IPv6 has no such source yet: the connection fails). */
+	if (f->family == 4 && addr_equal(f->daddr, f->saddr)) {
+		v4_mapped(rk.tuple.daddr, bpf_htonl(LB_HAIRPIN_V4));
+		if (nat_rewrite(skb, f, l4_off, 1, rk.tuple.daddr, f->sport, icmp_type) < 0)
+			return -REASON_INVALID_PACKET;
+		__builtin_memcpy(f->saddr, rk.tuple.daddr, 16);
+	}
 	return LB_TRANSLATED;
 }
 

@@ -84,7 +84,7 @@ static __always_inline int sock_to_backend(struct bpf_sock_addr *ctx, int v6, in
 	if (bpf_get_netns_cookie(ctx) != datapath_config.host_netns_cookie)
 		return SOCK_ALLOW;
 	sock_addr_get(ctx, v6, addr);
-	svc = lb_frontend(addr, port, proto, addr_is_v4_mapped(addr) ? 4 : 6, &k);
+	svc = lb_frontend(addr, port, proto, addr_is_v4_mapped(addr) ? 4 : 6, 0, &k);
 	if (!svc)
 		return SOCK_ALLOW;
 	cookie = bpf_get_socket_cookie(ctx);

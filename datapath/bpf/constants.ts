@@ -17,7 +17,7 @@ export const EP_FLAGS = { ingressEnforce: 1, egressEnforce: 2, notReady: 4 } as 
 export const CT_FLAGS = { established: 1, txClosing: 2, rxClosing: 4, reset: 8, denied: 16 } as const;
 
 /** NAT_F_*: nat_entry.flags. */
-export const NAT_FLAGS = { closing: 1 } as const;
+export const NAT_FLAGS = { closing: 1, hairpin: 2 } as const;
 
 /** LB_CT_*: nat_key.dir in cilium_lb_ct. */
 export const LB_CT = { service: 1, reply: 2 } as const;

@@ -112,6 +112,17 @@ describe('services: virtual addresses translated to backends in BPF, by list or 
     for (let i = 0; i < 10; i++) assert.match(await ask('client', VIP), /^web[12]$/);
   });
 
+  it('a backend reaching its own service is answered by itself too (hairpin, from 169.254.42.1)', async () => {
+    const answers = await env.exec('web1', `for i in $(seq 20); do ${WGET} http://${VIP}/cgi-bin/who || echo failed; done`);
+    const who = answers.stdout.trim().split('\n');
+    assert.deepStrictEqual(
+      who.filter((w) => !/^web[12]$/.test(w)),
+      [],
+      answers.stdout,
+    );
+    assert.ok(who.includes('web1'), `web1 never picked itself in 20 connections: ${answers.stdout}`);
+  });
+
   it("the host reaches a service: its sockets get a backend at connect, getpeername and recvfrom show the service's address", async () => {
     const host = await run('busybox', ['timeout', '5', 'busybox', 'wget', '-q', '-O-', `http://${VIP}/cgi-bin/who`]);
     assert.match(host.stdout.trim(), /^web[12]$/, host.stderr);

@@ -92,6 +92,25 @@ describe('published ports: the load balancer writes Cilium-style slots', () => {
     assert.deepStrictEqual([maps.lbServices.map.keys().length, maps.lbBackends.map.keys().length], [0, 0]);
   });
 
+  it('IDs: the lowest free one, for services and backends alike; the same backends again write nothing', () => {
+    const { maps } = memoryMaps();
+    const lb = new LoadBalancer(maps);
+    const ids = [8080, 8081, 8082].map((port) => lb.upsert({ ...frontend, port }, [backend(`10.0.0.${port - 8079}`)]).id);
+    assert.deepStrictEqual(ids, [1, 2, 3]);
+    lb.remove(2);
+    assert.strictEqual(lb.upsert({ ...frontend, port: 9000 }, [backend('10.0.0.9')]).id, 2, 'the freed ID is taken again');
+    assert.strictEqual(lb.backendId(backend('10.0.0.9')), 2, "and the freed backend's");
+    assert.strictEqual(lb.find({ ...frontend, port: 9000 })?.id, 2);
+    let writes = 0;
+    const set = maps.lbServices.set.bind(maps.lbServices);
+    maps.lbServices.set = (...a) => {
+      writes++;
+      set(...a);
+    };
+    lb.upsert({ ...frontend, port: 9000 }, [backend('10.0.0.9')]);
+    assert.strictEqual(writes, 0, 'unchanged backends leave the maps alone');
+  });
+
   it("at start the maps hold exactly the agent's services: stale frontends and backends go, kept ones never disappear", () => {
     const { maps } = memoryMaps();
     const old = new LoadBalancer(maps);
