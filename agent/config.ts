@@ -4,6 +4,7 @@ import { parseArgs } from 'util';
 import { isOwnDevice } from '../datapath/host-addresses';
 import { Cidr, familyBits, formatCidr, parseCidr } from '../net/address';
 import { EnforcementMode } from '../policy/resolve';
+import { MAGLEV_TABLE_SIZES } from '../service/maglev';
 
 export interface Config {
   pluginSocket: string;
@@ -36,6 +37,8 @@ export interface Config {
   socketLb: boolean;
   /** The cgroup v2 root the socket programs attach to; undefined: found (or mounted) at start. */
   cgroupRoot?: string;
+  /** Entries of each service's Maglev table (--bpf-lb-algorithm=maglev); 0: backends picked at random. */
+  maglevTableSize: number;
   debug: boolean;
 }
 
@@ -75,6 +78,14 @@ export const USAGE = `Usage: cilium-agent [flags]
                          (cgroup programs); false: the host reaches published ports
                          through the agent's relay, and service addresses not at all
                          (default true)
+  --bpf-lb-algorithm ALG random (each new connection, any backend) or maglev (consistent
+                         hashing of the connection's addresses and ports: the same
+                         connection the same backend, few moved when one comes or goes)
+                         (default random)
+  --bpf-lb-maglev-table-size N
+                         entries of each service's Maglev table, a prime Cilium allows
+                         (251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071;
+                         default 16381: 64 KiB per service)
   --cgroup-root DIR      the cgroup v2 mount the socket programs attach to (default: the
                          host's, else one mounted at /run/cilium/cgroupv2)
   --prometheus-serve-addr HOST:PORT
@@ -119,6 +130,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       devices: { type: 'string' },
       'bpf-lb-sock': { type: 'string', default: 'true' },
       'cgroup-root': { type: 'string' },
+      'bpf-lb-algorithm': { type: 'string', default: 'random' },
+      'bpf-lb-maglev-table-size': { type: 'string', default: '16381' },
       debug: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -141,6 +154,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const socketGroup = values['socket-group'] === undefined ? undefined : groupByName(values['socket-group']);
   if (values['bpf-lb-sock'] !== 'true' && values['bpf-lb-sock'] !== 'false')
     throw new Error(`--bpf-lb-sock must be true or false, got "${values['bpf-lb-sock']}"`);
+  const algorithm = values['bpf-lb-algorithm'];
+  if (algorithm !== 'random' && algorithm !== 'maglev') throw new Error(`--bpf-lb-algorithm must be random or maglev, got "${algorithm}"`);
+  const tableSize = Number(values['bpf-lb-maglev-table-size']);
+  if (!(MAGLEV_TABLE_SIZES as readonly number[]).includes(tableSize))
+    throw new Error(`--bpf-lb-maglev-table-size must be one of ${MAGLEV_TABLE_SIZES.join(', ')}, got "${values['bpf-lb-maglev-table-size']}"`);
   if (values['cgroup-root'] !== undefined && !values['cgroup-root'].startsWith('/'))
     throw new Error(`--cgroup-root must be an absolute path, got "${values['cgroup-root']}"`);
   for (const flag of ['plugin-socket', 'api-socket', 'state-dir', 'bpf-root'] as const) {
@@ -178,6 +196,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     ...(devices ? { devices } : {}),
     socketLb: values['bpf-lb-sock'] === 'true',
     ...(values['cgroup-root'] ? { cgroupRoot: values['cgroup-root'] } : {}),
+    maglevTableSize: algorithm === 'maglev' ? tableSize : 0,
     debug: values.debug,
   };
 }

@@ -93,7 +93,13 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     await ensureHostRouter(networks.routerAddresses(), cfg.ipv6Range !== undefined);
 
     const natPorts = cfg.masquerade ? masqueradePorts() : { min: 1024, max: 65535 };
-    const dp = BpfDatapath.load({ bpfRoot: cfg.bpfRoot, hostToEndpointAllowed: cfg.allowLocalhost, natPorts, hostNetnsCookie: ownNetnsCookie() });
+    const dp = BpfDatapath.load({
+      bpfRoot: cfg.bpfRoot,
+      hostToEndpointAllowed: cfg.allowLocalhost,
+      natPorts,
+      hostNetnsCookie: ownNetnsCookie(),
+      maglevTableSize: cfg.maglevTableSize,
+    });
     closers.push(() => {
       dp.close();
     });
@@ -168,7 +174,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
       graceMs: cfg.reconcileGraceMs,
     });
 
-    const lb = new LoadBalancer(dp.maps);
+    const lb = new LoadBalancer(dp.maps, cfg.maglevTableSize);
     const proxy = new HostPortProxy();
     closers.push(() => {
       proxy.closeAll();
@@ -177,10 +183,11 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     const userServices = await UserServices.load(store, lb, registry);
     sync.followServices(userServices);
     lb.removeStale();
+    let socketLbCgroup: string | undefined;
     if (cfg.socketLb) {
-      const root = await cgroupRoot(cfg.cgroupRoot);
-      dp.attachSockets(root);
-      log.info(`services are translated at connect for the host's sockets (cgroup ${root})`);
+      socketLbCgroup = await cgroupRoot(cfg.cgroupRoot);
+      dp.attachSockets(socketLbCgroup);
+      log.info(`services are translated at connect for the host's sockets (cgroup ${socketLbCgroup})`);
     } else dp.detachSockets();
     const net = new NetworkDriver(networks, manager, ipam, published, log);
     const ipamDriver = new IpamDriver(ipam, log);
@@ -245,6 +252,11 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
             ports: natPorts,
             excluded: cfg.noMasqueradeTo.map(formatCidr),
           }),
+          loadBalancing: {
+            algorithm: cfg.maglevTableSize ? 'maglev' : 'random',
+            ...(cfg.maglevTableSize ? { maglevTableSize: cfg.maglevTableSize } : {}),
+            ...(socketLbCgroup ? { socketLbCgroup } : {}),
+          },
         },
       }),
       'error',

@@ -8,7 +8,8 @@ async function main(): Promise<void> {
   try {
     cfg = parseConfig(process.argv.slice(2));
   } catch (err) {
-    process.stderr.write(`cilium-agent: ${(err as Error).message}\n\n${USAGE}`);
+    // The cause alone: a page of usage would bury it (and push it out of a log's tail).
+    process.stderr.write(`cilium-agent: ${(err as Error).message}\n(cilium-agent --help lists the flags)\n`);
     process.exit(2);
   }
   if (cfg === 'help') {

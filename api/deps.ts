@@ -51,6 +51,7 @@ export interface ApiDeps {
     bpfRoot: string;
     dockerHost: string;
     masquerading: () => Health['masquerading'];
+    loadBalancing: Omit<Health['loadBalancing'], 'services'>;
   };
 }
 

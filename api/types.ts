@@ -37,6 +37,13 @@ export interface Health {
     /** Destinations reached unmasqueraded (native routing CIDRs and --masquerade-exclude). */
     excluded: string[];
   };
+  loadBalancing: {
+    services: number;
+    algorithm: 'random' | 'maglev';
+    maglevTableSize?: number;
+    /** The cgroup v2 root the socket programs are attached to; undefined: off (--bpf-lb-sock=false). */
+    socketLbCgroup?: string;
+  };
   recentErrors: Array<{ time: string; level: string; message: string }>;
   faults: Record<string, number>;
 }

@@ -1,5 +1,6 @@
 import type { Maps } from '../datapath/bpf/loader';
-import { Backend, Frontend } from '../datapath/bpf/maps';
+import { Backend, Frontend, MAGLEV_CHUNK } from '../datapath/bpf/maps';
+import { maglevTable } from './maglev';
 
 export interface Service {
   id: number;
@@ -11,9 +12,10 @@ const frontendKey = (f: Frontend) => `${f.family}/${f.address ?? '*'}/${f.port}/
 const backendKey = (b: Backend) => `${b.family}/${b.address}/${b.port}/${b.proto}`;
 
 /**
- * The one writer of the service maps (cilium_lb_svc, cilium_lb_backend):
- * services by ID with their frontend and backends, each distinct backend
- * written once under an ID of its own and freed with its last service.
+ * The one writer of the service maps (cilium_lb_svc, cilium_lb_backend,
+ * cilium_lb_maglev): services by ID with their frontend and backends, each
+ * distinct backend written once under an ID of its own and freed with its
+ * last service, and with Maglev each service's table.
  */
 export class LoadBalancer {
   private readonly services = new Map<number, Service>();
@@ -25,7 +27,11 @@ export class LoadBalancer {
   private nextBackendId = 1;
   private readonly backends = new Map<string, { id: number; refs: number }>();
 
-  constructor(private readonly maps: Pick<Maps, 'lbServices' | 'lbBackends'>) {}
+  constructor(
+    private readonly maps: Pick<Maps, 'lbServices' | 'lbBackends' | 'lbMaglev'>,
+    /** Entries of each service's Maglev table (one of MAGLEV_TABLE_SIZES); 0: the datapath picks at random. */
+    private readonly maglevTableSize = 0,
+  ) {}
 
   /**
    * At start, once every owner has declared its services: whatever else the
@@ -38,6 +44,10 @@ export class LoadBalancer {
     for (const e of this.maps.lbServices.entries()) if (!wanted.has(frontendKey(e.frontend))) this.maps.lbServices.delete(e.frontend);
     const ids = new Set([...this.backends.values()].map((b) => b.id));
     for (const e of this.maps.lbBackends.entries()) if (!ids.has(e.id)) this.maps.lbBackends.delete(e.id);
+    // Tables of services gone, all of them when Maglev is off, chunks beyond a table size changed since.
+    const tables = new Set([...this.services.values()].filter((s) => s.backends.length).map((s) => frontendKey(s.frontend)));
+    for (const e of this.maps.lbMaglev.entries())
+      if (!tables.has(frontendKey(e.frontend)) || e.chunk >= this.chunks()) this.maps.lbMaglev.deleteChunk(e.frontend, e.chunk);
   }
 
   /**
@@ -52,7 +62,14 @@ export class LoadBalancer {
     if (existing && existing.backends.length === backends.length && existing.backends.every((b, i) => backendKey(b) === backendKey(backends[i]!)))
       return existing;
     const ids = backends.map((b) => this.refBackend(b));
+    // The table before the slots that send packets to it; without backends, nothing is looked up in it.
+    if (this.maglevTableSize && ids.length)
+      this.maps.lbMaglev.set(
+        frontend,
+        maglevTable(backends.map(backendKey), this.maglevTableSize).map((i) => ids[i]!),
+      );
     this.maps.lbServices.set(frontend, ids);
+    if (this.maglevTableSize && !ids.length) this.maps.lbMaglev.delete(frontend, this.chunks());
     if (existing) for (const b of existing.backends) this.unrefBackend(b);
     const service: Service = { id: existing?.id ?? id ?? this.freeId(), frontend, backends };
     this.services.set(service.id, service);
@@ -74,6 +91,7 @@ export class LoadBalancer {
     const s = this.services.get(id);
     if (!s) return;
     this.maps.lbServices.delete(s.frontend);
+    if (this.maglevTableSize) this.maps.lbMaglev.delete(s.frontend, this.chunks());
     for (const b of s.backends) this.unrefBackend(b);
     this.services.delete(id);
     this.byFrontend.delete(frontendKey(s.frontend));
@@ -111,6 +129,11 @@ export class LoadBalancer {
     this.backends.delete(k);
     this.backendIds.delete(known.id);
     this.nextBackendId = Math.min(this.nextBackendId, known.id);
+  }
+
+  /** Chunks of a Maglev table. */
+  private chunks(): number {
+    return Math.ceil(this.maglevTableSize / MAGLEV_CHUNK);
   }
 
   /** The lowest free ID (every ID below nextFreeId is taken). */

@@ -26,6 +26,7 @@ export function healthRoutes(d: ApiDeps): Router {
       conntrack: d.conntrack.stats,
       natRecovery: d.dp.natRecoveryUnavailable ? `unavailable: ${d.dp.natRecoveryUnavailable}` : 'ok',
       masquerading: d.health.masquerading(),
+      loadBalancing: { services: d.lb.list().length, ...d.health.loadBalancing },
       recentErrors: d.health.recentErrors,
       faults: d.health.faults,
     } satisfies Health);

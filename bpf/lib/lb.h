@@ -75,24 +75,63 @@ static __always_inline struct lb_svc_value *lb_frontend(const __u8 *addr, __be16
 	return bpf_map_lookup_elem(&cilium_lb_svc, k);
 }
 
-/* One of the frontend's backends (k: its slot-0 key; count: its backends), by hash. */
+/* murmur3's finaliser: every input bit moves every output bit. */
+static __always_inline __u32 hash_mix(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+/* A flow's hash for Maglev: its 5-tuple, to the frontend. */
+static __always_inline __u32 flow_hash(const struct flow *f)
+{
+	const __u32 *s = (const __u32 *)f->saddr, *d = (const __u32 *)f->daddr;
+	__u32 h = f->proto;
+
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		h = hash_mix(h ^ s[i]) ^ d[i];
+	return hash_mix(h ^ (((__u32)f->sport << 16) | f->dport));
+}
+
+/*
+ * One of the frontend's backends (k: its slot-0 key; count: its backends):
+ * the hash's entry of its Maglev table, or, picking at random, its slot
+ * 1 + hash % count.
+ */
 static __always_inline struct lb_backend *lb_pick(struct lb_svc_key *k, __u16 count, __u32 hash, __u32 *id)
 {
+	__u32 size = datapath_config.maglev_table_size;
+	struct lb_maglev_chunk *chunk;
 	struct lb_svc_value *slot;
+	__u32 entry;
 
 	if (!count)
 		return NULL;
-	k->slot = 1 + hash % count;
-	slot = bpf_map_lookup_elem(&cilium_lb_svc, k);
-	if (!slot)
-		return NULL;
-	*id = slot->backend_id;
+	if (size) {
+		entry = hash % size;
+		k->slot = entry / LB_MAGLEV_CHUNK;
+		chunk = bpf_map_lookup_elem(&cilium_lb_maglev, k);
+		if (!chunk)
+			return NULL;
+		*id = chunk->backend_ids[entry & (LB_MAGLEV_CHUNK - 1)];
+	} else {
+		k->slot = 1 + hash % count;
+		slot = bpf_map_lookup_elem(&cilium_lb_svc, k);
+		if (!slot)
+			return NULL;
+		*id = slot->backend_id;
+	}
 	return bpf_map_lookup_elem(&cilium_lb_backend, id);
 }
 
 /*
  * Translates the destination of a packet to a service: the backend its flow
- * already has, or one picked now (at random among the slots), remembering
+ * already has, or one picked now (by Maglev, else at random), remembering
  * both directions. Returns LB_NONE when it is not for a service (f
  * unchanged), LB_TRANSLATED when it was (f now has the backend), or a
  * REASON_ to drop it with (negated). Not inlined: its keys and entries
@@ -120,7 +159,7 @@ static __attribute__((noinline)) int lb_dnat(struct __sk_buff *skb, struct flow 
 		nat_refresh(e, f, now);
 		__builtin_memcpy(&to, e, sizeof(to));
 	} else {
-		be = lb_pick(&sk, svc->count, bpf_get_prandom_u32(), &id);
+		be = lb_pick(&sk, svc->count, datapath_config.maglev_table_size ? flow_hash(f) : bpf_get_prandom_u32(), &id);
 		if (!be)
 			return -REASON_NO_BACKEND;
 		__builtin_memcpy(to.addr, be->addr, 16);

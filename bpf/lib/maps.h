@@ -10,9 +10,11 @@ struct datapath_config {
 	__u16 nat_port_min;             /* masquerade ports, host order */
 	__u16 nat_port_max;
 	__u64 host_netns_cookie; /* the agent's network namespace: the host, whose sockets are translated at connect */
+	__u32 maglev_table_size; /* backends picked through each service's Maglev table of this many entries; 0: at random */
+	__u32 pad;
 };
 
-const volatile struct datapath_config datapath_config = { 1, 61000, 65535, 0 };
+const volatile struct datapath_config datapath_config = { 1, 61000, 65535, 0, 0, 0 };
 
 /* ifindex of the host-side veth -> endpoint. Written before the program is attached. */
 struct {
@@ -277,6 +279,27 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lb_backend);
 } cilium_lb_backend SEC(".maps");
+
+/*
+ * Maglev (--bpf-lb-algorithm=maglev): each service's lookup table of
+ * maglev_table_size backend IDs, in chunks keyed by the service's frontend
+ * with the chunk's number as slot. A flow's hash picks an entry, so the same
+ * flow finds the same backend wherever it is looked up, and a backend's
+ * coming or going moves few flows of the others.
+ */
+#define LB_MAGLEV_CHUNK 256
+
+struct lb_maglev_chunk {
+	__u32 backend_ids[LB_MAGLEV_CHUNK];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lb_svc_key);
+	__type(value, struct lb_maglev_chunk);
+} cilium_lb_maglev SEC(".maps");
 
 /*
  * Translated service flows, both ways (nat_key.dir LB_CT_*): the client's

@@ -61,9 +61,10 @@ static __always_inline void sock_addr_set(struct bpf_sock_addr *ctx, int v6, con
 
 /*
  * connect and sendmsg: a frontend's address becomes a backend's. A
- * connection picks its backend at random; each datagram of an unconnected
- * socket, by the socket's cookie, so one socket keeps talking to one
- * backend while the set is unchanged. A frontend without a usable backend
+ * connection picks its backend at random (with Maglev, by the socket's
+ * cookie: no port is bound yet to make a 5-tuple of); each datagram of an
+ * unconnected socket, by the socket's cookie, so one socket keeps talking
+ * to one backend while the set is unchanged. A frontend without a usable backend
  * fails the call with ECONNREFUSED, as a connection to a closed port would.
  */
 static __always_inline int sock_to_backend(struct bpf_sock_addr *ctx, int v6, int by_socket)
@@ -88,7 +89,7 @@ static __always_inline int sock_to_backend(struct bpf_sock_addr *ctx, int v6, in
 	if (!svc)
 		return SOCK_ALLOW;
 	cookie = bpf_get_socket_cookie(ctx);
-	be = lb_pick(&k, svc->count, by_socket ? (__u32)cookie : bpf_get_prandom_u32(), &id);
+	be = lb_pick(&k, svc->count, by_socket || datapath_config.maglev_table_size ? (__u32)cookie : bpf_get_prandom_u32(), &id);
 	/* an IPv4 socket cannot be sent to an IPv6 backend */
 	if (!be || (!v6 && !addr_is_v4_mapped(be->addr))) {
 		bpf_set_retval(-ECONNREFUSED);

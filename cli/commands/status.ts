@@ -35,6 +35,7 @@ export const status: Command = async (ctx) => {
       ...(verbose ? h.bpfMaps.map((m) => `  ${m.path}${m.pinned ? '' : '  (missing)'}`) : []),
       `Conntrack:    ${h.conntrack.entries} entries; GC ${h.conntrack.runs} runs, last removed ${h.conntrack.lastExpired} expired + ${h.conntrack.lastOrphaned} orphaned${h.conntrack.lastDurationMs === undefined ? '' : ` in ${h.conntrack.lastDurationMs} ms`}${h.conntrack.failures ? `, ${h.conntrack.failures} failed` : ''}`,
       `Masquerading: ${masquerading(h.masquerading)}`,
+      `Services:     ${h.loadBalancing.services}; backends ${h.loadBalancing.algorithm === 'maglev' ? `by Maglev (table of ${h.loadBalancing.maglevTableSize})` : 'at random'}; the host's sockets ${h.loadBalancing.socketLbCgroup ? `translated at connect (cgroup ${h.loadBalancing.socketLbCgroup})` : 'not translated (--bpf-lb-sock=false)'}`,
       `NAT sources:  ${h.natRecovery === 'ok' ? 'Ok   original source of host-NATed traffic' : `Disabled   host-NATed traffic is world (${h.natRecovery})`}`,
       `Faults:       ${
         Object.entries(h.faults)

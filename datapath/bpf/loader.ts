@@ -19,6 +19,7 @@ import {
   PolicyMap,
   RINGBUF,
   LbBackendMap,
+  LbMaglevMap,
   LbServiceMap,
   NatMap,
   sizesOf,
@@ -57,6 +58,8 @@ export interface DatapathConfig {
   natPorts: { min: number; max: number };
   /** The agent's network namespace (datapath/libc.ts): the host, whose sockets are translated at connect. */
   hostNetnsCookie: bigint;
+  /** Entries of each service's Maglev table; 0: backends are picked at random. */
+  maglevTableSize: number;
 }
 
 /** What enforcement state is written through: the typed maps (a test can give in-memory ones). */
@@ -76,6 +79,7 @@ export interface Maps {
   natExclude: NatExcludeMap;
   lbServices: LbServiceMap;
   lbBackends: LbBackendMap;
+  lbMaglev: LbMaglevMap;
   lbCt: NatMap;
   eventsFd: number;
 }
@@ -138,6 +142,7 @@ export class BpfDatapath implements DatapathMaps {
         nat_port_min: cfg.natPorts.min,
         nat_port_max: cfg.natPorts.max,
         host_netns_cookie: cfg.hostNetnsCookie,
+        maglev_table_size: cfg.maglevTableSize,
       });
       check(bpf.mapSetInitialValue(rodataMap, rodata, rodata.length), 'set .rodata');
       check(bpf.load(obj), `load BPF programs (maps pinned in ${cfg.bpfRoot} by an incompatible version must be removed first)`);
@@ -155,6 +160,7 @@ export class BpfDatapath implements DatapathMaps {
         natExclude: new NatExcludeMap(map('cilium_nat_exclude')),
         lbServices: new LbServiceMap(map('cilium_lb_svc')),
         lbBackends: new LbBackendMap(map('cilium_lb_backend')),
+        lbMaglev: new LbMaglevMap(map('cilium_lb_maglev')),
         lbCt: new NatMap(map('cilium_lb_ct')),
         eventsFd: fd('cilium_events'),
       };

@@ -129,6 +129,9 @@ const LB_BACKEND = struct('struct lb_backend', [
   ['proto', 'u8'],
   ['pad', 'u8'],
 ]);
+/** bpf/lib/maps.h LB_MAGLEV_CHUNK: the backend IDs of one chunk of a Maglev table. */
+export const MAGLEV_CHUNK = 256;
+const LB_MAGLEV_CHUNK = struct('struct lb_maglev_chunk', [['backend_ids', bytes(4 * MAGLEV_CHUNK)]]);
 const U32_KEY = scalar('__u32', 'key', 'u32');
 const U32_VALUE = scalar('__u32', 'value', 'u32');
 /** .rodata: the agent's settings, fixed at load (bpf/lib/maps.h). */
@@ -137,6 +140,8 @@ export const DATAPATH_CONFIG = struct('struct datapath_config', [
   ['nat_port_min', 'u16'],
   ['nat_port_max', 'u16'],
   ['host_netns_cookie', 'u64'],
+  ['maglev_table_size', 'u32'],
+  ['pad', 'u32'],
 ]);
 const ADDR_KEY = scalar('__u8[16]', 'addr', bytes(16));
 
@@ -172,6 +177,7 @@ export const MAP_LAYOUTS = {
   cilium_lb_svc: { key: LB_SVC_KEY, value: LB_SVC_VALUE },
   cilium_lb_backend: { key: U32_KEY, value: LB_BACKEND },
   cilium_lb_ct: { key: NAT_KEY, value: NAT_ENTRY },
+  cilium_lb_maglev: { key: LB_SVC_KEY, value: LB_MAGLEV_CHUNK },
   cilium_lb_sock: {
     key: struct('struct lb_sock_key', [
       ['cookie', 'u64'],
@@ -643,6 +649,45 @@ export class LbServiceMap {
   private count(f: Frontend): number {
     const v = this.map.lookup(svcKey(f, 0));
     return v ? LB_SVC_VALUE.decode(v).count : 0;
+  }
+}
+
+/** Frontends -> their Maglev tables of backend IDs, in chunks of MAGLEV_CHUNK (bpf/lib/maps.h). */
+export class LbMaglevMap {
+  constructor(readonly map: MapStore) {}
+
+  /** The frontend's table becomes this one (its length the table size). */
+  set(f: Frontend, table: number[]): void {
+    const chunks = Math.ceil(table.length / MAGLEV_CHUNK);
+    for (let c = 0; c < chunks; c++) {
+      const ids = Buffer.alloc(4 * MAGLEV_CHUNK);
+      table.slice(c * MAGLEV_CHUNK, (c + 1) * MAGLEV_CHUNK).forEach((id, i) => ids.writeUInt32LE(id, 4 * i));
+      this.map.update(svcKey(f, c), LB_MAGLEV_CHUNK.encode({ backend_ids: ids }));
+    }
+  }
+
+  /** Every chunk of the frontend's table (a table size of up to chunks * MAGLEV_CHUNK). */
+  delete(f: Frontend, chunks: number): void {
+    for (let c = 0; c < chunks; c++) this.deleteChunk(f, c);
+  }
+
+  deleteChunk(f: Frontend, chunk: number): void {
+    this.map.delete(svcKey(f, chunk));
+  }
+
+  /** Each table's frontend and chunks, as the map holds them. */
+  entries(): Array<{ frontend: Frontend; chunk: number; backendIds: number[] }> {
+    return this.map.entries().map(([k, v]) => {
+      const key = LB_SVC_KEY.decode(k);
+      const a = fromAddr16(key.addr);
+      const family: Family = key.addr.every((b) => b === 0) ? 6 : a.family;
+      const ids = LB_MAGLEV_CHUNK.decode(v).backend_ids;
+      return {
+        frontend: { family, ...(a.value !== 0n ? { address: a.value } : {}), port: key.port, proto: key.proto },
+        chunk: key.slot,
+        backendIds: Array.from({ length: MAGLEV_CHUNK }, (_, i) => ids.readUInt32LE(4 * i)),
+      };
+    });
   }
 }
 

@@ -1,5 +1,5 @@
 import { readdirSync } from 'fs';
-import { PINNED_MAPS } from '../../datapath/bpf/loader';
+import { LINKS_DIR, PINNED_MAPS } from '../../datapath/bpf/loader';
 import { listLinks, listRoutes } from '../../datapath/rtnl';
 import { addr16, fromAddr16 } from '../../datapath/bpf/maps';
 import { familyBits, formatAddress } from '../../net/address';
@@ -55,7 +55,7 @@ export async function countLeaks(d: TestDockerd, agent: TestAgent): Promise<Leak
   }
   let orphanPins = 0;
   try {
-    orphanPins = readdirSync(agent.bpfRoot).filter((f) => !PINNED_MAPS.includes(f)).length;
+    orphanPins = readdirSync(agent.bpfRoot).filter((f) => !PINNED_MAPS.includes(f) && f !== LINKS_DIR).length;
   } catch {
     /* no BPF root: nothing pinned */
   }

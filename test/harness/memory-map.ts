@@ -6,6 +6,7 @@ import {
   EndpointMap,
   IpcacheMap,
   LbBackendMap,
+  LbMaglevMap,
   LbServiceMap,
   MAP_LAYOUTS,
   MapName,
@@ -90,6 +91,7 @@ export function memoryMaps(): { maps: Maps; raw: Record<MapName, MemoryMap> } {
     natExclude: new NatExcludeMap(raw.cilium_nat_exclude),
     lbServices: new LbServiceMap(raw.cilium_lb_svc),
     lbBackends: new LbBackendMap(raw.cilium_lb_backend),
+    lbMaglev: new LbMaglevMap(raw.cilium_lb_maglev),
     lbCt: new NatMap(raw.cilium_lb_ct),
     eventsFd: -1,
   };
