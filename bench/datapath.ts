@@ -52,29 +52,23 @@ export async function throughput(p: Pair, cpus: Cpus, seconds = 2): Promise<numb
   }
 }
 
-/** Median TCP request/response round trip in microseconds (bench/tcp_rr). */
-export async function latency(p: Pair, cpus: Cpus, n = 20_000): Promise<number> {
-  const srv = background(p.server, pinned(cpus[0], [TCP_RR, 'server', '7000']));
+/** tcp_rr's server mode in the server's namespace, its client in the client's; the client's median, in microseconds. */
+async function tcpRr(p: Pair, cpus: Cpus, server: string, client: string, port: string, n: number): Promise<number> {
+  const srv = background(p.server, pinned(cpus[0], [TCP_RR, server, port]));
   try {
     await sleep(200);
-    const out = await must('nsenter', [`--net=${p.client}`, ...pinned(cpus[1], [TCP_RR, 'client', p.address, '7000', String(n)])], { timeoutMs: 120_000 });
+    const out = await must('nsenter', [`--net=${p.client}`, ...pinned(cpus[1], [TCP_RR, client, p.address, port, String(n)])], { timeoutMs: 120_000 });
     return Number(out.trim().split(' ')[0]);
   } finally {
     await srv.stop();
   }
 }
 
+/** Median TCP request/response round trip in microseconds (bench/tcp_rr). */
+export const latency = (p: Pair, cpus: Cpus, n = 20_000): Promise<number> => tcpRr(p, cpus, 'server', 'client', '7000', n);
+
 /** Microseconds per new connection (connect, a byte each way, close: netperf's TCP_CRR), median of n, to port 7200. */
-export async function connectionCost(p: Pair, cpus: Cpus, n = 2000): Promise<number> {
-  const srv = background(p.server, pinned(cpus[0], [TCP_RR, 'crr-server', '7200']));
-  try {
-    await sleep(200);
-    const out = await must('nsenter', [`--net=${p.client}`, ...pinned(cpus[1], [TCP_RR, 'crr', p.address, '7200', String(n)])], { timeoutMs: 120_000 });
-    return Number(out.trim().split(' ')[0]);
-  } finally {
-    await srv.stop();
-  }
-}
+export const connectionCost = (p: Pair, cpus: Cpus, n = 2000): Promise<number> => tcpRr(p, cpus, 'crr-server', 'crr', '7200', n);
 
 /**
  * The limit on this machine: two namespaces routed through the host over
