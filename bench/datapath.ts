@@ -36,17 +36,28 @@ function background(ns: string, args: string[]) {
   };
 }
 
+/** Until a server listens on the port in the namespace: a loaded machine may take longer than any fixed pause to start one. */
+async function listening(ns: string, port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await run('nsenter', [`--net=${ns}`, 'ss', '-Hltn', `sport = :${port}`])).stdout.trim()) return;
+    await sleep(100);
+  }
+  throw new Error(`no server listening on port ${port} after 10 s`);
+}
+
 /** iperf3 TCP throughput, client to server, in Gbit/s (the first second, slow start, left out). */
 export async function throughput(p: Pair, cpus: Cpus, seconds = 2): Promise<number> {
   const srv = background(p.server, pinned(cpus[0], ['iperf3', '-s', '-1', '-p', '5201']));
   try {
-    await sleep(300);
+    await listening(p.server, 5201);
     const out = await must(
       'nsenter',
       [`--net=${p.client}`, ...pinned(cpus[1], ['iperf3', '-c', p.address, '-p', '5201', '-t', String(seconds), '-O', '1', '-J'])],
       { timeoutMs: 60_000 },
     );
-    return (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+    const r = JSON.parse(out) as { error?: string; end: { sum_received?: { bits_per_second: number } } };
+    if (!r.end.sum_received) throw new Error(`iperf3 to ${p.address}: ${r.error ?? 'no result'}`);
+    return r.end.sum_received.bits_per_second / 1e9;
   } finally {
     await srv.stop();
   }
@@ -56,12 +67,20 @@ export async function throughput(p: Pair, cpus: Cpus, seconds = 2): Promise<numb
 async function tcpRr(p: Pair, cpus: Cpus, server: string, client: string, port: string, n: number): Promise<number> {
   const srv = background(p.server, pinned(cpus[0], [TCP_RR, server, port]));
   try {
-    await sleep(200);
-    const out = await must('nsenter', [`--net=${p.client}`, ...pinned(cpus[1], [TCP_RR, client, p.address, port, String(n)])], { timeoutMs: 120_000 });
-    return Number(out.trim().split(' ')[0]);
+    await listening(p.server, Number(port));
+    const r = await run('nsenter', [`--net=${p.client}`, ...pinned(cpus[1], [TCP_RR, client, p.address, port, String(n)])], { timeoutMs: 120_000 });
+    if (r.code !== 0)
+      throw new Error(`tcp_rr ${client} ${p.address}:${port} failed (${r.code}): ${r.stderr.trim() || 'no output (timed out?)'}\n${await sockets(p)}`);
+    return Number(r.stdout.trim().split(' ')[0]);
   } finally {
     await srv.stop();
   }
+}
+
+/** Both sides' TCP sockets with their state and timers: what a hung measurement was waiting for. */
+async function sockets(p: Pair): Promise<string> {
+  const ss = async (ns: string) => (await run('nsenter', [`--net=${ns}`, 'ss', '-tanoi'])).stdout.trim();
+  return `server's sockets:\n${await ss(p.server)}\nclient's sockets:\n${await ss(p.client)}`;
 }
 
 /** Median TCP request/response round trip in microseconds (bench/tcp_rr). */

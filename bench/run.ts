@@ -467,6 +467,10 @@ async function main(): Promise<void> {
     ].join('\n');
     writeFileSync(resolve(__dirname, '../../bench/RESULTS.md'), report);
     process.stdout.write(report);
+  } catch (err) {
+    // What the datapath dropped, while the agent still runs: the first thing to read when a measurement hangs.
+    const drops = (await run('curl', ['-sf', `http://${METRICS}/metrics`])).stdout.split('\n').filter((l) => l.startsWith('cilium_drop_count_total'));
+    throw new Error(`${(err as Error).message}\ndatapath drops:\n${drops.join('\n') || '(none)'}`);
   } finally {
     for (const c of cleanups) await c();
     const ids = (await d.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean);

@@ -151,8 +151,20 @@ static __attribute__((noinline)) int lb_dnat(struct __sk_buff *skb, struct flow 
 		return LB_NONE;
 	/* The frontend first: traffic to no service pays one lookup. */
 	svc = lb_frontend(f->daddr, f->dport, f->proto, f->family, dst_identity, &sk);
-	if (!svc)
+	if (!svc) {
+		/*
+		 * A connection opened straight to a backend, on the ports of a
+		 * service connection it just closed: its replies are no longer the
+		 * service's (each one would refresh the translation, and the
+		 * client would never see its SYN answered).
+		 */
+		if (f->proto == IPPROTO_TCP && (f->tcp_flags & (TCP_F_SYN | TCP_F_ACK)) == TCP_F_SYN) {
+			rk.dir = LB_CT_REPLY;
+			flow_reverse(f, &rk.tuple);
+			bpf_map_delete_elem(&cilium_lb_ct, &rk);
+		}
 		return LB_NONE;
+	}
 	nat_key_of(&k, f, LB_CT_SERVICE);
 	e = bpf_map_lookup_elem(&cilium_lb_ct, &k);
 	if (e && e->expires >= now) {

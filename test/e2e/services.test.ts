@@ -126,6 +126,16 @@ for (const maglev of [false, true]) {
       assert.ok(who.includes('web1'), `web1 never picked itself in 20 connections: ${answers.stdout}`);
     });
 
+    it("a connection straight to a backend from the ports a service connection to it just used is the backend's, not the service's", async () => {
+      // The tuple is the same as the translated connection's: its replies must not still take the service's address.
+      const req = `printf 'GET /cgi-bin/who HTTP/1.0\\r\\n\\r\\n' | nc -w 3 -p 40123`;
+      const viaService = await env.exec('client', `${req} ${VIP} 80`);
+      const who = /\n\r?\n(web\d)\s*$/.exec(viaService.stdout)?.[1];
+      assert.ok(who, `through the service: ${viaService.stdout} ${viaService.stderr}`);
+      const direct = await env.exec('client', `${req} ${await env.address(who, 'snet')} 80`);
+      assert.match(direct.stdout, new RegExp(`\n\r?\n${who}\\s*$`), `straight to ${who}: ${direct.stderr}`);
+    });
+
     it("the host reaches a service: its sockets get a backend at connect, getpeername and recvfrom show the service's address", async () => {
       const host = await run('busybox', ['timeout', '5', 'busybox', 'wget', '-q', '-O-', `http://${VIP}/cgi-bin/who`]);
       assert.match(host.stdout.trim(), /^web[12]$/, host.stderr);
