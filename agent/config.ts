@@ -39,6 +39,8 @@ export interface Config {
   cgroupRoot?: string;
   /** Entries of each service's Maglev table (--bpf-lb-algorithm=maglev); 0: backends picked at random. */
   maglevTableSize: number;
+  /** The L7 proxy's listener (host netns, every address, transparent): where L7-policed connections go. */
+  proxyPort: number;
   debug: boolean;
 }
 
@@ -88,6 +90,8 @@ export const USAGE = `Usage: cilium-agent [flags]
                          default 16381: 64 KiB per service)
   --cgroup-root DIR      the cgroup v2 mount the socket programs attach to (default: the
                          host's, else one mounted at /run/cilium/cgroupv2)
+  --proxy-port PORT      the L7 proxy's port on this host: connections to ports with HTTP
+                         rules are redirected to it (default 10080)
   --prometheus-serve-addr HOST:PORT
                          Prometheus metrics at /metrics; empty to disable (default 127.0.0.1:9962)
   --debug                log every plugin call
@@ -132,6 +136,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       'cgroup-root': { type: 'string' },
       'bpf-lb-algorithm': { type: 'string', default: 'random' },
       'bpf-lb-maglev-table-size': { type: 'string', default: '16381' },
+      'proxy-port': { type: 'string', default: '10080' },
       debug: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -159,6 +164,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const tableSize = Number(values['bpf-lb-maglev-table-size']);
   if (!(MAGLEV_TABLE_SIZES as readonly number[]).includes(tableSize))
     throw new Error(`--bpf-lb-maglev-table-size must be one of ${MAGLEV_TABLE_SIZES.join(', ')}, got "${values['bpf-lb-maglev-table-size']}"`);
+  const proxyPort = Number(values['proxy-port']);
+  if (!/^\d{1,5}$/.test(values['proxy-port']) || proxyPort < 1 || proxyPort > 65535)
+    throw new Error(`--proxy-port must be a port number (1-65535), got "${values['proxy-port']}"`);
   if (values['cgroup-root'] !== undefined && !values['cgroup-root'].startsWith('/'))
     throw new Error(`--cgroup-root must be an absolute path, got "${values['cgroup-root']}"`);
   for (const flag of ['plugin-socket', 'api-socket', 'state-dir', 'bpf-root'] as const) {
@@ -197,6 +205,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     socketLb: values['bpf-lb-sock'] === 'true',
     ...(values['cgroup-root'] ? { cgroupRoot: values['cgroup-root'] } : {}),
     maglevTableSize: algorithm === 'maglev' ? tableSize : 0,
+    proxyPort,
     debug: values.debug,
   };
 }

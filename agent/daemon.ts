@@ -13,6 +13,7 @@ import { RouterAddress, ensureHostRouter } from '../datapath/host-router';
 import { LinkReaper } from '../datapath/link-reaper';
 import { HostDevices, masqueradePorts } from '../datapath/devices';
 import { HostPortProxy } from '../service/host-proxy';
+import { ProxySupervisor } from '../proxy/supervisor';
 import { LoadBalancer } from '../service/load-balancer';
 import { PublishedPorts } from '../service/published-ports';
 import { UserServices } from '../service/user-services';
@@ -146,7 +147,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
       metrics.storeOp(op, s, ok);
     });
     const cidrIdentities = new CidrIdentities(dp.maps.ipcache.entries());
-    const sync = new PolicySync(dp, registry, identities, cidrIdentities, repo, cfg.enforcement, log, metrics);
+    const sync = new PolicySync(dp, registry, identities, cidrIdentities, repo, { mode: cfg.enforcement, l7ProxyPort: cfg.proxyPort }, log, metrics);
     sync.follow(repo, identities, registry);
     const docker = dockerClient(cfg.dockerHost);
     const resolver = new ContainerResolver(docker, log);
@@ -159,6 +160,18 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     closers.push(() => manager.drain());
     await manager.restore();
     sync.regenerate(); // the first pass, over every endpoint restored
+    const l7 = new ProxySupervisor(cfg.proxyPort, log, (r) => {
+      metrics.l7Request(r.verdict, r.proxySeconds);
+    });
+    sync.onChanged(() => {
+      l7.update(sync.proxySnapshot());
+    });
+    l7.update(sync.proxySnapshot());
+    closers.push(() => l7.stop());
+    // Not started: L7-policed connections are dropped (no listener), everything else works.
+    await l7.start().catch((err: unknown) => {
+      log.error((err as Error).message);
+    });
     void resolver.start();
     const driver = basename(cfg.pluginSocket, '.sock');
     const reconciler = new Reconciler({

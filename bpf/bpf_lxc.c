@@ -22,6 +22,7 @@
 #include "lib/route.h"
 #include "lib/lb.h"
 #include "lib/sock.h"
+#include "lib/proxy.h"
 
 struct arp_eth_ipv4 {
 	__be16 htype;
@@ -112,8 +113,28 @@ struct enforce_args {
 	__u32 peer;
 	__u8 dir;
 	__u8 icmp_type;
-	__u8 pad[2];
+	__u8 from_proxy; /* the L7 proxy's upstream packet, for the client peer */
+	__u8 pad;
 };
+
+/*
+ * A tracked connection through the proxy: the client's packets go to it;
+ * the proxy's own, on to the destination; the destination's replies to
+ * them, back to the proxy's socket.
+ */
+static __always_inline int ct_proxy_verdict(struct ct_value *ct, int reply, int from_proxy)
+{
+	if (!ct->proxy_port)
+		return TC_ACT_OK;
+	if (reply)
+		return ct->flags & CT_F_PROXY_UPSTREAM ? VERDICT_PROXY_REPLY : TC_ACT_OK;
+	if (!from_proxy)
+		return VERDICT_PROXY | ct->proxy_port;
+	/* the proxy may reuse the client's own source port: one entry serves both connections */
+	if (!(ct->flags & CT_F_PROXY_UPSTREAM))
+		ct->flags |= CT_F_PROXY_UPSTREAM;
+	return TC_ACT_OK;
+}
 
 /*
  * Policy for one packet of endpoint ep (whose host veth is ifindex) in one
@@ -126,13 +147,14 @@ static __attribute__((noinline)) int enforce_packet(struct __sk_buff *skb, const
 						     const struct flow *f, const struct enforce_args *a)
 {
 	__u32 ifindex = a->ifindex, l4_off = a->l4_off, peer = a->peer;
-	__u8 dir = a->dir, icmp_type = a->icmp_type;
+	__u8 dir = a->dir, icmp_type = a->icmp_type, proxied = a->from_proxy;
 	__u32 src = dir == DIR_INGRESS ? peer : ep->identity;
 	__u32 dst = dir == DIR_INGRESS ? ep->identity : peer;
 	struct policy_value *pv;
 	struct ct_scratch *s;
 	struct ct_value *ct;
 	__u32 now = ct_now(), zero = 0;
+	__u16 proxy_port = 0;
 	int reply;
 
 	if (ep->flags & EP_F_NOT_READY)
@@ -153,7 +175,8 @@ static __attribute__((noinline)) int enforce_packet(struct __sk_buff *skb, const
 		}
 		if (!ct_is_reopen(ct, f, reply)) {
 			ct_update(ct, f, reply, skb->len, now);
-			goto pass;
+			count(REASON_FORWARDED, dir, skb->len);
+			return ct_proxy_verdict(ct, reply, proxied);
 		}
 		bpf_map_delete_elem(&cilium_ct, &s->key);
 	}
@@ -166,22 +189,58 @@ static __attribute__((noinline)) int enforce_packet(struct __sk_buff *skb, const
 		return drop(skb, REASON_POLICY_DENIED, dir, ep->ep_id, src, dst, f);
 	__sync_fetch_and_add(&pv->packets, 1);
 	__sync_fetch_and_add(&pv->bytes, skb->len);
+	proxy_port = pv->proxy_port;
 	emit(skb, EVENT_POLICY_VERDICT, REASON_FORWARDED, dir, ep->ep_id, src, dst, f);
 allow:
 	/* A reply without its request (an echo reply) opens nothing. */
 	if (!icmp_is_echo_reply(f, icmp_type))
-		ct_create(f, ep->owner, dir, peer, skb->len, ep, ifindex, now, s);
+		ct_create(f, ep->owner, dir, peer, skb->len, ep, ifindex, now, proxy_port, proxied && proxy_port, s);
+	count(REASON_FORWARDED, dir, skb->len);
+	if (proxy_port && !proxied)
+		return VERDICT_PROXY | proxy_port;
+	return TC_ACT_OK;
 pass:
 	count(REASON_FORWARDED, dir, skb->len);
 	return TC_ACT_OK;
 }
 
+static __always_inline int enforce_as(struct __sk_buff *skb, const struct endpoint_info *ep, __u32 ifindex,
+				      const struct flow *f, __u8 dir, __u8 icmp_type, __u32 l4_off, __u32 peer, int from_proxy)
+{
+	struct enforce_args a = {
+		.ifindex = ifindex, .l4_off = l4_off, .peer = peer, .dir = dir, .icmp_type = icmp_type, .from_proxy = from_proxy
+	};
+
+	return enforce_packet(skb, ep, f, &a);
+}
+
 static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_info *ep, __u32 ifindex,
 				   const struct flow *f, __u8 dir, __u8 icmp_type, __u32 l4_off, __u32 peer)
 {
-	struct enforce_args a = { .ifindex = ifindex, .l4_off = l4_off, .peer = peer, .dir = dir, .icmp_type = icmp_type };
+	return enforce_as(skb, ep, ifindex, f, dir, icmp_type, l4_off, peer, 0);
+}
 
-	return enforce_packet(skb, ep, f, &a);
+/*
+ * Carries out a proxy verdict of enforce() (proxy.h): at tc ingress the
+ * packet goes to the proxy's socket through the host's stack; where the
+ * socket cannot be assigned (tc egress, a translated flow whose replies
+ * would bypass their reverse translation) it is dropped, never passed
+ * unchecked. TC_ACT_OK and drops pass through.
+ */
+static __always_inline int proxy_verdict(struct __sk_buff *skb, const struct flow *f, int r, int can_assign,
+					 const struct endpoint_info *ep, __u8 dir, __u32 src, __u32 dst)
+{
+	if (!(r & (VERDICT_PROXY | VERDICT_PROXY_REPLY)))
+		return r;
+	if (!can_assign)
+		return drop(skb, REASON_PROXY_UNSUPPORTED, dir, ep->ep_id, src, dst, f);
+	if (r == VERDICT_PROXY_REPLY) {
+		skb->mark = MARK_MAGIC_TO_PROXY;
+		return TC_ACT_OK;
+	}
+	if (proxy_assign(skb, f, r & 0xffff) < 0)
+		return drop(skb, REASON_PROXY_UNAVAILABLE, dir, ep->ep_id, src, dst, f);
+	return TC_ACT_OK;
 }
 
 /*
@@ -227,7 +286,7 @@ static __attribute__((noinline)) int lb_answer_out(struct __sk_buff *skb, struct
  * the tuple the peer's connection tracking knows.
  */
 static __always_inline int deliver(struct __sk_buff *skb, struct flow *f, __u8 icmp_type, __u32 l4_off, __u32 sender,
-				   const struct nat_entry *front)
+				   const struct nat_entry *front, int translated)
 {
 	struct ep_addr_value *found = bpf_map_lookup_elem(&cilium_ep_addr, f->daddr);
 	struct ep_addr_value to;
@@ -242,7 +301,7 @@ static __always_inline int deliver(struct __sk_buff *skb, struct flow *f, __u8 i
 		goto host_stack;
 	r = enforce(skb, peer, to.ifindex, f, DIR_INGRESS, icmp_type, l4_off, sender);
 	if (r != TC_ACT_OK)
-		return r;
+		return proxy_verdict(skb, f, r, !front && !translated, peer, DIR_INGRESS, sender, peer->identity);
 	if (front && lb_rewrite_reply(skb, f, l4_off, icmp_type, front) < 0)
 		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS, peer->ep_id, sender, peer->identity, f);
 	if (!route_locally(skb, f, &to))
@@ -276,7 +335,7 @@ static __always_inline int lb_hairpin_reply(struct __sk_buff *skb, const struct 
 		return drop(skb, REASON_UNKNOWN_ENDPOINT, DIR_INGRESS, ep->ep_id, ep->identity, ep->identity, f);
 	r = enforce(skb, ep, ifindex, f, DIR_INGRESS, 0, l4_off, ep->identity);
 	if (r != TC_ACT_OK)
-		return r;
+		return proxy_verdict(skb, f, r, 0, ep, DIR_INGRESS, ep->identity, ep->identity);
 	/* destination first: the backend's address is still the source */
 	if (nat_rewrite(skb, f, l4_off, 0, f->saddr, f->dport, 0) < 0)
 		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS, ep->ep_id, ep->identity, ep->identity, f);
@@ -298,7 +357,7 @@ int cil_from_container(struct __sk_buff *skb)
 	__u16 eth_proto = 0;
 	__u32 l4_off = 0, peer;
 	__u8 icmp_type;
-	int r, is_reply;
+	int r, is_reply, translated = 0;
 
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;
@@ -363,15 +422,16 @@ int cil_from_container(struct __sk_buff *skb)
 		r = lb_dnat(skb, &f, l4_off, icmp_type, peer);
 		if (r < 0)
 			return drop(skb, -r, DIR_EGRESS, ep->ep_id, ep->identity, peer, &f);
-		if (r == LB_TRANSLATED)
+		translated = r == LB_TRANSLATED;
+		if (translated)
 			peer = ipcache_identity(f.daddr);
 	}
 	r = enforce(skb, ep, ifindex, &f, DIR_EGRESS, icmp_type, l4_off, peer);
 	if (r != TC_ACT_OK)
-		return r;
+		return proxy_verdict(skb, &f, r, !is_reply && !translated, ep, DIR_EGRESS, ep->identity, peer);
 	if (is_reply && (front.flags & NAT_F_HAIRPIN))
 		return lb_hairpin_reply(skb, ep, &f, l4_off, &front);
-	return deliver(skb, &f, icmp_type, l4_off, ep->identity, is_reply ? &front : 0);
+	return deliver(skb, &f, icmp_type, l4_off, ep->identity, is_reply ? &front : 0, translated);
 }
 
 SEC("tc")
@@ -381,7 +441,7 @@ int cil_to_container(struct __sk_buff *skb)
 	struct endpoint_info *ep = bpf_map_lookup_elem(&cilium_lxc, &ifindex);
 	struct flow f = {};
 	__u16 eth_proto = 0;
-	__u32 l4_off = 0;
+	__u32 l4_off = 0, peer;
 	__u8 icmp_type;
 	int r;
 
@@ -399,7 +459,9 @@ int cil_to_container(struct __sk_buff *skb)
 	}
 	if (f.proto == IPPROTO_ICMPV6 && icmp6_local_control(icmp_type))
 		return TC_ACT_OK;
-	return enforce(skb, ep, ifindex, &f, DIR_INGRESS, icmp_type, l4_off, source_identity(skb, &f));
+	peer = source_identity(skb, &f);
+	r = enforce_as(skb, ep, ifindex, &f, DIR_INGRESS, icmp_type, l4_off, peer, from_proxy(skb));
+	return proxy_verdict(skb, &f, r, 0, ep, DIR_INGRESS, peer, ep->identity);
 }
 
 /*
@@ -447,7 +509,7 @@ int cil_from_netdev(struct __sk_buff *skb)
 		return drop(skb, REASON_UNKNOWN_ENDPOINT, DIR_INGRESS, 0, ID_WORLD, 0, &f);
 	r = enforce(skb, ep, to.ifindex, &f, DIR_INGRESS, icmp_type, l4_off, ipcache_identity(f.saddr));
 	if (r != TC_ACT_OK)
-		return r;
+		return proxy_verdict(skb, &f, r, 0, ep, DIR_INGRESS, ipcache_identity(f.saddr), ep->identity);
 	if (route_locally(skb, &f, &to))
 		return drop(skb, REASON_INVALID_PACKET, DIR_INGRESS, ep->ep_id, ID_WORLD, ep->identity, &f);
 	return bpf_redirect_peer(to.ifindex, 0);

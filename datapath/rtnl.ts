@@ -214,3 +214,66 @@ export async function listAddresses(): Promise<AddressEntry[]> {
   }
   return out;
 }
+
+/*
+ * Policy routing for the L7 proxy (bpf/lib/proxy.h): a packet the endpoint
+ * programs marked for the proxy is delivered locally, whatever its
+ * destination, as Cilium does (fwmark 0x200/0xf00, table 2004, preference 9).
+ */
+const PROXY_MARK = 0x200;
+const PROXY_MARK_MASK = 0xf00;
+const PROXY_TABLE = 2004;
+const PROXY_RULE_PRIORITY = 9;
+const LOOPBACK_INDEX = 1;
+
+/** Installs the rule and the table's local route for one family; what is there already stays. */
+export async function addProxyRouting(family: Family): Promise<void> {
+  const ignoreExisting = (err: unknown) => {
+    if (!(err instanceof NetlinkError && err.code === 'EEXIST')) throw err;
+  };
+  await call(`proxy route (IPv${family})`, (s) =>
+    s.newRoute(
+      { family: AF[family], dstLen: 0, table: 252, protocol: 'STATIC', scope: 'HOST', type: 'LOCAL' },
+      { table: PROXY_TABLE, oif: LOOPBACK_INDEX },
+      { flags: CREATE, timeout: TIMEOUT_MS },
+    ),
+  ).catch(ignoreExisting);
+  if ((await proxyRules(family)) > 0) return;
+  await call(`proxy rule (IPv${family})`, (s) =>
+    s.newRule(
+      { family: AF[family], action: 'toTbl', table: 252 },
+      { fwmark: PROXY_MARK, fwmask: PROXY_MARK_MASK, table: PROXY_TABLE, priority: PROXY_RULE_PRIORITY },
+      { flags: CREATE, timeout: TIMEOUT_MS },
+    ),
+  );
+}
+
+/** Removes them again (the agent stopping); what is gone already is fine. */
+export async function removeProxyRouting(family: Family): Promise<void> {
+  for (let n = await proxyRules(family); n > 0; n--)
+    await call(`remove proxy rule (IPv${family})`, (s) =>
+      s.delRule(
+        { family: AF[family], action: 'toTbl', table: 252 },
+        { fwmark: PROXY_MARK, fwmask: PROXY_MARK_MASK, table: PROXY_TABLE, priority: PROXY_RULE_PRIORITY },
+        { timeout: TIMEOUT_MS },
+      ),
+    );
+  // IPv4 matches the route's scope as added; IPv6 keeps none to match
+  const route = {
+    family: AF[family],
+    dstLen: 0,
+    table: 252,
+    type: 'LOCAL' as const,
+    ...(family === 4 ? { scope: 'HOST' as const, protocol: 'STATIC' as const } : {}),
+  };
+  await call(`remove proxy route (IPv${family})`, (s) => s.delRoute(route, { table: PROXY_TABLE, oif: LOOPBACK_INDEX }, { timeout: TIMEOUT_MS })).catch(
+    (err: unknown) => {
+      if (!(err instanceof NetlinkError && (err.code === 'ESRCH' || err.code === 'ENOENT'))) throw err;
+    },
+  );
+}
+
+async function proxyRules(family: Family): Promise<number> {
+  const rules = await dump('list rules', (s) => s.getRules({ family: AF[family] }, undefined, { timeout: TIMEOUT_MS }));
+  return rules.filter((r) => r.attrs.table === PROXY_TABLE && r.attrs.fwmark === PROXY_MARK && r.attrs.fwmask === PROXY_MARK_MASK).length;
+}

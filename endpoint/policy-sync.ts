@@ -9,11 +9,21 @@ import { CidrIdentities, knownIdentities } from '../identity/cidr';
 import { EndpointPolicy, EnforcementMode, PolicyResolver, ServicePeers, rulePrefixes } from '../policy/resolve';
 import type { UserServices } from '../service/user-services';
 import { Hooks } from '../metrics/metrics';
+import type { ProxySnapshot } from '../proxy/snapshot';
 import { PolicyRepository } from '../policy/repository';
 import { Endpoint } from './endpoint';
 import { EndpointRegistry } from './registry';
 
 const hex = (k: PolicyKey) => PolicyMap.key(k).toString('hex');
+
+/** A policy entry with the proxy port its value names (0: none). */
+type ProxiedKey = PolicyKey & { proxyPort: number };
+
+/** An endpoint's address as text, without its prefix length. */
+const canonical = (a: string) => {
+  const p = parseAddress(a.split('/')[0]!);
+  return formatAddress(p.family, p.value);
+};
 
 /**
  * Keeps the kernel's policy in step with the rules and identities: it
@@ -22,7 +32,7 @@ const hex = (k: PolicyKey) => PolicyMap.key(k).toString('hex');
  */
 export class PolicySync {
   /** What the policy map holds, per endpoint ID (read back from the kernel at start). */
-  private readonly current = new Map<number, Map<string, PolicyKey>>();
+  private readonly current = new Map<number, Map<string, ProxiedKey>>();
   private readonly lastPolicy = new Map<number, EndpointPolicy>();
   /** What was last written to each endpoint's datapath entries, so regeneration rewrites only what changed. */
   private readonly programmed = new Map<number, string>();
@@ -33,6 +43,7 @@ export class PolicySync {
   private readonly policyGens = new Map<number, number>();
   private lastGen = 0;
   private services?: Pick<UserServices, 'targets'>;
+  private readonly changeListeners: Array<() => void> = [];
 
   constructor(
     private readonly dp: DatapathMaps,
@@ -40,7 +51,7 @@ export class PolicySync {
     private readonly identities: IdentityAllocator,
     private readonly cidrs: CidrIdentities,
     private readonly repo: PolicyRepository,
-    private readonly mode: EnforcementMode,
+    private readonly opts: { mode: EnforcementMode; l7ProxyPort: number },
     private readonly log: Logger,
     private readonly hooks?: Pick<Hooks, 'policyRegenerated'>,
   ) {
@@ -85,17 +96,13 @@ export class PolicySync {
   }
 
   resolver(): PolicyResolver {
-    return new PolicyResolver(this.repo.rules, knownIdentities(this.identities, this.cidrs), this.mode, this.servicePeers());
+    return new PolicyResolver(this.repo.rules, knownIdentities(this.identities, this.cidrs), this.opts.mode, this.servicePeers());
   }
 
   /** Named services with the identities of the ready endpoints holding their given backends' addresses. */
   private servicePeers(): ServicePeers[] {
     const targets = this.services?.targets() ?? [];
     if (targets.length === 0) return [];
-    const canonical = (a: string) => {
-      const p = parseAddress(a.split('/')[0]!);
-      return formatAddress(p.family, p.value);
-    };
     const byAddress = new Map<string, number>();
     for (const ep of this.registry.list()) {
       if (ep.state !== 'ready') continue;
@@ -109,6 +116,30 @@ export class PolicySync {
         return id === undefined ? [] : [id];
       }),
     }));
+  }
+
+  /** Called after every regeneration and endpoint removal: what the L7 proxy must be told. */
+  onChanged(l: () => void): void {
+    this.changeListeners.push(l);
+  }
+
+  /** The ready endpoints with their ingress policy and addresses, for the L7 proxy. */
+  proxySnapshot(): ProxySnapshot {
+    return {
+      endpoints: this.registry
+        .list()
+        .filter((ep) => ep.state === 'ready')
+        .map((ep) => {
+          const policy = this.lastPolicy.get(ep.id);
+          return {
+            id: ep.id,
+            identity: ep.identity,
+            addresses: [ep.ipv4, ep.ipv6].flatMap((a) => (a ? [canonical(a)] : [])),
+            ingressEnforced: policy?.ingressEnforced ?? false,
+            ingress: (policy?.allows ?? []).filter((a) => a.dir === 'ingress'),
+          };
+        }),
+    };
   }
 
   policyOf(epId: number): EndpointPolicy | undefined {
@@ -132,18 +163,20 @@ export class PolicySync {
       if (!policy) byLabels.set(labelsKey, (policy = resolver.forEndpoint(ep.labels)));
       const before = this.lastPolicy.get(ep.id);
       if ((policy.ingressEnforced && !before?.ingressEnforced) || (policy.egressEnforced && !before?.egressEnforced)) restricted.add(ep.id);
-      const desired = new Map<string, PolicyKey>();
+      const desired = new Map<string, ProxiedKey>();
       for (const a of policy.allows) {
-        const k: PolicyKey = { epId: ep.id, identity: a.identity, port: a.port, proto: a.proto, dir: a.dir };
+        const k: ProxiedKey = { epId: ep.id, identity: a.identity, port: a.port, proto: a.proto, dir: a.dir, proxyPort: a.http ? this.opts.l7ProxyPort : 0 };
         desired.set(hex(k), k);
       }
       const have = this.entriesOf(ep.id);
       for (const [h, k] of desired) {
-        if (!have.has(h)) {
-          this.dp.maps.policy.allow(k);
-          have.set(h, k);
-          added++;
-        }
+        const was = have.get(h);
+        if (was?.proxyPort === k.proxyPort) continue;
+        this.dp.maps.policy.allow(k, k.proxyPort);
+        have.set(h, k);
+        added++;
+        // Into or out of the proxy: tracked connections are judged again (bpf ct_still_allowed)
+        if (was) restricted.add(ep.id);
       }
       for (const [h, k] of have) if (!desired.has(h)) removals.push(k);
       this.lastPolicy.set(ep.id, policy);
@@ -169,6 +202,7 @@ export class PolicySync {
     }
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     this.hooks?.policyRegenerated(ms / 1000);
+    for (const l of this.changeListeners) l();
     if (added || removals.length)
       this.log.info(`policy regenerated: +${added} -${removals.length} entries in ${ms.toFixed(1)} ms`, { revision: this.repo.revision });
   }
@@ -205,11 +239,12 @@ export class PolicySync {
     this.programmed.delete(ep.id);
     this.policyGens.delete(ep.id);
     failpoint('endpoint-unprogrammed');
+    for (const l of this.changeListeners) l();
   }
 
-  private entriesOf(epId: number): Map<string, PolicyKey> {
+  private entriesOf(epId: number): Map<string, ProxiedKey> {
     let m = this.current.get(epId);
-    if (!m) this.current.set(epId, (m = new Map<string, PolicyKey>()));
+    if (!m) this.current.set(epId, (m = new Map<string, ProxiedKey>()));
     return m;
   }
 }

@@ -16,6 +16,7 @@ export interface Hooks {
   endpointCreated(seconds: number): void;
   endpointReady(seconds: number): void;
   policyRegenerated(seconds: number): void;
+  l7Request(verdict: 'forwarded' | 'denied' | 'error', proxySeconds: number): void;
 }
 
 export interface StateSources {
@@ -201,6 +202,24 @@ export class Metrics implements Hooks {
   }
   apiCall(path: string, method: string, code: number, seconds: number): void {
     this.api.observe({ path, method, return_code: String(code) }, seconds);
+  }
+  private readonly l7 = new client.Counter({
+    name: 'cilium_policy_l7_total',
+    help: 'L7 requests the proxy judged: received, forwarded, denied, or failed upstream (error)',
+    labelNames: ['rule'],
+    registers: [this.registry],
+  });
+  private readonly l7Time = new client.Histogram({
+    name: 'cilium_proxy_processing_seconds',
+    help: 'time the L7 proxy adds to a request before it goes upstream or is answered',
+    buckets: FAST,
+    registers: [this.registry],
+  });
+
+  l7Request(verdict: 'forwarded' | 'denied' | 'error', proxySeconds: number): void {
+    this.l7.inc({ rule: 'received' });
+    this.l7.inc({ rule: verdict });
+    this.l7Time.observe(proxySeconds);
   }
   storeOp(action: string, seconds: number, ok: boolean): void {
     this.store.observe({ action, outcome: ok ? 'success' : 'fail' }, seconds);

@@ -1,7 +1,7 @@
 import { Cidr, contains, formatCidr, lastAddress, parseCidr } from '../net/address';
 import type { KnownIdentity } from '../identity/cidr';
 import { RESERVED } from '../identity/reserved';
-import { EgressRule, Entity, IngressRule, Rule, Selector, ServiceRef, ruleLabels } from './rule';
+import { EgressRule, Entity, HttpRule, IngressRule, PortRule, Rule, Selector, ServiceRef, ruleLabels } from './rule';
 import { isEmpty, matches } from './selector';
 import { protocolNumber } from '../net/protocol';
 
@@ -13,6 +13,8 @@ export interface Allow {
   port: number; // 0: any port
   proto: number; // 0: any protocol
   dir: Dir;
+  /** The requests allowed, judged by the proxy; none: every byte allowed at L4. */
+  http?: HttpRule[];
 }
 
 export interface EndpointPolicy {
@@ -59,7 +61,14 @@ export class PolicyResolver {
     const ingressEnforced = this.mode === 'always' || (this.mode === 'default' && rules.some((r) => r.ingress !== undefined));
     const egressEnforced = this.mode === 'always' || (this.mode === 'default' && rules.some((r) => r.egress !== undefined));
     const allows = new Map<string, Allow>();
-    const add = (a: Allow) => allows.set(`${a.identity}/${a.port}/${a.proto}/${a.dir}`, a);
+    // Rules add up: HTTP patterns of one entry join; an entry any rule allows at L4 alone needs no proxy.
+    const add = (a: Allow) => {
+      const key = `${a.identity}/${a.port}/${a.proto}/${a.dir}`;
+      const have = allows.get(key);
+      if (!have) allows.set(key, a);
+      else if (have.http && a.http) allows.set(key, { ...have, http: [...have.http, ...a.http] });
+      else if (have.http) allows.set(key, a);
+    };
     const ingressRequires = rules.flatMap((r) => (r.ingress ?? []).flatMap((i) => i.fromRequires ?? []));
     const egressRequires = rules.flatMap((r) => (r.egress ?? []).flatMap((e) => e.toRequires ?? []));
     for (const r of rules) {
@@ -87,7 +96,9 @@ export class PolicyResolver {
       const hit = lookup(pol.allows, peer, port, proto, dir);
       steps.push(
         hit
-          ? `  allowed by entry identity=${hit.identity || 'any'} port=${hit.port || 'any'} proto=${protoName(hit.proto)}: ALLOWED`
+          ? `  allowed by entry identity=${hit.identity || 'any'} port=${hit.port || 'any'} proto=${protoName(hit.proto)}: ALLOWED${
+              hit.http ? `, each request only if it matches one of: ${hit.http.map(describeHttp).join('; ')} (the L7 proxy answers others 403)` : ''
+            }`
           : `  no entry allows identity ${peer} to port ${port || 'any'}/${protoName(proto)}: DENIED`,
       );
       return hit !== undefined;
@@ -96,13 +107,7 @@ export class PolicyResolver {
     return { allowed, steps };
   }
 
-  private expand(
-    peers: Peers,
-    toPorts: Array<{ ports?: Array<{ port: string; protocol?: string }> }> | undefined,
-    requires: Selector[],
-    dir: Dir,
-    add: (a: Allow) => void,
-  ): void {
+  private expand(peers: Peers, toPorts: PortRule[] | undefined, requires: Selector[], dir: Dir, add: (a: Allow) => void): void {
     let ids = this.peerIdentities(peers);
     if (ids.length === 0 && !peers.any) return;
     if (peers.any) ids = [0];
@@ -113,9 +118,7 @@ export class PolicyResolver {
         return ident !== undefined && requires.every((s) => matches(s, ident.labels));
       });
     }
-    const ports = (toPorts ?? []).flatMap((p) => p.ports ?? []);
-    const l4 = ports.length ? ports.map((p) => ({ port: Number(p.port), proto: protocolNumber(p.protocol || 'ANY')! })) : [{ port: 0, proto: 0 }];
-    for (const identity of ids) for (const p of l4) add({ identity, ...p, dir });
+    for (const identity of ids) for (const p of portsOf(toPorts)) add({ identity, ...p, dir });
   }
 
   private peerIdentities(p: Peers): number[] {
@@ -179,6 +182,20 @@ export class PolicyResolver {
     return out;
   }
 }
+
+/** A rule's L4 entries: its ports (any port without), HTTP ones over TCP alone, with their patterns. */
+function portsOf(toPorts: PortRule[] | undefined): Array<{ port: number; proto: number; http?: HttpRule[] }> {
+  const out = (toPorts ?? []).flatMap((pr) =>
+    (pr.ports ?? []).map((p) => {
+      const http = pr.rules?.http?.length ? pr.rules.http : undefined;
+      const proto = protocolNumber(p.protocol || 'ANY')!;
+      return { port: Number(p.port), proto: http && proto === 0 ? IPPROTO_TCP : proto, ...(http ? { http } : {}) };
+    }),
+  );
+  return out.length ? out : [{ port: 0, proto: 0 }];
+}
+
+const IPPROTO_TCP = 6;
 
 interface Peers {
   endpoints: Selector[];
@@ -254,4 +271,9 @@ export function protoName(p: number): string {
 function describe(r: Rule): string {
   const l = ruleLabels(r);
   return l.length ? l.join(',') : JSON.stringify(r.endpointSelector);
+}
+
+export function describeHttp(h: HttpRule): string {
+  const parts = [h.method && `method=${h.method}`, h.path && `path=${h.path}`, h.host && `host=${h.host}`, ...(h.headers ?? []).map((x) => `header "${x}"`)];
+  return parts.filter(Boolean).join(' ') || 'any request';
 }

@@ -9,8 +9,26 @@ export interface PortProtocol {
   protocol?: string;
 }
 
+/**
+ * One HTTP request pattern; a request must match every field given. method,
+ * path and host are extended regular expressions matched against the whole
+ * value; each headers entry ("Name" or "Name: value") must be present.
+ */
+export interface HttpRule {
+  method?: string;
+  path?: string;
+  host?: string;
+  headers?: string[];
+}
+
+/** L7 rules of a port: its requests are judged by the proxy (proxy/). */
+export interface L7Rules {
+  http?: HttpRule[];
+}
+
 export interface PortRule {
   ports?: PortProtocol[];
+  rules?: L7Rules;
 }
 
 export interface CidrSet {

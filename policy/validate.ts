@@ -43,7 +43,6 @@ function fail(path: string, msg: string): never {
 function object(v: Json, path: string, allowed: string[]): Record<string, Json> {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) fail(path, `must be an object, got ${JSON.stringify(v)}`);
   for (const k of Object.keys(v)) {
-    if (k === 'rules') fail(`${path}.rules`, 'L7 rules are not supported yet; remove "rules" to enforce at L4');
     if (!allowed.includes(k)) fail(`${path}.${k}`, `unknown field (expected one of ${allowed.join(', ')})`);
   }
   return v as Record<string, Json>;
@@ -110,7 +109,7 @@ function peerRule(v: Json, path: string, dir: 'from' | 'to'): void {
     if (!(ENTITIES as readonly string[]).includes(str(x, p))) fail(p, `unknown entity "${String(x)}" (expected one of ${ENTITIES.join(', ')})`);
   });
   list(r.toPorts, `${path}.toPorts`, (x, p) => {
-    const pr = object(x, p, ['ports']);
+    const pr = object(x, p, ['ports', 'rules']);
     list(pr.ports, `${p}.ports`, (y, q) => {
       const pp = object(y, q, ['port', 'protocol']);
       const port = str(pp.port, `${q}.port`);
@@ -119,7 +118,36 @@ function peerRule(v: Json, path: string, dir: 'from' | 'to'): void {
         fail(`${q}.protocol`, `${JSON.stringify(pp.protocol)} is not TCP, UDP or ANY`);
       }
     });
+    if (pr.rules !== undefined) l7Rules(pr.rules, `${p}.rules`, pr.ports, dir);
   });
+}
+
+/** HTTP rules: on ingress, for named TCP ports (a request is only HTTP over TCP). */
+function l7Rules(v: Json, path: string, ports: Json, dir: 'from' | 'to'): void {
+  const r = object(v, path, ['http', 'kafka', 'dns', 'l7proto', 'l7']);
+  for (const k of ['kafka', 'dns', 'l7proto', 'l7']) if (r[k] !== undefined) fail(`${path}.${k}`, `${k} rules are not supported yet (only http)`);
+  if (dir === 'to') fail(path, 'L7 rules on egress are not supported yet: write them as ingress rules of the destination');
+  if (!Array.isArray(ports) || ports.length === 0) fail(path, 'L7 rules need the ports they apply to (toPorts[].ports)');
+  for (const [i, p] of (ports as Array<{ port: string; protocol?: string }>).entries()) {
+    const proto = (p.protocol ?? '').toUpperCase();
+    if (proto === 'UDP') fail(`${path.replace(/\.rules$/, '')}.ports[${i}].protocol`, 'HTTP rules need TCP, got UDP');
+  }
+  list(r.http, `${path}.http`, (x, p) => {
+    const h = object(x, p, ['method', 'path', 'host', 'headers']);
+    for (const f of ['method', 'path', 'host'] as const) if (h[f] !== undefined) regex(h[f], `${p}.${f}`);
+    list(h.headers, `${p}.headers`, (y, q) => {
+      if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*:.*)?$/.test(str(y, q))) fail(q, `${JSON.stringify(y)} is not "Name" or "Name: value"`);
+    });
+  });
+}
+
+function regex(v: Json, path: string): void {
+  try {
+    new RegExp(str(v, path));
+  } catch (err) {
+    if (err instanceof Invalid) throw err;
+    fail(path, `not a regular expression: ${(err as Error).message}`);
+  }
 }
 
 function selector(v: Json, path: string): void {

@@ -66,6 +66,8 @@ struct icmp_hdr {
 #define REASON_FRAG_NOT_FOUND 9        /* a later fragment whose first one was not seen */
 #define REASON_NAT_NO_PORT 10          /* every masquerade port for that destination is in use */
 #define REASON_NO_BACKEND 11           /* a service (published port) without a backend */
+#define REASON_PROXY_UNAVAILABLE 12    /* an L7-policed port and no proxy listening: fail closed */
+#define REASON_PROXY_UNSUPPORTED 13    /* an L7-policed port reached on a path that cannot redirect */
 
 /* Endpoint flags. */
 #define EP_F_INGRESS_ENFORCE 1
@@ -78,6 +80,7 @@ struct icmp_hdr {
 #define CT_F_RX_CLOSING 4  /* FIN from the other side */
 #define CT_F_RESET 8
 #define CT_F_DENIED 16 /* revoked: the policy that allowed it no longer does */
+#define CT_F_PROXY_UPSTREAM 32 /* the proxy's own connection, as the client, to the destination */
 
 /* nat_entry.flags (nat.h). */
 #define NAT_F_CLOSING 1 /* the TCP connection saw a FIN or RST: its port is freed soon */

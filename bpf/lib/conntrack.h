@@ -126,7 +126,8 @@ static __always_inline int ct_still_allowed(struct ct_value *v, const struct ct_
 	}
 	if (ep->policy_gen == v->policy_gen)
 		return 1;
-	if (!policy_allows(ep, v->peer_identity, &k->flow, k->dir))
+	/* L7 rules added or removed change the path: the connection ends rather than slip past them */
+	if (policy_verdict(ep, v->peer_identity, &k->flow, k->dir) != v->proxy_port)
 		goto revoked;
 	v->policy_gen = ep->policy_gen;
 	return 1;
@@ -141,8 +142,10 @@ static __always_inline void ct_refresh_denied(struct ct_value *v, __u32 now)
 	v->expires = now + CT_LIFETIME_SYN;
 }
 
+/* proxy_port: the proxy the connection goes through (0: none); upstream: it is the proxy's own connection. */
 static __always_inline void ct_create(const struct flow *f, __u32 owner, __u8 dir, __u32 peer, __u32 len,
-				      const struct endpoint_info *ep, __u32 ifindex, __u32 now, struct ct_scratch *s)
+				      const struct endpoint_info *ep, __u32 ifindex, __u32 now, __u16 proxy_port,
+				      int upstream, struct ct_scratch *s)
 {
 	struct ct_value *v = &s->value;
 
@@ -152,8 +155,11 @@ static __always_inline void ct_create(const struct flow *f, __u32 owner, __u8 di
 	v->peer_identity = peer;
 	v->ep_ifindex = ifindex;
 	v->policy_gen = ep->policy_gen;
+	v->proxy_port = proxy_port;
+	if (upstream)
+		v->flags = CT_F_PROXY_UPSTREAM;
 	if (f->proto == IPPROTO_TCP)
-		v->flags = ct_tcp_flags(0, f->tcp_flags, 0);
+		v->flags |= ct_tcp_flags(0, f->tcp_flags, 0);
 	v->expires = now + ct_lifetime(f->proto, v->flags);
 	ct_key_of(&s->key, f, owner, dir);
 	bpf_map_update_elem(&cilium_ct, &s->key, v, BPF_ANY);

@@ -10,6 +10,7 @@
 
 #include "parse.h"
 #include "policy.h"
+#include "proxy.h"
 
 /*
  * skb->mark of packets an endpoint program passes to the host's stack: the
@@ -19,6 +20,12 @@
  */
 #define MARK_MAGIC_MASK 0x0F00
 #define MARK_MAGIC_IDENTITY 0x0F00
+
+/* Sent by the L7 proxy's upstream socket, for the client whose identity the mark carries (proxy.h). */
+static __always_inline int from_proxy(const struct __sk_buff *skb)
+{
+	return (skb->mark & MARK_MAGIC_MASK) == MARK_MAGIC_FROM_PROXY;
+}
 
 static __always_inline void mark_source_identity(struct __sk_buff *skb, __u32 identity)
 {
@@ -129,8 +136,8 @@ static __always_inline __u32 source_identity(struct __sk_buff *skb, const struct
 	struct ipcache_value *v;
 	__u8 orig[16];
 
-	if ((skb->mark & MARK_MAGIC_MASK) == MARK_MAGIC_IDENTITY)
-		return skb->mark >> 16; /* an endpoint's packet that took the host's route */
+	if ((skb->mark & MARK_MAGIC_MASK) == MARK_MAGIC_IDENTITY || from_proxy(skb))
+		return skb->mark >> 16; /* an endpoint's packet that took the host's route, or its proxy's */
 	v = ipcache_lookup(f->saddr);
 	if (!trusted_only_locally(v))
 		return v ? v->identity : ID_WORLD;

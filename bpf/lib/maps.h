@@ -54,6 +54,8 @@ struct policy_key {
 struct policy_value {
 	__u64 packets;
 	__u64 bytes;
+	__u16 proxy_port; /* host order; 0: no L7 rules, else their proxy's listener (proxy.h) */
+	__u8 pad[6];
 };
 
 /* What each endpoint allows, keyed by peer identity and L4 port, with hit counters. */
@@ -83,7 +85,9 @@ struct ct_value {
 	__u32 ep_ifindex; /* the endpoint whose policy allowed it */
 	__u32 policy_gen; /* that endpoint's policy generation when last checked */
 	__u8 flags;       /* CT_F_* (conntrack.h) */
-	__u8 pad[7];
+	__u8 pad;
+	__u16 proxy_port; /* host order: the connection goes through the proxy listening there */
+	__u8 pad2[4];
 };
 
 /*

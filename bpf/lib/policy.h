@@ -63,12 +63,20 @@ static __always_inline int policy_exempt(const struct endpoint_info *ep, __u32 p
 	return (dir == DIR_INGRESS && peer == ID_HOST && datapath_config.host_to_endpoint_allowed) || !(ep->flags & flag);
 }
 
-/* The verdict the endpoint's policy gives a connection's first packet f from peer. */
-static __always_inline int policy_allows(const struct endpoint_info *ep, __u32 peer, const struct flow *f, __u8 dir)
+/*
+ * The verdict the endpoint's policy gives a connection's first packet f from
+ * peer: -1 denied, else the proxy port its L7 rules go through (0: none).
+ */
+static __always_inline int policy_verdict(const struct endpoint_info *ep, __u32 peer, const struct flow *f, __u8 dir)
 {
+	struct policy_value *pv;
+
 	if (ep->flags & EP_F_NOT_READY)
+		return -1;
+	if (policy_exempt(ep, peer, dir))
 		return 0;
-	return policy_exempt(ep, peer, dir) || policy_lookup(ep->ep_id, peer, f, dir);
+	pv = policy_lookup(ep->ep_id, peer, f, dir);
+	return pv ? pv->proxy_port : -1;
 }
 
 #endif

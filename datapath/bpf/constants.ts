@@ -14,7 +14,7 @@ export const directionOf = (n: number): Direction => (n === DIR.ingress ? 'ingre
 export const EP_FLAGS = { ingressEnforce: 1, egressEnforce: 2, notReady: 4 } as const;
 
 /** CT_F_*: ct_value.flags. */
-export const CT_FLAGS = { established: 1, txClosing: 2, rxClosing: 4, reset: 8, denied: 16 } as const;
+export const CT_FLAGS = { established: 1, txClosing: 2, rxClosing: 4, reset: 8, denied: 16, proxyUpstream: 32 } as const;
 
 /** NAT_F_*: nat_entry.flags. */
 export const NAT_FLAGS = { closing: 1, hairpin: 2 } as const;
@@ -39,6 +39,8 @@ export const REASON = {
   fragNotFound: 9,
   natNoPort: 10,
   noBackend: 11,
+  proxyUnavailable: 12,
+  proxyUnsupported: 13,
 } as const;
 
 /** What monitor, metrics and the CLI call each reason (Cilium's wording where it has one). */
@@ -55,4 +57,6 @@ export const REASON_NAMES: Record<number, string> = {
   [REASON.fragNotFound]: 'Fragment not found',
   [REASON.natNoPort]: 'No masquerade port available',
   [REASON.noBackend]: 'Service backend not found',
+  [REASON.proxyUnavailable]: 'Proxy redirection failed (no L7 proxy listening)',
+  [REASON.proxyUnsupported]: 'L7 policy on a path the proxy cannot be reached from',
 };

@@ -49,6 +49,12 @@ const POLICY_KEY = struct('struct policy_key', [
   ['proto', 'u8'],
   ['dir', 'u8'],
 ]);
+const POLICY_VALUE = struct('struct policy_value', [
+  ['packets', 'u64'],
+  ['bytes', 'u64'],
+  ['proxy_port', 'u16'],
+  ['pad', bytes(6)],
+]);
 const COUNTERS = (cName: string) =>
   struct(cName, [
     ['packets', 'u64'],
@@ -67,7 +73,9 @@ export const CT_VALUE = struct('struct ct_value', [
   ['ep_ifindex', 'u32'],
   ['policy_gen', 'u32'],
   ['flags', 'u8'],
-  ['pad', bytes(7)],
+  ['pad', 'u8'],
+  ['proxy_port', 'u16'],
+  ['pad2', bytes(4)],
 ]);
 const FRAG_KEY = struct('struct frag_key', [
   ['saddr', bytes(16)],
@@ -165,7 +173,7 @@ export function sizesOf(l: MapLayout | typeof RINGBUF): { key: number; value: nu
 export const MAP_LAYOUTS = {
   cilium_lxc: { key: U32_KEY, value: ENDPOINT_INFO },
   cilium_ipcache: { key: IPCACHE_KEY, value: IPCACHE_VALUE },
-  cilium_policy: { key: POLICY_KEY, value: COUNTERS('struct policy_value') },
+  cilium_policy: { key: POLICY_KEY, value: POLICY_VALUE },
   cilium_ct: { key: CT_KEY, value: CT_VALUE },
   cilium_frag: { key: FRAG_KEY, value: FRAG_PORTS },
   cilium_ep_addr: { key: ADDR_KEY, value: EP_ADDR_VALUE },
@@ -316,7 +324,6 @@ export interface PolicyKey {
   dir: Direction;
 }
 
-const POLICY_VALUE = MAP_LAYOUTS.cilium_policy.value;
 const BPF_NOEXIST = 1;
 
 export class PolicyMap {
@@ -331,12 +338,18 @@ export class PolicyMap {
     return { epId: p.ep_id, identity: p.identity, port: p.dport, proto: p.proto, dir: directionOf(p.dir) };
   }
 
-  /** Adds an allow entry; an existing one keeps its counters. */
-  allow(p: PolicyKey): void {
+  /**
+   * Adds an allow entry, or moves an existing one to another proxy port
+   * (0: none); an entry that stays keeps its counters.
+   */
+  allow(p: PolicyKey, proxyPort = 0): void {
+    const fresh = POLICY_VALUE.encode({ packets: 0n, bytes: 0n, proxy_port: proxyPort, pad: Buffer.alloc(6) });
     try {
-      this.map.update(PolicyMap.key(p), Buffer.alloc(POLICY_VALUE.size), BPF_NOEXIST);
+      this.map.update(PolicyMap.key(p), fresh, BPF_NOEXIST);
     } catch (err) {
       if (!/EEXIST/.test((err as Error).message)) throw err;
+      const have = this.map.lookup(PolicyMap.key(p));
+      if (have && POLICY_VALUE.decode(have).proxy_port !== proxyPort) this.map.update(PolicyMap.key(p), fresh, 0);
     }
   }
 
@@ -344,8 +357,11 @@ export class PolicyMap {
     this.map.delete(PolicyMap.key(p));
   }
 
-  entries(): Array<PolicyKey & { packets: bigint; bytes: bigint }> {
-    return this.map.entries().map(([k, v]) => ({ ...PolicyMap.parse(k), ...POLICY_VALUE.decode(v) }));
+  entries(): Array<PolicyKey & { packets: bigint; bytes: bigint; proxyPort: number }> {
+    return this.map.entries().map(([k, v]) => {
+      const { packets, bytes, proxy_port } = POLICY_VALUE.decode(v);
+      return { ...PolicyMap.parse(k), packets, bytes, proxyPort: proxy_port };
+    });
   }
 }
 

@@ -42,7 +42,9 @@ describe('BPF map layouts: the compiled objects and the agent codecs agree', () 
         ['ep_ifindex', 'u32'],
         ['policy_gen', 'u32'],
         ['flags', 'u8'],
-        ['pad', bytes(7)],
+        ['pad', 'u8'],
+        ['proxy_port', 'u16'],
+        ['pad2', bytes(4)],
       ]);
       assert.deepStrictEqual(layoutProblems(obj, swapped), [
         "map cilium_ct value: struct ct_value.peer_identity is at byte 16 (4 bytes) in C, at byte 20 (4 bytes) in the agent's codec",
@@ -56,7 +58,9 @@ describe('BPF map layouts: the compiled objects and the agent codecs agree', () 
         ['ep_ifindex', 'u32'],
         ['policy_gen', 'u32'],
         ['flags', 'u8'],
-        ['pad', bytes(7)],
+        ['pad', 'u8'],
+        ['proxy_port', 'u16'],
+        ['pad2', bytes(4)],
       ]);
       assert.deepStrictEqual(layoutProblems(obj, renamed), [
         "map cilium_ct value: struct ct_value has expires at byte 20 (4 bytes), the agent's codec does not",
@@ -92,7 +96,18 @@ describe('BPF map layouts: the compiled objects and the agent codecs agree', () 
   });
 
   it('the codecs round-trip through the described layout: what is written is what is read back', () => {
-    const v = { packets: 3n, bytes: 1500n, peer_identity: 256, expires: 42, ep_ifindex: 7, policy_gen: 9, flags: 1, pad: Buffer.alloc(7) };
+    const v = {
+      packets: 3n,
+      bytes: 1500n,
+      peer_identity: 256,
+      expires: 42,
+      ep_ifindex: 7,
+      policy_gen: 9,
+      flags: 1,
+      pad: 0,
+      proxy_port: 15001,
+      pad2: Buffer.alloc(4),
+    };
     const b = CT_VALUE.encode(v);
     assert.strictEqual(b.length, 40);
     assert.deepStrictEqual(CT_VALUE.decode(b), v);

@@ -124,6 +124,29 @@ describe('policy resolution', () => {
     assert.deepStrictEqual(none.allows, [], 'a service that does not exist (yet) allows nothing: not every peer');
   });
 
+  it('HTTP rules: their port over TCP with its patterns; patterns of one entry join, an L4-only allow of it needs no proxy', () => {
+    const http = (path: string) => ({ ports: [{ port: '80' }], rules: { http: [{ method: 'GET', path }] } });
+    const p = allows([
+      rule({ ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [http('/a'), { ports: [{ port: '81' }] }] }] }),
+      rule({ ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [http('/b')] }] }),
+      rule({ ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app3' } }], toPorts: [http('/c')] }] }),
+      rule({ ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app3' } }], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }] }),
+    ]);
+    const by = (id: number, port: number) => p.allows.find((a) => a.identity === id && a.port === port);
+    assert.deepStrictEqual(by(257, 80), {
+      identity: 257,
+      port: 80,
+      proto: 6,
+      dir: 'ingress',
+      http: [
+        { method: 'GET', path: '/a' },
+        { method: 'GET', path: '/b' },
+      ],
+    });
+    assert.deepStrictEqual(by(257, 81), { identity: 257, port: 81, proto: 0, dir: 'ingress' });
+    assert.deepStrictEqual(by(258, 80), { identity: 258, port: 80, proto: 6, dir: 'ingress' }, 'allowed at L4 by one rule: every request is');
+  });
+
   it('trace explains the verdict in both directions', () => {
     const r = new PolicyResolver(
       [rule({ ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [{ ports: [{ port: '80' }] }] }] })],
@@ -152,7 +175,22 @@ describe('policy validation', () => {
     ],
     [{ endpointSelector: {}, egress: [{ toEntities: ['everyone'] }] }, /unknown entity "everyone"/],
     [{ endpointSelector: { matchExpressions: [{ key: 'a', operator: 'Is' }] } }, /operator: "Is" is not In, NotIn, Exists or DoesNotExist/],
-    [{ endpointSelector: {}, ingress: [{ toPorts: [{ ports: [{ port: '80' }], rules: { http: [] } }] }] }, /L7 rules are not supported yet/],
+    [
+      { endpointSelector: {}, ingress: [{ toPorts: [{ ports: [{ port: '80' }], rules: { http: [{ path: '/a(' }] } }] }] },
+      /ingress\[0\]\.toPorts\[0\]\.rules\.http\[0\]\.path: not a regular expression/,
+    ],
+    [{ endpointSelector: {}, ingress: [{ toPorts: [{ ports: [{ port: '80' }], rules: { http: [{ verb: 'GET' }] } }] }] }, /http\[0\]\.verb: unknown field/],
+    [{ endpointSelector: {}, ingress: [{ toPorts: [{ rules: { http: [{}] } }] }] }, /rules: L7 rules need the ports they apply to/],
+    [
+      { endpointSelector: {}, ingress: [{ toPorts: [{ ports: [{ port: '53', protocol: 'UDP' }], rules: { http: [{}] } }] }] },
+      /toPorts\[0\]\.ports\[0\]\.protocol: HTTP rules need TCP/,
+    ],
+    [{ endpointSelector: {}, ingress: [{ toPorts: [{ ports: [{ port: '9092' }], rules: { kafka: [] } }] }] }, /kafka rules are not supported yet/],
+    [{ endpointSelector: {}, egress: [{ toPorts: [{ ports: [{ port: '80' }], rules: { http: [{}] } }] }] }, /L7 rules on egress are not supported yet/],
+    [
+      { endpointSelector: {}, ingress: [{ toPorts: [{ ports: [{ port: '80' }], rules: { http: [{ headers: ['X Token'] }] } }] }] },
+      /headers\[0\]: "X Token" is not "Name" or "Name: value"/,
+    ],
     [[], /holds no rules/],
     [{ endpointSelector: {}, ingress: [{ toServices: [] }] }, /ingress\[0\]\.toServices: unknown field/],
     [{ endpointSelector: {}, egress: [{ toServices: [{}] }] }, /toServices\[0\]: needs k8sService/],

@@ -38,7 +38,7 @@ describe('regenerator: rules, identities and endpoints into the maps', () => {
     const registry = await EndpointRegistry.load(store);
     const identities = await IdentityAllocator.load(store, log, 60_000);
     const repo = await PolicyRepository.load(store);
-    const sync = new PolicySync({ maps }, registry, identities, new CidrIdentities([]), repo, 'default', log);
+    const sync = new PolicySync({ maps }, registry, identities, new CidrIdentities([]), repo, { mode: 'default', l7ProxyPort: 10080 }, log);
     sync.follow(repo, identities, registry);
     let n = 0;
     /** An endpoint as CreateEndpoint leaves it (fail-closed), then made ready with these labels. */

@@ -1,0 +1,42 @@
+import type { Allow } from '../policy/resolve';
+
+/**
+ * What the agent tells the proxy (proxy/main.ts) whenever policy or
+ * endpoints change: the ready endpoints with the ingress entries of their
+ * policy (those with HTTP rules are the proxied ones) and who each local
+ * address is. The proxy decides from this alone.
+ */
+export interface ProxySnapshot {
+  endpoints: ProxyEndpoint[];
+}
+
+export interface ProxyEndpoint {
+  id: number;
+  identity: number;
+  /** Canonical text addresses (IPv4 dotted, IPv6 compressed). */
+  addresses: string[];
+  ingressEnforced: boolean;
+  /** The endpoint's ingress allow entries, in the resolver's form. */
+  ingress: Allow[];
+}
+
+/** Messages from the proxy to the agent. */
+export type ProxyMessage = { type: 'ready'; port: number } | { type: 'access'; record: AccessRecord };
+
+/** One judged request, for the monitor and metrics. */
+export interface AccessRecord {
+  verdict: 'forwarded' | 'denied' | 'error';
+  /** Status sent to the client. */
+  status: number;
+  method: string;
+  url: string;
+  host: string;
+  src: string;
+  srcIdentity: number;
+  dst: string;
+  dstPort: number;
+  dstIdentity: number;
+  endpoint: number;
+  /** Time the proxy added before the request went upstream (or was answered), in seconds. */
+  proxySeconds: number;
+}

@@ -1,0 +1,155 @@
+import assert from 'assert';
+import { writeFileSync } from 'fs';
+import { join } from 'path';
+import { run, waitFor } from '../harness/exec';
+import { Env, WGET } from './env';
+
+const CLI = join(__dirname, '../../../bin/cilium');
+const METRICS = '127.0.0.1:19971';
+const PROXY_PORT = 10091;
+
+interface Ev {
+  type: string;
+  reasonName: string;
+  srcLabels: string[];
+  dport: number;
+  seq: number;
+}
+
+/** Cilium's getting-started L7 rule: app2 may GET /public on app1, nothing else; with a token, /private too. */
+const L7_RULE = [
+  {
+    labels: [{ key: 'name', value: 'l7-rule' }],
+    endpointSelector: { matchLabels: { id: 'app1' } },
+    ingress: [
+      {
+        fromEndpoints: [{ matchLabels: { id: 'app2' } }],
+        toPorts: [
+          {
+            ports: [{ port: '80', protocol: 'TCP' }],
+            rules: {
+              http: [
+                { method: 'GET', path: '/public' },
+                { method: 'GET', path: '/private', headers: ['X-Token: 42'] },
+              ],
+            },
+          },
+        ],
+      },
+    ],
+  },
+];
+
+describe('L7 HTTP policy through the transparent proxy (real dockerd, BPF redirect, proxy process)', function () {
+  this.timeout(600_000);
+  const env = new Env([`--prometheus-serve-addr=${METRICS}`, `--proxy-port=${PROXY_PORT}`]);
+  const cli = (...args: string[]) => run(CLI, ['--api-socket', env.agent.apiSocket, ...args], { timeoutMs: 30_000 });
+  /**
+   * The HTTP status lines and bodies a container gets, as raw as nc shows
+   * them. Its input stays open until the server closes (the last request
+   * says "Connection: close"): nc would half-close it at the end of input.
+   */
+  const http = async (from: string, host: string, requests: string) => (await env.exec(from, `(printf '${requests}'; sleep 3) | nc -w 5 ${host} 80`)).stdout;
+  const get = (path: string, extra = '') => `GET ${path} HTTP/1.1\\r\\nHost: app1\\r\\n${extra}\\r\\n`;
+  const statuses = (raw: string) => [...raw.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
+  const lastSeq = async () => Math.max(0, ...(await env.agent.api<Ev[]>('/v1/events')).map((e) => e.seq));
+  const proxyPid = async () => (await run('pgrep', ['-P', String(env.agent.pid), '-f', `proxy/main.js --port ${PROXY_PORT}`])).stdout.trim();
+
+  let app1 = '';
+  before(async () => {
+    await env.up();
+    await env.createNetwork('lnet', ['--ipv6']);
+    const web = ['sh', '-c', 'echo public > /www/public && echo private > /www/private && exec httpd -f -vv -p 80 -h /www'];
+    await env.runDetached('app1', 'lnet', web, ['-l', 'id=app1']);
+    await env.runDetached('app2', 'lnet', undefined, ['-l', 'id=app2']);
+    await env.runDetached('app3', 'lnet', undefined, ['-l', 'id=app3']);
+    app1 = await env.address('app1', 'lnet');
+    const f = join(env.agent.dir, 'l7.json');
+    writeFileSync(f, JSON.stringify(L7_RULE));
+    const r = await cli('policy', 'import', f);
+    assert.strictEqual(r.code, 0, r.stderr);
+  });
+  after(async () => {
+    await env.down();
+  });
+
+  it('GET /public is answered by app1; GET /private and POST /public get 403 "Access denied"', async () => {
+    const pub = await http('app2', app1, get('/public', 'Connection: close\\r\\n'));
+    assert.deepStrictEqual(statuses(pub), [200], pub);
+    assert.match(pub, /\r\n\r\npublic\n$/);
+    const priv = await http('app2', app1, get('/private', 'Connection: close\\r\\n'));
+    assert.deepStrictEqual(statuses(priv), [403], priv);
+    assert.match(priv, /\r\n\r\nAccess denied\n$/);
+    const post = await http('app2', app1, 'POST /public HTTP/1.1\\r\\nHost: app1\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nhi');
+    assert.deepStrictEqual(statuses(post), [403], post);
+  });
+
+  it('one keep-alive connection: each request is judged on its own (allowed, denied, allowed)', async () => {
+    const raw = await http('app2', app1, get('/public') + get('/private') + get('/public', 'Connection: close\\r\\n'));
+    assert.deepStrictEqual(statuses(raw), [200, 403, 200], raw);
+  });
+
+  it('a header rule: /private with X-Token: 42 is allowed, with another value denied', async () => {
+    assert.deepStrictEqual(statuses(await http('app2', app1, get('/private', 'X-Token: 42\\r\\nConnection: close\\r\\n'))), [200]);
+    assert.deepStrictEqual(statuses(await http('app2', app1, get('/private', 'X-Token: 7\\r\\nConnection: close\\r\\n'))), [403]);
+  });
+
+  it('over IPv6 as over IPv4', async () => {
+    const v6 = await env.address('app1', 'lnet', 6);
+    assert.ok(v6, 'app1 has an IPv6 address');
+    assert.deepStrictEqual(statuses(await http('app2', v6, get('/public', 'Connection: close\\r\\n'))), [200]);
+    assert.deepStrictEqual(statuses(await http('app2', v6, get('/private', 'Connection: close\\r\\n'))), [403]);
+  });
+
+  it("app1 sees app2's own address, not the host's or the proxy's", async () => {
+    const app2 = await env.address('app2', 'lnet');
+    const logs = await env.ok(['logs', 'app1']).catch(() => '');
+    const all = `${logs}${(await env.docker(['logs', 'app1'])).stderr}`;
+    assert.ok(all.includes(app2), `app1's log names no request from ${app2}:\n${all.slice(-2000)}`);
+  });
+
+  it('an identity the L4 rule does not allow is dropped in BPF, before any proxy', async () => {
+    const since = await lastSeq();
+    assert.notStrictEqual((await env.exec('app3', `${WGET} http://app1/public`)).code, 0);
+    const drops = await env.agent.api<Ev[]>(`/v1/events?type=drop&since=${since}`);
+    assert.ok(
+      drops.some((e) => e.reasonName === 'Policy denied' && e.dport === 80 && e.srcLabels.includes('container:id=app3')),
+      JSON.stringify(drops),
+    );
+  });
+
+  it('metrics count the requests by verdict', async () => {
+    const m = (await run('curl', ['-sf', `http://${METRICS}/metrics`])).stdout;
+    const count = (rule: string) => Number(new RegExp(`^cilium_policy_l7_total\\{rule="${rule}"\\} (\\d+)`, 'm').exec(m)?.[1] ?? 0);
+    assert.ok(
+      count('denied') >= 5,
+      m
+        .split('\n')
+        .filter((l) => l.includes('l7'))
+        .join('\n'),
+    );
+    assert.ok(count('forwarded') >= 5);
+    assert.strictEqual(count('received'), count('denied') + count('forwarded') + count('error'));
+  });
+
+  it('the proxy killed: connections to the L7 port are dropped with the reason, never passed unchecked; restarted: served again', async () => {
+    const pid = await proxyPid();
+    assert.ok(/^\d+$/.test(pid), `the agent's proxy process: "${pid}"`);
+    const since = await lastSeq();
+    await run('kill', ['-9', pid]);
+    await waitFor('the proxy to be gone', async () => (await run('kill', ['-0', pid])).code !== 0, 5000, 20);
+    await env.exec('app2', `${WGET} -T 1 http://app1/private`);
+    const drops = await env.agent.api<Ev[]>(`/v1/events?type=drop&since=${since}`);
+    assert.ok(
+      drops.some((e) => /Proxy redirection failed/.test(e.reasonName) && e.dport === 80),
+      `no proxy drop: ${JSON.stringify(drops.map((e) => e.reasonName))}`,
+    );
+    await waitFor(
+      'the restarted proxy to answer',
+      async () => statuses(await http('app2', app1, get('/public', 'Connection: close\\r\\n')))[0] === 200,
+      30_000,
+      500,
+    );
+    assert.deepStrictEqual(statuses(await http('app2', app1, get('/private', 'Connection: close\\r\\n'))), [403], 'still judged');
+  });
+});
