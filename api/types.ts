@@ -48,7 +48,8 @@ export interface Health {
   faults: Record<string, number>;
 }
 
-export type EndpointView = Endpoint & { policy: { ingressEnforced: boolean; egressEnforced: boolean; allows: number } };
+/** l7Ingress: the ports whose requests the L7 proxy judges ("80/TCP"). */
+export type EndpointView = Endpoint & { policy: { ingressEnforced: boolean; egressEnforced: boolean; allows: number; l7Ingress: string[] } };
 
 export interface IdentityView {
   id: number;

@@ -21,7 +21,7 @@ const COMMANDS: Record<string, [Command, string]> = {
   'policy validate': [policyValidate, 'check FILE without importing (no agent needed)'],
   'policy get': [policyGet, 'rules, all or those carrying every LABEL'],
   'policy delete': [policyDelete, 'delete rules carrying every LABEL, or --all'],
-  'policy trace': [policyTrace, '-s LABELS|CONTAINER -d LABELS|CONTAINER [--dport N[/PROTO]]'],
+  'policy trace': [policyTrace, '-s LABELS|CONTAINER -d LABELS|CONTAINER [--dport N[/PROTO]] [--http-method M --http-path P [--http-header "Name: value"]]'],
   'bpf policy get': [bpfPolicyGet, "an endpoint's policy map with packet and byte counters"],
   'bpf ipcache list': [bpfIpcacheList, 'prefix -> identity, as the datapath sees it'],
   'bpf ct list': [bpfCtList, 'tracked connections, their state and remaining lifetime'],

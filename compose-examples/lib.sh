@@ -21,6 +21,13 @@ expect() { # expect allowed|denied SERVICE URL
   if [ "$got" = "$want" ]; then echo "ok    $svc -> $url: $got"; else echo "FAIL  $svc -> $url: $got, expected $want"; FAILED=$((FAILED + 1)); fi
 }
 
+# expect_status CODE SERVICE URL: the HTTP status the service gets (none: no answer).
+expect_status() {
+  local want=$1 svc=$2 url=$3 got
+  got=$(compose exec -T "$svc" /bin/wget -S -q -T 3 -O /dev/null "$url" 2>&1 | sed -n 's/.*HTTP\/1\.[01] \([0-9]*\).*/\1/p' | tail -1)
+  if [ "$got" = "$want" ]; then echo "ok    $svc -> $url: $got"; else echo "FAIL  $svc -> $url: ${got:-no answer}, expected $want"; FAILED=$((FAILED + 1)); fi
+}
+
 finish() {
   if [ "$FAILED" -eq 0 ]; then echo "all checks passed"; else echo "$FAILED check(s) failed"; fi
   exit "$FAILED"

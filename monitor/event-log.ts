@@ -1,8 +1,40 @@
-import { DatapathEvent } from '../datapath/bpf/events';
+import { DatapathEvent, EventType } from '../datapath/bpf/events';
+import type { AccessRecord } from '../proxy/snapshot';
 
-export interface LoggedEvent extends DatapathEvent {
+/** A datapath event, or an HTTP request the L7 proxy judged (type l7, with its request and answer). */
+export interface MonitorEvent extends Omit<DatapathEvent, 'type'> {
+  type: EventType | 'l7';
+  http?: { method: string; url: string; host: string; status: number };
+}
+
+export interface LoggedEvent extends MonitorEvent {
   seq: number;
   time: string;
+}
+
+const L7_VERDICT = { forwarded: 'Forwarded', denied: 'Denied', error: 'Error' } as const;
+
+/** The proxy's access record as a monitor event: the client's request to the endpoint, as its ingress. */
+export function l7Event(r: AccessRecord): MonitorEvent {
+  return {
+    type: 'l7',
+    reason: 0,
+    reasonName: L7_VERDICT[r.verdict],
+    direction: 'ingress',
+    endpoint: r.endpoint,
+    srcIdentity: r.srcIdentity,
+    dstIdentity: r.dstIdentity,
+    family: r.dst.includes(':') ? 6 : 4,
+    src: r.src,
+    dst: r.dst,
+    sport: r.srcPort,
+    dport: r.dstPort,
+    protocol: 'tcp',
+    tcpFlags: 0,
+    length: 0,
+    ifindex: 0,
+    http: { method: r.method, url: r.url, host: r.host, status: r.status },
+  };
 }
 
 /**
@@ -17,7 +49,7 @@ export class EventLog {
 
   constructor(private readonly capacity = 4096) {}
 
-  push(e: DatapathEvent): void {
+  push(e: MonitorEvent): void {
     const logged = { ...e, seq: ++this.seq, time: new Date().toISOString() };
     this.events.push(logged);
     if (this.events.length > this.capacity) this.events.shift();

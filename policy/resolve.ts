@@ -3,6 +3,7 @@ import type { KnownIdentity } from '../identity/cidr';
 import { RESERVED } from '../identity/reserved';
 import { EgressRule, Entity, HttpRule, IngressRule, PortRule, Rule, Selector, ServiceRef, ruleLabels } from './rule';
 import { isEmpty, matches } from './selector';
+import { HttpRequestView, compileHttpRule, httpRuleMatches } from './http-match';
 import { protocolNumber } from '../net/protocol';
 
 export type EnforcementMode = 'default' | 'always' | 'never';
@@ -78,8 +79,19 @@ export class PolicyResolver {
     return { ingressEnforced, egressEnforced, allows: [...allows.values()] };
   }
 
-  /** Would traffic from src labels reach dst labels on this port? Each step says why. */
-  trace(src: string[], dst: string[], srcIdentity: number, dstIdentity: number, port: number, proto: number): { allowed: boolean; steps: string[] } {
+  /**
+   * Would traffic from src labels reach dst labels on this port (and, given
+   * a request, would the L7 proxy pass it)? Each step says why.
+   */
+  trace(
+    src: string[],
+    dst: string[],
+    srcIdentity: number,
+    dstIdentity: number,
+    port: number,
+    proto: number,
+    request?: HttpRequestView,
+  ): { allowed: boolean; steps: string[] } {
     const steps: string[] = [];
     const check = (labels: string[], peer: number, dir: Dir): boolean => {
       const rules = this.rules.filter((r) => matches(r.endpointSelector, labels));
@@ -101,7 +113,14 @@ export class PolicyResolver {
             }`
           : `  no entry allows identity ${peer} to port ${port || 'any'}/${protoName(proto)}: DENIED`,
       );
-      return hit !== undefined;
+      if (!hit?.http || !request) return hit !== undefined;
+      const i = hit.http.findIndex((h) => httpRuleMatches(compileHttpRule(h), request));
+      steps.push(
+        i >= 0
+          ? `  ${request.method} ${request.url} matches ${describeHttp(hit.http[i]!)}: ALLOWED`
+          : `  ${request.method} ${request.url} matches none of them: DENIED (403 Access denied)`,
+      );
+      return i >= 0;
     };
     const allowed = check(src, dstIdentity, 'egress') && check(dst, srcIdentity, 'ingress');
     return { allowed, steps };

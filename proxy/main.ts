@@ -10,7 +10,7 @@ import { createServer, Agent, IncomingHttpHeaders, IncomingMessage, ServerRespon
 import { Socket, isIPv4 } from 'net';
 import { Duplex } from 'stream';
 import { lookup } from '../policy/resolve';
-import { CompiledHttpRule, compileHttpRule, httpRuleMatches } from './http-rules';
+import { CompiledHttpRule, compileHttpRule, httpRuleMatches } from '../policy/http-match';
 import { AccessRecord, ProxyEndpoint, ProxyMessage, ProxySnapshot } from './snapshot';
 import { transparentListener, upstreamSocket } from './transparent-socket';
 
@@ -21,6 +21,7 @@ const IPPROTO_TCP = 6;
 /** What a connection was for: fixed when it is accepted. */
 interface Flow {
   src: string;
+  srcPort: number;
   srcIdentity: number;
   dst: string;
   dstPort: number;
@@ -62,7 +63,15 @@ class Proxy {
       return;
     }
     const srcIdentity = this.byAddress.get(src)?.identity ?? ID_WORLD;
-    const flow: Flow = { src, srcIdentity, dst, dstPort: sock.localPort, endpoint, upstream: this.upstreamAgent(src, srcIdentity) };
+    const flow: Flow = {
+      src,
+      srcPort: sock.remotePort ?? 0,
+      srcIdentity,
+      dst,
+      dstPort: sock.localPort,
+      endpoint,
+      upstream: this.upstreamAgent(src, srcIdentity),
+    };
     this.flows.set(sock, flow);
     sock.once('close', () => {
       flow.upstream.destroy();
@@ -99,30 +108,30 @@ class Proxy {
     const rules = this.rulesFor(f);
     const view = { method: req.method ?? '', url: req.url ?? '/', headers: req.headers };
     const allowed = rules !== 'denied' && (rules === undefined || rules.some((r) => httpRuleMatches(r, view)));
-    const log = (verdict: AccessRecord['verdict'], status: number) => {
-      send({
-        type: 'access',
-        record: {
-          verdict,
-          status,
-          method: view.method,
-          url: view.url,
-          host: req.headers.host ?? '',
-          src: f.src,
-          srcIdentity: f.srcIdentity,
-          dst: f.dst,
-          dstPort: f.dstPort,
-          dstIdentity: f.endpoint.identity,
-          endpoint: f.endpoint.id,
-          proxySeconds: Number(process.hrtime.bigint() - t0) / 1e9,
-        },
+    const elapsed = () => Number(process.hrtime.bigint() - t0) / 1e9;
+    // One record a request, once its answer is known: the proxy's own time is up to the moment it went upstream.
+    const log = (verdict: AccessRecord['verdict'], status: number, proxySeconds: number) => {
+      report({
+        verdict,
+        status,
+        method: view.method,
+        url: view.url,
+        host: req.headers.host ?? '',
+        src: f.src,
+        srcPort: f.srcPort,
+        srcIdentity: f.srcIdentity,
+        dst: f.dst,
+        dstPort: f.dstPort,
+        dstIdentity: f.endpoint.identity,
+        endpoint: f.endpoint.id,
+        proxySeconds,
       });
     };
     if (!allowed) {
       req.resume();
       res.writeHead(403, { 'content-type': 'text/plain', 'content-length': '14' });
       res.end('Access denied\n');
-      log('denied', 403);
+      log('denied', 403, elapsed());
       return;
     }
     const up = httpRequest({
@@ -134,17 +143,17 @@ class Proxy {
       setHost: false,
       agent: f.upstream,
     });
-    let logged = false;
+    let sent = 0;
     up.once('socket', () => {
-      log('forwarded', 0);
-      logged = true;
+      sent = elapsed();
     });
     up.on('response', (r) => {
+      log('forwarded', r.statusCode ?? 0, sent);
       res.writeHead(r.statusCode ?? 502, r.statusMessage, endToEnd(r.headers));
       r.pipe(res);
     });
     up.on('error', (err) => {
-      if (!logged) log('error', 503);
+      if (!res.headersSent) log('error', 503, sent || elapsed());
       if (res.headersSent) res.destroy(err);
       else {
         res.writeHead(503, { 'content-type': 'text/plain' });
@@ -157,6 +166,17 @@ class Proxy {
 
 function send(m: ProxyMessage): void {
   if (process.send) process.send(m);
+}
+
+/** Access records go to the agent in batches, at most ten messages a second whatever the request rate. */
+const ACCESS_BATCH_MS = 100;
+let batch: AccessRecord[] = [];
+function report(r: AccessRecord): void {
+  if (batch.push(r) > 1) return;
+  setTimeout(() => {
+    send({ type: 'access', records: batch });
+    batch = [];
+  }, ACCESS_BATCH_MS);
 }
 
 function main(): void {

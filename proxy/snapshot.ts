@@ -21,7 +21,7 @@ export interface ProxyEndpoint {
 }
 
 /** Messages from the proxy to the agent. */
-export type ProxyMessage = { type: 'ready'; port: number } | { type: 'access'; record: AccessRecord };
+export type ProxyMessage = { type: 'ready'; port: number } | { type: 'access'; records: AccessRecord[] };
 
 /** One judged request, for the monitor and metrics. */
 export interface AccessRecord {
@@ -32,11 +32,12 @@ export interface AccessRecord {
   url: string;
   host: string;
   src: string;
+  srcPort: number;
   srcIdentity: number;
   dst: string;
   dstPort: number;
   dstIdentity: number;
   endpoint: number;
-  /** Time the proxy added before the request went upstream (or was answered), in seconds. */
+  /** Time the proxy took before the request went upstream (or was answered), in seconds. */
   proxySeconds: number;
 }

@@ -28,7 +28,7 @@ export class ProxySupervisor {
   async start(): Promise<void> {
     await addProxyRouting(4);
     await addProxyRouting(6);
-    await this.spawn();
+    await this.launch();
   }
 
   /** The latest policy, sent now and again to every restarted proxy. */
@@ -54,7 +54,7 @@ export class ProxySupervisor {
     await removeProxyRouting(6);
   }
 
-  private spawn(): Promise<void> {
+  private launch(): Promise<void> {
     const child = fork(join(__dirname, 'main.js'), ['--port', String(this.port)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     this.child = child;
     let stderr = '';
@@ -71,7 +71,7 @@ export class ProxySupervisor {
           if (this.snapshot) child.send(this.snapshot);
           this.log.info(`L7 proxy listening on port ${m.port} (pid ${child.pid})`);
           resolve();
-        } else this.onAccess(m.record);
+        } else for (const r of m.records) this.onAccess(r);
       });
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
@@ -80,7 +80,7 @@ export class ProxySupervisor {
         if (this.stopping) return;
         this.log.error(`L7 proxy exited (${code ?? signal}): ${stderr.trim().split('\n').slice(-3).join(' | ')}; restarting in ${RESTART_DELAY_MS} ms`);
         this.restartTimer = setTimeout(() => {
-          this.spawn().catch((err: unknown) => this.log.error((err as Error).message));
+          this.launch().catch((err: unknown) => this.log.error((err as Error).message));
         }, RESTART_DELAY_MS);
       });
     });

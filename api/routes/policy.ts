@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { protocolNumber } from '../../net/protocol';
 import { PolicyNotApplied } from '../../policy/repository';
 import { PolicyResolver } from '../../policy/resolve';
+import type { HttpRequestView } from '../../policy/http-match';
 import { ApiDeps, Views } from '../deps';
 import { HttpError, queryText, userLabels } from '../http';
 import type { PolicyChange, PolicyDeleted, PolicyList, Trace } from '../types';
@@ -34,7 +35,7 @@ export function policyRoutes(d: ApiDeps, views: Views): Router {
     res.json((await change(() => d.repo.delete(labels), 500)) satisfies PolicyDeleted);
   });
   r.post('/v1/policy/resolve', (req, res) => {
-    const b = (req.body ?? {}) as { from?: unknown; to?: unknown; dport?: unknown; protocol?: unknown };
+    const b = (req.body ?? {}) as { from?: unknown; to?: unknown; dport?: unknown; protocol?: unknown; http?: unknown };
     if (!Array.isArray(b.from) || !Array.isArray(b.to)) throw new HttpError(400, 'from and to must be lists of labels');
     const from = userLabels(b.from.map(String));
     const to = userLabels(b.to.map(String));
@@ -51,8 +52,21 @@ export function policyRoutes(d: ApiDeps, views: Views): Router {
     const dstId = idOf(to, -2);
     const extra = [srcId < 0 ? { id: srcId, labels: from } : undefined, dstId < 0 ? { id: dstId, labels: to } : undefined].filter((x) => x !== undefined);
     const resolver = new PolicyResolver(d.repo.rules, [...known, ...extra], 'default');
-    const trace = resolver.trace(from, to, srcId, dstId, port, proto);
+    const trace = resolver.trace(from, to, srcId, dstId, port, proto, traceRequest(b.http));
     res.json({ verdict: trace.allowed ? 'ALLOWED' : 'DENIED', steps: trace.steps, srcIdentity: srcId, dstIdentity: dstId } satisfies Trace);
   });
   return r;
+}
+
+/** The request a trace asks the L7 rules about: {method, path, headers: ["Name: value"]}, or none. */
+function traceRequest(v: unknown): HttpRequestView | undefined {
+  if (v === undefined) return undefined;
+  const h = (typeof v === 'object' && v !== null ? v : {}) as { method?: unknown; path?: unknown; headers?: unknown };
+  if (typeof h.method !== 'string' || typeof h.path !== 'string' || !h.path.startsWith('/'))
+    throw new HttpError(400, 'http needs method and path (starting with /), as strings');
+  if (h.headers !== undefined && !(Array.isArray(h.headers) && h.headers.every((x) => typeof x === 'string' && x.includes(':'))))
+    throw new HttpError(400, 'http.headers must be a list of "Name: value" strings');
+  const headers: Record<string, string> = {};
+  for (const x of (h.headers ?? []) as string[]) headers[x.slice(0, x.indexOf(':')).trim().toLowerCase()] = x.slice(x.indexOf(':') + 1).trim();
+  return { method: h.method, url: h.path, headers };
 }

@@ -11,7 +11,7 @@ export const endpointList: Command = async (ctx) => {
       ['ENDPOINT', 'POLICY (ingress)', 'POLICY (egress)', 'IDENTITY', 'LABELS (source:key[=value])', 'IPv6', 'IPv4', 'STATUS'],
       eps.map((e) => [
         String(e.id),
-        onOff(e.policy.ingressEnforced),
+        onOff(e.policy.ingressEnforced) + (e.policy.l7Ingress.length ? ` (L7 ${e.policy.l7Ingress.join(',')})` : ''),
         onOff(e.policy.egressEnforced),
         String(e.identity),
         e.labels.join(' ') || (e.state === 'ready' ? '(no labels)' : 'reserved:init'),

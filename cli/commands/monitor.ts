@@ -2,7 +2,7 @@ import { request } from 'http';
 import type { EndpointView, EventView } from '../../api/types';
 import { Command, UsageError } from '../context';
 
-const TYPES = ['drop', 'trace', 'policy-verdict'];
+const TYPES = ['drop', 'trace', 'policy-verdict', 'l7'];
 
 function tcpFlags(f: number): string {
   return [
@@ -25,6 +25,11 @@ export function formatEvent(e: EventView): string {
   const flow = `${addr(e.src, e.sport, e.protocol)} -> ${addr(e.dst, e.dport, e.protocol)} ${e.protocol}${e.protocol === 'tcp' ? ` ${tcpFlags(e.tcpFlags)}` : ''}`;
   const who = (labels: string[], name?: string) => `${labels.join(',') || 'unknown'}${name ? ` (${name})` : ''}`;
   const sides = `    from ${who(e.srcLabels, e.srcName)} to ${who(e.dstLabels, e.dstName)}`;
+  if (e.type === 'l7' && e.http) {
+    // Cilium's access log line: the request, its verdict and the status the client got
+    const url = `http://${e.http.host || e.dst}${e.http.url}`;
+    return `<- Request http from ${e.srcLabels.join(',') || 'unknown'}${e.srcName ? ` (${e.srcName})` : ''} to ${ep} ([${e.dstLabels.join(',')}]), identity ${e.srcIdentity}->${e.dstIdentity}, verdict ${e.reasonName} ${e.http.method} ${url} => ${e.http.status}\n`;
+  }
   const head =
     e.type === 'drop'
       ? `xx drop (${e.reasonName}) ${e.direction === 'ingress' ? 'to' : 'from'} ${ep}, identity ${e.srcIdentity}->${e.dstIdentity}: ${flow}`

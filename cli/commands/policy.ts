@@ -62,11 +62,16 @@ export const policyTrace: Command = async (ctx) => {
   const to = await side(ctx, ctx.flag(['-d', '--dst']), '-d');
   const [dport = '0', protocol = 'TCP'] = (ctx.flag(['--dport'])[0] ?? '0').split('/');
   if (!/^\d+$/.test(dport) || Number(dport) > 65535) throw new UsageError(`--dport ${dport}: not a port`);
+  const [method] = ctx.flag(['--http-method']);
+  const [path] = ctx.flag(['--http-path']);
+  if ((method === undefined) !== (path === undefined)) throw new UsageError('an HTTP request needs both --http-method and --http-path');
+  const http = method === undefined ? {} : { http: { method, path, headers: ctx.flag(['--http-header']) } };
   const r = await ctx.api<Trace>('POST', '/v1/policy/resolve', {
     from,
     to,
     dport: Number(dport),
     protocol,
+    ...http,
   });
   ctx.print(r, () => {
     const id = (n: number) => (n < 0 ? 'no identity yet' : `identity ${n}`);

@@ -89,6 +89,25 @@ describe('L7 HTTP policy through the transparent proxy (real dockerd, BPF redire
     assert.deepStrictEqual(statuses(raw), [200, 403, 200], raw);
   });
 
+  it('cilium monitor -t l7 shows each request with both identities, the verdict and the status', async () => {
+    const since = await lastSeq();
+    const watching = run('timeout', ['8', CLI, '--api-socket', env.agent.apiSocket, 'monitor', '-t', 'l7'], { timeoutMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    await http('app2', app1, get('/private') + get('/public', 'Connection: close\\r\\n'));
+    const out = (await watching).stdout;
+    assert.match(
+      out,
+      /<- Request http from container:id=app2 \(app2\) to endpoint \d+ \(app1\) \(\[container:id=app1\]\), identity \d+->\d+, verdict Denied GET http:\/\/app1\/private => 403/,
+      out,
+    );
+    assert.match(out, /verdict Forwarded GET http:\/\/app1\/public => 200/, out);
+    const l7 = await env.agent.api<Array<Ev & { http: { status: number; url: string } }>>(`/v1/events?type=l7&since=${since}`);
+    assert.deepStrictEqual(
+      l7.map((e) => `${e.reasonName} ${e.http.url} ${e.http.status}`),
+      ['Denied /private 403', 'Forwarded /public 200'],
+    );
+  });
+
   it('a header rule: /private with X-Token: 42 is allowed, with another value denied', async () => {
     assert.deepStrictEqual(statuses(await http('app2', app1, get('/private', 'X-Token: 42\\r\\nConnection: close\\r\\n'))), [200]);
     assert.deepStrictEqual(statuses(await http('app2', app1, get('/private', 'X-Token: 7\\r\\nConnection: close\\r\\n'))), [403]);
@@ -106,6 +125,23 @@ describe('L7 HTTP policy through the transparent proxy (real dockerd, BPF redire
     const logs = await env.ok(['logs', 'app1']).catch(() => '');
     const all = `${logs}${(await env.docker(['logs', 'app1'])).stderr}`;
     assert.ok(all.includes(app2), `app1's log names no request from ${app2}:\n${all.slice(-2000)}`);
+  });
+
+  it('cilium endpoint list shows the L7 ports', async () => {
+    const list = (await cli('endpoint', 'list')).stdout;
+    const row = list.split('\n').find((l) => l.includes('container:id=app1'));
+    assert.match(row ?? '', /Enabled \(L7 80\/TCP\)/, list);
+  });
+
+  it('cilium policy trace judges a request as the proxy would', async () => {
+    const t = async (...http: string[]) => cli('policy', 'trace', '-s', 'app2', '-d', 'app1', '--dport', '80', ...http);
+    const denied = await t('--http-method', 'GET', '--http-path', '/private');
+    assert.match(denied.stdout, /GET \/private matches none of them: DENIED \(403 Access denied\)[\s\S]*Final verdict: DENIED/, denied.stdout);
+    const allowed = await t('--http-method', 'GET', '--http-path', '/private', '--http-header', 'X-Token: 42');
+    assert.match(allowed.stdout, /Final verdict: ALLOWED/, allowed.stdout);
+    const bad = await t('--http-method', 'GET');
+    assert.notStrictEqual(bad.code, 0);
+    assert.match(bad.stderr, /needs both --http-method and --http-path/);
   });
 
   it('an identity the L4 rule does not allow is dropped in BPF, before any proxy', async () => {

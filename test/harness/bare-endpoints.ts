@@ -19,6 +19,8 @@ const POOL = { AddressSpace: 'CiliumLocal', Pool: '', SubPool: '', V6: false };
  */
 export class BareEndpoints {
   readonly all: BareEndpoint[] = [];
+  /** Every namespace made, wired or not: a creation that fails half way leaves none behind. */
+  private readonly namespaces: string[] = [];
   private poolId = '';
 
   constructor(
@@ -32,6 +34,7 @@ export class BareEndpoints {
     const start = this.all.length;
     const batch = Array.from({ length: n }, (_, i) => `${this.prefix}${start + i}`);
     await must('ip', ['-batch', '-'], { input: Buffer.from(batch.map((ns) => `netns add ${ns}\n`).join('')) });
+    this.namespaces.push(...batch);
     const made: BareEndpoint[] = [];
     for (let i = 0; i < batch.length; i += concurrency) {
       made.push(...(await Promise.all(batch.slice(i, i + concurrency).map((ns) => this.wire(ns, labels)))));
@@ -42,14 +45,18 @@ export class BareEndpoints {
 
   /** Leave, DeleteEndpoint and ReleaseAddress for each, then the namespaces go. */
   async destroy(): Promise<void> {
-    for (const e of this.all) {
-      const ids = { NetworkID: this.networkId, EndpointID: e.endpointId };
-      await this.call('NetworkDriver.Leave', ids);
-      await this.call('NetworkDriver.DeleteEndpoint', ids);
-      await this.call('IpamDriver.ReleaseAddress', { PoolID: this.poolId, Address: e.address });
+    try {
+      for (const e of this.all) {
+        const ids = { NetworkID: this.networkId, EndpointID: e.endpointId };
+        await this.call('NetworkDriver.Leave', ids);
+        await this.call('NetworkDriver.DeleteEndpoint', ids);
+        await this.call('IpamDriver.ReleaseAddress', { PoolID: this.poolId, Address: e.address });
+      }
+    } finally {
+      if (this.namespaces.length) await must('ip', ['-batch', '-'], { input: Buffer.from(this.namespaces.map((ns) => `netns del ${ns}\n`).join('')) });
+      this.all.length = 0;
+      this.namespaces.length = 0;
     }
-    if (this.all.length) await must('ip', ['-batch', '-'], { input: Buffer.from(this.all.map((e) => `netns del ${e.ns}\n`).join('')) });
-    this.all.length = 0;
   }
 
   private async wire(ns: string, labels: string[]): Promise<BareEndpoint> {

@@ -13,11 +13,21 @@ function sources(dir: string): string[] {
   });
 }
 
-describe('security: no process is ever spawned by the agent or the CLI', () => {
-  it('no product module imports child_process (so no shell command can be built from request data)', () => {
+/** The one process the agent starts: its L7 proxy, this package's own module, forked with fixed arguments (no shell). */
+const PROXY_SUPERVISOR = join(ROOT, 'proxy', 'supervisor.ts');
+
+describe('security: no command is ever run by the agent or the CLI', () => {
+  it('no product module imports child_process but the L7 proxy supervisor (so no shell command can be built from request data)', () => {
     const offenders = PRODUCT.flatMap((d) => sources(join(ROOT, d))).filter((f) =>
       /from 'child_process'|require\('child_process'\)/.test(readFileSync(f, 'utf8')),
     );
-    assert.deepStrictEqual(offenders, []);
+    assert.deepStrictEqual(offenders, [PROXY_SUPERVISOR]);
+  });
+
+  it('the supervisor forks only its own proxy module: no spawn, exec or shell', () => {
+    const src = readFileSync(PROXY_SUPERVISOR, 'utf8');
+    assert.match(src, /^import \{ ChildProcess, fork \} from 'child_process';$/m);
+    assert.deepStrictEqual(src.match(/\bfork\([^)]*\)/g), ["fork(join(__dirname, 'main.js')"]);
+    assert.doesNotMatch(src, /\b(spawn|exec|execFile|execSync)\(/);
   });
 });

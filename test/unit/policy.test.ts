@@ -147,6 +147,25 @@ describe('policy resolution', () => {
     assert.deepStrictEqual(by(258, 80), { identity: 258, port: 80, proto: 6, dir: 'ingress' }, 'allowed at L4 by one rule: every request is');
   });
 
+  it('trace judges a given HTTP request against the L7 rules of the entry that allows the port', () => {
+    const rules = [
+      rule({
+        ingress: [
+          { fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [{ ports: [{ port: '80' }], rules: { http: [{ method: 'GET', path: '/public' }] } }] },
+        ],
+      }),
+    ];
+    const r = new PolicyResolver(rules, IDS, 'default');
+    const ask = (method: string, url: string) => r.trace(['container:id=app2'], app1, 257, 256, 80, 6, { method, url, headers: {} });
+    const ok = ask('GET', '/public');
+    assert.strictEqual(ok.allowed, true);
+    assert.match(ok.steps.at(-1)!, /GET \/public matches method=GET path=\/public: ALLOWED/);
+    const no = ask('GET', '/private');
+    assert.strictEqual(no.allowed, false);
+    assert.match(no.steps.at(-1)!, /GET \/private matches none of them: DENIED \(403 Access denied\)/);
+    assert.strictEqual(r.trace(['container:id=app2'], app1, 257, 256, 80, 6).allowed, true, 'no request given: the L4 verdict');
+  });
+
   it('trace explains the verdict in both directions', () => {
     const r = new PolicyResolver(
       [rule({ ingress: [{ fromEndpoints: [{ matchLabels: { id: 'app2' } }], toPorts: [{ ports: [{ port: '80' }] }] }] })],

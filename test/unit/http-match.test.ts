@@ -1,9 +1,9 @@
 import assert from 'assert';
-import { compileHttpRule, httpRuleMatches, requestPath } from '../../proxy/http-rules';
+import { compileHttpRule, httpRuleMatches, requestPath } from '../../policy/http-match';
 
 const req = (method: string, url: string, headers: Record<string, string> = {}) => ({ method, url, headers: { host: 'app1', ...headers } });
 
-describe('HTTP rules (the L7 proxy)', () => {
+describe('HTTP rule matching (the L7 proxy, policy trace)', () => {
   it('method and path are anchored regular expressions; the query is not part of the path', () => {
     const r = compileHttpRule({ method: 'GET', path: '/public(/.*)?' });
     assert.ok(httpRuleMatches(r, req('GET', '/public')));

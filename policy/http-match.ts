@@ -1,4 +1,4 @@
-import type { HttpRule } from '../policy/rule';
+import type { HttpRule } from './rule';
 
 /** An HTTP rule ready to judge requests: each regular expression anchored at both ends, as Cilium anchors them. */
 export interface CompiledHttpRule {
