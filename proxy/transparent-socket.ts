@@ -1,5 +1,6 @@
 import koffi from 'koffi';
-import { isIPv4 } from 'net';
+import { addressBytes } from '../datapath/rtnl';
+import { parseAddress } from '../net/address';
 
 /**
  * The socket options Node has no API for, through koffi: a listener that
@@ -40,29 +41,12 @@ function errno(): string {
   return Object.entries(koffi.os.errno).find(([, v]) => v === code)?.[0] ?? `errno ${code}`;
 }
 
-function sockaddr(family: 4 | 6, address: string, port: number): Buffer {
-  if (family === 4) {
-    const b = Buffer.alloc(16);
-    b.writeUInt16LE(AF_INET, 0);
-    b.writeUInt16BE(port, 2);
-    address.split('.').forEach((x, i) => (b[4 + i] = Number(x)));
-    return b;
-  }
-  const b = Buffer.alloc(28);
-  b.writeUInt16LE(AF_INET6, 0);
+function sockaddr(address: string, port: number): Buffer {
+  const a = parseAddress(address);
+  const b = Buffer.alloc(a.family === 4 ? 16 : 28);
+  b.writeUInt16LE(a.family === 4 ? AF_INET : AF_INET6, 0);
   b.writeUInt16BE(port, 2);
-  ipv6Bytes(address).copy(b, 8);
-  return b;
-}
-
-function ipv6Bytes(a: string): Buffer {
-  const [head, tail] = a.includes('::') ? a.split('::') : [a, undefined];
-  const parts = (s: string | undefined) => (s ? s.split(':') : []);
-  const h = parts(head);
-  const t = parts(tail);
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const b = Buffer.alloc(16);
-  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
+  addressBytes(a.family, a.value).copy(b, a.family === 4 ? 4 : 8);
   return b;
 }
 
@@ -89,17 +73,17 @@ export function transparentListener(family: 4 | 6, port: number): number {
     ['IP_TRANSPARENT', transparent(family)],
     ['SO_REUSEADDR', (fd) => setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, int(1), 4)],
     ...(family === 6 ? ([['IPV6_V6ONLY', (fd: number) => setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, int(1), 4)]] as Array<[string, (fd: number) => number]>) : []),
-    ['bind', (fd) => bind(fd, sockaddr(family, family === 4 ? '0.0.0.0' : '::', port), family === 4 ? 16 : 28)],
+    ['bind', (fd) => bind(fd, sockaddr(family === 4 ? '0.0.0.0' : '::', port), family === 4 ? 16 : 28)],
     ['listen', (fd) => listen(fd, 4096)],
   ]);
 }
 
 /** An unconnected fd bound to source (any port) with SO_MARK mark: it connects as the client it stands for. */
 export function upstreamSocket(source: string, mark: number): number {
-  const family = isIPv4(source) ? 4 : 6;
+  const family = parseAddress(source).family;
   return made(family, `upstream socket from ${source}`, [
     ['IP_TRANSPARENT', transparent(family)],
     ['SO_MARK', (fd) => setsockopt(fd, SOL_SOCKET, SO_MARK, int(mark), 4)],
-    ['bind', (fd) => bind(fd, sockaddr(family, source, 0), family === 4 ? 16 : 28)],
+    ['bind', (fd) => bind(fd, sockaddr(source, 0), family === 4 ? 16 : 28)],
   ]);
 }
