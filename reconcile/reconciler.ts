@@ -174,8 +174,9 @@ export class Reconciler {
 
   /** Veths tagged as ours that no endpoint owns (a crash between creating one and recording it). */
   private async links(r: ReconcileReport, repair: (s: string) => void): Promise<void> {
-    const known = new Set(this.d.endpoints.list().map((e) => e.ifName));
     const links = await this.d.links();
+    // Endpoints after the links: one whose setup ended during the listing has a link here and is known.
+    const known = new Set(this.d.endpoints.list().map((e) => e.ifName));
     const names = new Set(links.map((l) => l.name));
     const now = (this.d.now ?? Date.now)();
     const stillUntagged = new Set<string>();

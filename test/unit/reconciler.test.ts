@@ -46,7 +46,14 @@ class FakeEndpoints {
 class FakeLinks {
   links: HostLink[] = [];
   reaped: string[] = [];
-  list = () => Promise.resolve([...this.links]);
+  /** Runs while the listing is under way, as an endpoint's setup may end then. */
+  duringList: () => void = () => undefined;
+  list = async () => {
+    const listed = [...this.links];
+    await Promise.resolve();
+    this.duringList();
+    return listed;
+  };
   reap = (name: string) => {
     const had = this.links.some((l) => l.name === name);
     this.links = this.links.filter((l) => l.name !== name);
@@ -248,6 +255,20 @@ describe('reconciler: what it repairs, and what it leaves alone', () => {
     const r = await reconciler.run('test');
     assert.deepStrictEqual(links.reaped, ['lxc0000000orphan']);
     assert.strictEqual(r.linksRemoved, 1);
+  });
+
+  it('a veth whose endpoint finished its setup while the links were listed is kept', async () => {
+    const ep = endpoint();
+    inDocker(ep);
+    endpoints.transient.add(ep.ifName); // being set up when the pass starts
+    links.links = [{ name: ep.ifName, index: ep.ifIndex, alias: TAG }];
+    links.duringList = () => {
+      endpoints.transient.delete(ep.ifName);
+      endpoints.eps = [ep];
+    };
+    const r = await reconciler.run('test');
+    assert.deepStrictEqual(links.reaped, []);
+    assert.strictEqual(r.linksRemoved, 0);
   });
 
   it('an untagged pair of our naming is deleted only when seen untagged for UNTAGGED_ORPHAN_MS (its setup may be under way)', async () => {
