@@ -4,7 +4,7 @@ import type { AccessRecord } from '../proxy/snapshot';
 /** A datapath event, or an HTTP request the L7 proxy judged (type l7, with its request and answer). */
 export interface MonitorEvent extends Omit<DatapathEvent, 'type'> {
   type: EventType | 'l7';
-  http?: { method: string; url: string; host: string; status: number };
+  http?: { protocol: string; method: string; url: string; host: string; status: number };
 }
 
 export interface LoggedEvent extends MonitorEvent {
@@ -33,7 +33,7 @@ export function l7Event(r: AccessRecord): MonitorEvent {
     tcpFlags: 0,
     length: 0,
     ifindex: 0,
-    http: { method: r.method, url: r.url, host: r.host, status: r.status },
+    http: { protocol: r.protocol, method: r.method, url: r.url, host: r.host, status: r.status },
   };
 }
 

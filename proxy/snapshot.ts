@@ -28,6 +28,8 @@ export interface AccessRecord {
   verdict: 'forwarded' | 'denied' | 'error';
   /** Status sent to the client. */
   status: number;
+  /** As Hubble names it: HTTP/1.0, HTTP/1.1 or HTTP/2. */
+  protocol: string;
   method: string;
   url: string;
   host: string;
