@@ -1,4 +1,5 @@
 import assert from 'assert';
+import { ChildProcess, spawn } from 'child_process';
 import { writeFileSync } from 'fs';
 import { join } from 'path';
 import { run, waitFor } from '../harness/exec';
@@ -39,6 +40,25 @@ const L7_RULE = [
     ],
   },
 ];
+
+/** app2 may open WebSockets on /ws, fetch /h2/public over h2c and call demo.Echo/Say; nothing else on those ports. */
+const STREAM_RULE = [
+  {
+    labels: [{ key: 'name', value: 'l7-streams' }],
+    endpointSelector: { matchLabels: { id: 'app1' } },
+    ingress: [
+      {
+        fromEndpoints: [{ matchLabels: { id: 'app2' } }],
+        toPorts: [
+          { ports: [{ port: '8080', protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: '/ws' }] } },
+          { ports: [{ port: '8081', protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: '/h2/public' }] } },
+          { ports: [{ port: '50051', protocol: 'TCP' }], rules: { http: [{ method: 'POST', path: '/demo.Echo/Say' }] } },
+        ],
+      },
+    ],
+  },
+];
+const PEERS = join(__dirname, '../harness/l7-peers.js');
 
 describe('L7 HTTP policy through the transparent proxy (real dockerd, BPF redirect, proxy process)', function () {
   this.timeout(600_000);
@@ -187,5 +207,66 @@ describe('L7 HTTP policy through the transparent proxy (real dockerd, BPF redire
       500,
     );
     assert.deepStrictEqual(statuses(await http('app2', app1, get('/private', 'Connection: close\\r\\n'))), [403], 'still judged');
+  });
+
+  describe("HTTP/2, gRPC and WebSocket (real peers in the containers' network namespaces)", () => {
+    let server: ChildProcess | undefined;
+    let served = '';
+    const pidOf = (c: string) => env.ok(['inspect', '-f', '{{.State.Pid}}', c]);
+    /** A peer client run in app2's network namespace: the JSON line it printed. */
+    const client = async (...args: string[]) => {
+      const r = await run('nsenter', ['-t', await pidOf('app2'), '-n', process.execPath, PEERS, ...args], { timeoutMs: 30_000 });
+      try {
+        return JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as Record<string, unknown>;
+      } catch {
+        throw new Error(`l7-peers ${args.join(' ')} printed no result (exit ${r.code}): ${r.stdout}${r.stderr}`);
+      }
+    };
+
+    before(async () => {
+      const f = join(env.agent.dir, 'l7-streams.json');
+      writeFileSync(f, JSON.stringify(STREAM_RULE));
+      const r = await cli('policy', 'import', f);
+      assert.strictEqual(r.code, 0, r.stderr);
+      server = spawn('nsenter', ['-t', await pidOf('app1'), '-n', process.execPath, PEERS, 'serve'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      server.stdout!.on('data', (d: Buffer) => (served += String(d)));
+      await waitFor('the peers in app1 to listen', () => served.includes('ready\n'), 20_000);
+    });
+    after(() => {
+      server?.kill();
+    });
+
+    it('an allowed WebSocket upgrade is passed through and echoes; a denied one gets 403', async () => {
+      assert.deepStrictEqual(await client('ws', `ws://${app1}:8080/ws`, 'hello'), { echo: 'echo hello' });
+      assert.deepStrictEqual(await client('ws', `ws://${app1}:8080/other`, 'hello'), { status: 403 });
+      assert.ok(!/^ws \S+ \/other$/m.test(served), 'the denied upgrade never reached app1');
+    });
+
+    it('HTTP/2 cleartext: each stream judged on its own, a denied one answered 403 "Access denied"', async () => {
+      assert.deepStrictEqual(await client('h2', `http://${app1}:8081`, '/h2/public'), { status: 200, body: 'h2 /h2/public\n' });
+      assert.deepStrictEqual(await client('h2', `http://${app1}:8081`, '/h2/private'), { status: 403, body: 'Access denied\n' });
+    });
+
+    it('gRPC: the allowed method is answered by app1, the denied one fails with PERMISSION_DENIED', async () => {
+      assert.deepStrictEqual(await client('grpc', `${app1}:50051`, 'Say'), { reply: 'Say: hi' });
+      assert.deepStrictEqual(await client('grpc', `${app1}:50051`, 'Secret'), { code: 7, codeName: 'PERMISSION_DENIED', details: 'Access denied' });
+      assert.ok(!served.includes('/demo.Echo/Secret'), 'the denied call never reached app1');
+    });
+
+    it("app1's peers see app2's own address on every protocol", async () => {
+      const app2 = await env.address('app2', 'lnet');
+      for (const proto of ['ws', 'h2', 'grpc']) {
+        const line = served.split('\n').find((l) => l.startsWith(`${proto} `));
+        assert.ok(line?.includes(app2), `${proto}: ${line ?? 'no request logged'} (app2 is ${app2})`);
+      }
+    });
+
+    it('cilium monitor -t l7 names the protocol of each request', async () => {
+      const l7 = await env.agent.api<Array<Ev & { http: { protocol: string; url: string; status: number } }>>('/v1/events?type=l7');
+      const seen = (url: string) => l7.filter((e) => e.http.url === url).map((e) => `${e.http.protocol} ${e.reasonName} ${e.http.status}`);
+      assert.deepStrictEqual(seen('/h2/private'), ['HTTP/2 Denied 403']);
+      assert.deepStrictEqual(seen('/demo.Echo/Say'), ['HTTP/2 Forwarded 200']);
+      assert.deepStrictEqual(seen('/ws'), ['HTTP/1.1 Forwarded 101']);
+    });
   });
 });
