@@ -32,6 +32,7 @@ const L7_RULE = [
               http: [
                 { method: 'GET', path: '/public' },
                 { method: 'GET', path: '/private', headers: ['X-Token: 42'] },
+                { method: 'GET', path: '/private', host: 'admin\\.app1' },
               ],
             },
           },
@@ -50,7 +51,15 @@ const STREAM_RULE = [
       {
         fromEndpoints: [{ matchLabels: { id: 'app2' } }],
         toPorts: [
-          { ports: [{ port: '8080', protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: '/ws' }] } },
+          {
+            ports: [{ port: '8080', protocol: 'TCP' }],
+            rules: {
+              http: [
+                { method: 'GET', path: '/ws' },
+                { method: 'POST', path: '/upload' },
+              ],
+            },
+          },
           { ports: [{ port: '8081', protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: '/h2/public' }] } },
           { ports: [{ port: '50051', protocol: 'TCP' }], rules: { http: [{ method: 'POST', path: '/demo.Echo/Say' }] } },
         ],
@@ -131,6 +140,12 @@ describe('L7 HTTP policy through the transparent proxy (real dockerd, BPF redire
   it('a header rule: /private with X-Token: 42 is allowed, with another value denied', async () => {
     assert.deepStrictEqual(statuses(await http('app2', app1, get('/private', 'X-Token: 42\\r\\nConnection: close\\r\\n'))), [200]);
     assert.deepStrictEqual(statuses(await http('app2', app1, get('/private', 'X-Token: 7\\r\\nConnection: close\\r\\n'))), [403]);
+  });
+
+  it('a host rule: /private for Host admin.app1 is allowed, for another host denied', async () => {
+    const as = (host: string) => `GET /private HTTP/1.1\\r\\nHost: ${host}\\r\\nConnection: close\\r\\n\\r\\n`;
+    assert.deepStrictEqual(statuses(await http('app2', app1, as('admin.app1'))), [200]);
+    assert.deepStrictEqual(statuses(await http('app2', app1, as('admin.app1.evil'))), [403]);
   });
 
   it('over IPv6 as over IPv4', async () => {
@@ -240,6 +255,11 @@ describe('L7 HTTP policy through the transparent proxy (real dockerd, BPF redire
       assert.deepStrictEqual(await client('ws', `ws://${app1}:8080/ws`, 'hello'), { echo: 'echo hello' });
       assert.deepStrictEqual(await client('ws', `ws://${app1}:8080/other`, 'hello'), { status: 403 });
       assert.ok(!/^ws \S+ \/other$/m.test(served), 'the denied upgrade never reached app1');
+    });
+
+    it('a chunked request body is streamed through to app1 whole', async () => {
+      assert.deepStrictEqual(await client('post', `http://${app1}:8080/upload`, '64'), { status: 200, body: 'h1 /upload 65536 bytes\n' });
+      assert.deepStrictEqual(await client('post', `http://${app1}:8080/elsewhere`, '1'), { status: 403, body: 'Access denied\n' });
     });
 
     it('HTTP/2 cleartext: each stream judged on its own, a denied one answered 403 "Access denied"', async () => {

@@ -8,7 +8,7 @@
  */
 import { loadPackageDefinition, Server, ServerCredentials, credentials, status, ServiceError, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { createServer as createH1 } from 'http';
+import { createServer as createH1, request as httpRequest } from 'http';
 import { connect as h2connect, createServer as createH2 } from 'http2';
 import { join } from 'path';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -35,7 +35,9 @@ const result = (r: object) => process.stdout.write(`${JSON.stringify(r)}\n`);
 async function serve(): Promise<void> {
   const h1 = createH1((req, res) => {
     log('h1', req.socket.remoteAddress, req.url);
-    res.end(`h1 ${req.url}\n`);
+    let bytes = 0;
+    req.on('data', (d: Buffer) => (bytes += d.length));
+    req.on('end', () => res.end(req.method === 'POST' ? `h1 ${req.url} ${bytes} bytes\n` : `h1 ${req.url}\n`));
   });
   const wss = new WebSocketServer({ server: h1 });
   wss.on('connection', (ws, req) => {
@@ -106,6 +108,23 @@ function h2Client(origin: string, path: string): void {
   r.end();
 }
 
+/** A POST of KIB kibibytes in 1 KiB chunks (chunked transfer coding): the status and body. */
+function postClient(url: string, kib: number): void {
+  const req = httpRequest(url, { method: 'POST' }, (res) => {
+    let body = '';
+    res.on('data', (d: Buffer) => (body += d.toString()));
+    res.on('end', () => {
+      result({ status: res.statusCode, body });
+    });
+  });
+  req.on('error', (err) => {
+    result({ error: err.message });
+  });
+  const chunk = Buffer.alloc(1024, 'x');
+  for (let i = 0; i < kib; i++) req.write(chunk);
+  req.end();
+}
+
 /** One unary gRPC call: its reply, or the status code and message it failed with. */
 function grpcClient(address: string, method: 'Say' | 'Secret'): void {
   const c = new (echo().demo.Echo)(address, credentials.createInsecure());
@@ -120,9 +139,10 @@ function main(): void {
   if (cmd === 'serve') void serve();
   else if (cmd === 'ws' && a && b) wsClient(a, b);
   else if (cmd === 'h2' && a && b) h2Client(a, b);
+  else if (cmd === 'post' && a && Number(b) > 0) postClient(a, Number(b));
   else if (cmd === 'grpc' && a && (b === 'Say' || b === 'Secret')) grpcClient(a, b);
   else {
-    process.stderr.write('usage: l7-peers serve | ws URL MESSAGE | h2 ORIGIN PATH | grpc HOST:PORT Say|Secret\n');
+    process.stderr.write('usage: l7-peers serve | ws URL MESSAGE | h2 ORIGIN PATH | post URL KIB | grpc HOST:PORT Say|Secret\n');
     process.exit(2);
   }
 }
