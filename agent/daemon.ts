@@ -160,7 +160,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     closers.push(() => manager.drain());
     await manager.restore();
     sync.regenerate(); // the first pass, over every endpoint restored
-    const l7 = new ProxySupervisor(cfg.proxyPort, log, (r) => {
+    const l7 = new ProxySupervisor(cfg.proxyPort, cfg.stateDir, log, (r) => {
       metrics.l7Request(r.verdict, r.proxySeconds);
       events.push(l7Event(r));
     });

@@ -1,7 +1,7 @@
 import { execFileSync } from 'child_process';
 import { readFileSync, writeFileSync } from 'fs';
 import { cpus, totalmem } from 'os';
-import { resolve } from 'path';
+import { join, resolve } from 'path';
 import { setSysctl } from '../datapath/sysctl';
 import { TestAgent, httpUnix } from '../test/harness/agent';
 import { TestDockerd, buildBusyboxImage } from '../test/harness/dockerd';
@@ -336,7 +336,7 @@ async function main(): Promise<void> {
     process.stderr.write('L7: requests through the proxy...\n');
     const l7Import = await policy([allowClient, ...l7Rules]);
     if (l7Import.status !== 200) throw new Error(`L7 policy import: ${JSON.stringify(l7Import.body)}`);
-    const proxyPid = Number((await must('pgrep', ['-P', String(agent.pid), '-f', 'proxy/main.js'])).trim());
+    const proxyPid = Number(readFileSync(join(agent.stateDir, 'proxy.pid'), 'utf8'));
     const l7 = await l7Setup(d, 'bench-cilium', proxyPid, { load: 0, proxy: LAST });
     cleanups.push(l7.cleanup);
     const L7_COLUMNS = ['direct', 'proxy', 'nginx'] as const;

@@ -20,8 +20,15 @@ export interface ProxyEndpoint {
   ingress: Allow[];
 }
 
-/** Messages from the proxy to the agent. */
-export type ProxyMessage = { type: 'ready'; port: number } | { type: 'access'; records: AccessRecord[] };
+/**
+ * Messages from the proxy to the agent, on its control socket (proxy/control.ts):
+ * a hello to each agent that connects (the proxy listens for them only once
+ * its own listeners are up), then access records.
+ */
+export type ProxyMessage = { type: 'hello'; pid: number; port: number; build: string } | { type: 'access'; records: AccessRecord[] };
+
+/** Messages from the agent to the proxy. */
+export type AgentMessage = { type: 'policy'; snapshot: ProxySnapshot };
 
 /** One judged request, for the monitor and metrics. */
 export interface AccessRecord {

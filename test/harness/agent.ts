@@ -3,6 +3,7 @@ import { mkdtempSync, openSync, readFileSync, rmSync } from 'fs';
 import { request } from 'http';
 import { basename, join, resolve } from 'path';
 import { agentTag } from '../../datapath/endpoint-link';
+import { stopProxyOf } from '../../proxy/supervisor';
 import { waitFor } from './exec';
 import { lxcLinks } from './host';
 
@@ -181,6 +182,8 @@ export class TestAgent {
 
   async destroy(): Promise<void> {
     await this.stop();
+    // The L7 proxy outlives its agent, for a restarted one to adopt: it goes with the test's agent.
+    await stopProxyOf(this.stateDir);
     rmSync(this.dir, { recursive: true, force: true });
     rmSync(this.bpfRoot, { recursive: true, force: true });
   }
