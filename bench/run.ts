@@ -93,6 +93,12 @@ async function preflight(): Promise<void> {
     throw new Error(
       `the bench needs ${missing.join(' and ')}: apt-get install ${missing.join(' ')} (it runs nginx processes of its own; the package's service is not used)`,
     );
+  // Another agent in this namespace, finding devices by itself, takes the bench's outside device (and its replies) within 10 s.
+  const agents = (await run('pgrep', ['-f', '/dist/agent/main.js'])).stdout.split('\n').filter(Boolean);
+  if (agents.length)
+    throw new Error(
+      `an agent is running on this host (pid ${agents.join(', ')}): its device detection would take the bench's outside device. Stop it for the bench (kill $(cat /run/cilium-agent.pid), or systemctl stop cilium) and start it again after (scripts/up.sh)`,
+    );
 }
 
 async function main(): Promise<void> {
