@@ -1,5 +1,5 @@
 import { ChildProcess, spawn } from 'child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { httpUnix } from '../test/harness/agent';
 import { TestDockerd } from '../test/harness/dockerd';
@@ -95,7 +95,8 @@ export interface L7Setup {
  * proxy's place; ours and nginx pinned to the same CPU (the same core
  * budget), wrk and the origin to the other.
  */
-export async function l7Setup(d: TestDockerd, net: string, proxyPid: number, cpus: { load: number; proxy: number }): Promise<L7Setup> {
+export async function l7Setup(d: TestDockerd, net: string, proxy: { pid: number; log: string }, cpus: { load: number; proxy: number }): Promise<L7Setup> {
+  const proxyLog = () => (existsSync(proxy.log) ? readFileSync(proxy.log, 'utf8').trim().split('\n').slice(-5).join(' | ') : 'none');
   const dir = mkdtempSync('/tmp/bench-l7-');
   const undo: Array<() => unknown> = [
     () => {
@@ -128,19 +129,22 @@ export async function l7Setup(d: TestDockerd, net: string, proxyPid: number, cpu
 server { listen ${gw}:${L7_PORTS.nginx} backlog=4096; location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
     );
     undo.push(rp.stop);
-    await must('taskset', ['-a', '-c', '-p', String(cpus.proxy), String(proxyPid)]);
+    await must('taskset', ['-a', '-c', '-p', String(cpus.proxy), String(proxy.pid)]);
     const urls = {
       direct: `http://${pair.address}:${L7_PORTS.direct}/`,
       proxy: `http://${pair.address}:${L7_PORTS.proxied}/`,
       nginx: `http://${gw}:${L7_PORTS.nginx}/`,
     };
     for (const u of Object.values(urls)) {
-      await waitFor(
-        `${u} to answer`,
-        async () => (await run('nsenter', [`--net=${pair.client}`, 'curl', '-sf', '--max-time', '2', u])).stdout === 'ok\n',
-        20_000,
-        200,
-      );
+      let last = '';
+      const answered = async () => {
+        const r = await run('nsenter', [`--net=${pair.client}`, 'curl', '-sS', '--max-time', '2', u]);
+        last = `curl exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`;
+        return r.stdout === 'ok\n';
+      };
+      await waitFor(`${u} to answer`, answered, 20_000, 200).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message} (${last}; the proxy's log: ${proxyLog()})`);
+      });
     }
     return { client: pair.client, urls, cleanup };
   } catch (err) {

@@ -208,6 +208,74 @@ async function main(): Promise<void> {
       `no worse than the bridge on both: throughput ${pct(vsBridge.tput)}, latency ${pct(vsBridge.lat)} of the bridge's`,
     );
 
+    // L7: HTTP through our proxy against the origin direct and against nginx as a reverse proxy in the proxy's place.
+    process.stderr.write('L7: requests through the proxy...\n');
+    const l7Import = await policy([allowClient, ...l7Rules]);
+    if (l7Import.status !== 200) throw new Error(`L7 policy import: ${JSON.stringify(l7Import.body)}`);
+    const proxyPid = Number(readFileSync(join(agent.stateDir, 'proxy.pid'), 'utf8'));
+    const l7 = await l7Setup(d, 'bench-cilium', { pid: proxyPid, log: join(agent.stateDir, 'proxy.log') }, { load: 0, proxy: LAST });
+    cleanups.push(l7.cleanup);
+    const L7_COLUMNS = ['direct', 'proxy', 'nginx'] as const;
+    const lm = Object.fromEntries(L7_COLUMNS.map((k) => [k, { one: [] as WrkResult[], many: [] as WrkResult[] }])) as Record<
+      (typeof L7_COLUMNS)[number],
+      { one: WrkResult[]; many: WrkResult[] }
+    >;
+    for (let i = 0; i < scaleRoundsOf(); i++) {
+      for (const k of L7_COLUMNS) {
+        lm[k].one.push(await wrk(l7, l7.urls[k], 0, 1, 3));
+        lm[k].many.push(await wrk(l7, l7.urls[k], 0, 16, 3));
+      }
+    }
+    const forwarded = async () =>
+      Number(/^cilium_policy_l7_total\{rule="forwarded"\} (\d+)/m.exec((await run('curl', ['-sf', `http://${METRICS}/metrics`])).stdout)?.[1] ?? NaN);
+    const before = await forwarded();
+    const flood = await apiLatencyDuring(agent.apiSocket, () => wrk(l7, l7.urls.proxy, 0, 16, FLOOD_SECONDS));
+    await new Promise((r) => setTimeout(r, 500)); // the proxy's last access batch
+    const judged = (await forwarded()) - before;
+    await policy([allowClient]);
+    const us = (x: number) => f1(x);
+    const inMs = (x: number) => `${x.toFixed(1)} ms`;
+    const kreq = (x: number) => `${(x / 1000).toFixed(1)}k`;
+    const paired = (a: number[], b: number[]) => summarize(a.map((x, j) => x - b[j]!)).median;
+    const p50 = (k: (typeof L7_COLUMNS)[number]) => lm[k].one.map((r) => r.p50us);
+    const rps = (k: (typeof L7_COLUMNS)[number]) => lm[k].many.map((r) => r.rps);
+    const added = { proxy: paired(p50('proxy'), p50('direct')), nginx: paired(p50('nginx'), p50('direct')) };
+    const vsNginx = pairedRatio(rps('proxy'), rps('nginx'));
+    const api = summarize(flood.ms);
+    const apiP99 = quantile(flood.ms, 0.99);
+    const lost = flood.result.failed + Math.max(0, flood.result.requests - judged);
+    section(
+      '## L7: HTTP requests through the proxy (wrk from a container, min / **median** / max)',
+      `The origin is nginx in a container answering a 3-byte 200; wrk and the origin on CPU 0, the proxy on CPU ${LAST}: ours (an HTTP rule on the port) and nginx as a reverse proxy on the host with upstream keep-alive, one process each, the same core budget. Latency with 1 connection, requests/s with 16.`,
+      '',
+      '| column | requests/s (16 connections) | p50 (µs, 1 connection) | p99 (µs, 1 connection) | p50 (µs, 16 connections) |',
+      '|---|---|---|---|---|',
+      ...(
+        [
+          ['the origin direct (L4 rule only)', 'direct'],
+          ['through our proxy (HTTP rule judged per request)', 'proxy'],
+          ['through nginx as a reverse proxy (no policy)', 'nginx'],
+        ] as const
+      ).map(
+        ([label, k]) =>
+          `| ${label} | ${mmm(rps(k), kreq)} | ${mmm(p50(k), us)} | ${mmm(
+            lm[k].one.map((r) => r.p99us),
+            us,
+          )} | ${mmm(
+            lm[k].many.map((r) => r.p50us),
+            us,
+          )} |`,
+      ),
+      '',
+      `- added p50 latency over direct: ours **${us(added.proxy)} µs**, nginx ${us(added.nginx)} µs; requests/s ours / nginx **${pct(vsNginx)}**`,
+      `- a ${FLOOD_SECONDS} s flood through our proxy: ${flood.result.requests.toLocaleString('en')} requests at ${kreq(flood.result.rps)}/s, ${flood.result.failed} failed, ${judged.toLocaleString('en')} forwarded by the proxy's count; the agent's endpoint list answered in ${inMs(api.median)} median, ${inMs(apiP99)} p99, ${inMs(api.max)} max (${flood.ms.length} calls)`,
+      "- Ours parses each request with Node's llhttp and sends it upstream through undici on the client connection's own upstream connection (Node's http client costs twice as much per request); both proxies' cost is their parsing and copying in one process, nginx's in C.",
+    );
+    goal(added.proxy <= 150, `L7 proxy's added p50 latency <= 150 µs: ${us(added.proxy)} µs`);
+    goal(vsNginx >= 0.7, `L7 requests/s >= 70% of nginx's on the same core budget: ${pct(vsNginx)}`);
+    goal(lost === 0 && flood.result.rps >= 10_000, `no L7 request lost at >= 10k req/s for ${FLOOD_SECONDS} s: ${lost} lost at ${kreq(flood.result.rps)}/s`);
+    goal(apiP99 <= 10, `the agent's API within 10 ms during the L7 flood: p99 ${inMs(apiP99)}`, `max ${inMs(api.max)}`);
+
     // Outbound to a server beyond the host: BPF masquerade against the bridge's iptables MASQUERADE.
     process.stderr.write('masquerade: outbound throughput and request/response...\n');
     cleanups.push(await bridgeMasquerade(d, 'bench-bridge'));
@@ -337,74 +405,6 @@ async function main(): Promise<void> {
       svcRel(5000, 'cilium') - svcRel(5000, 'control') <= 0.05,
       `the cost of a connection to a service flat from 1 to 5,000 services (grows no more than 5% beyond the control's drift): cilium ${change(svcRel(5000, 'cilium'))}, control ${change(svcRel(5000, 'control'))}`,
     );
-
-    // L7: HTTP through our proxy against the origin direct and against nginx as a reverse proxy in the proxy's place.
-    process.stderr.write('L7: requests through the proxy...\n');
-    const l7Import = await policy([allowClient, ...l7Rules]);
-    if (l7Import.status !== 200) throw new Error(`L7 policy import: ${JSON.stringify(l7Import.body)}`);
-    const proxyPid = Number(readFileSync(join(agent.stateDir, 'proxy.pid'), 'utf8'));
-    const l7 = await l7Setup(d, 'bench-cilium', proxyPid, { load: 0, proxy: LAST });
-    cleanups.push(l7.cleanup);
-    const L7_COLUMNS = ['direct', 'proxy', 'nginx'] as const;
-    const lm = Object.fromEntries(L7_COLUMNS.map((k) => [k, { one: [] as WrkResult[], many: [] as WrkResult[] }])) as Record<
-      (typeof L7_COLUMNS)[number],
-      { one: WrkResult[]; many: WrkResult[] }
-    >;
-    for (let i = 0; i < scaleRoundsOf(); i++) {
-      for (const k of L7_COLUMNS) {
-        lm[k].one.push(await wrk(l7, l7.urls[k], 0, 1, 3));
-        lm[k].many.push(await wrk(l7, l7.urls[k], 0, 16, 3));
-      }
-    }
-    const forwarded = async () =>
-      Number(/^cilium_policy_l7_total\{rule="forwarded"\} (\d+)/m.exec((await run('curl', ['-sf', `http://${METRICS}/metrics`])).stdout)?.[1] ?? NaN);
-    const before = await forwarded();
-    const flood = await apiLatencyDuring(agent.apiSocket, () => wrk(l7, l7.urls.proxy, 0, 16, FLOOD_SECONDS));
-    await new Promise((r) => setTimeout(r, 500)); // the proxy's last access batch
-    const judged = (await forwarded()) - before;
-    await policy([allowClient]);
-    const us = (x: number) => f1(x);
-    const inMs = (x: number) => `${x.toFixed(1)} ms`;
-    const kreq = (x: number) => `${(x / 1000).toFixed(1)}k`;
-    const paired = (a: number[], b: number[]) => summarize(a.map((x, j) => x - b[j]!)).median;
-    const p50 = (k: (typeof L7_COLUMNS)[number]) => lm[k].one.map((r) => r.p50us);
-    const rps = (k: (typeof L7_COLUMNS)[number]) => lm[k].many.map((r) => r.rps);
-    const added = { proxy: paired(p50('proxy'), p50('direct')), nginx: paired(p50('nginx'), p50('direct')) };
-    const vsNginx = pairedRatio(rps('proxy'), rps('nginx'));
-    const api = summarize(flood.ms);
-    const apiP99 = quantile(flood.ms, 0.99);
-    const lost = flood.result.failed + Math.max(0, flood.result.requests - judged);
-    section(
-      '## L7: HTTP requests through the proxy (wrk from a container, min / **median** / max)',
-      `The origin is nginx in a container answering a 3-byte 200; wrk and the origin on CPU 0, the proxy on CPU ${LAST}: ours (an HTTP rule on the port) and nginx as a reverse proxy on the host with upstream keep-alive, one process each, the same core budget. Latency with 1 connection, requests/s with 16.`,
-      '',
-      '| column | requests/s (16 connections) | p50 (µs, 1 connection) | p99 (µs, 1 connection) | p50 (µs, 16 connections) |',
-      '|---|---|---|---|---|',
-      ...(
-        [
-          ['the origin direct (L4 rule only)', 'direct'],
-          ['through our proxy (HTTP rule judged per request)', 'proxy'],
-          ['through nginx as a reverse proxy (no policy)', 'nginx'],
-        ] as const
-      ).map(
-        ([label, k]) =>
-          `| ${label} | ${mmm(rps(k), kreq)} | ${mmm(p50(k), us)} | ${mmm(
-            lm[k].one.map((r) => r.p99us),
-            us,
-          )} | ${mmm(
-            lm[k].many.map((r) => r.p50us),
-            us,
-          )} |`,
-      ),
-      '',
-      `- added p50 latency over direct: ours **${us(added.proxy)} µs**, nginx ${us(added.nginx)} µs; requests/s ours / nginx **${pct(vsNginx)}**`,
-      `- a ${FLOOD_SECONDS} s flood through our proxy: ${flood.result.requests.toLocaleString('en')} requests at ${kreq(flood.result.rps)}/s, ${flood.result.failed} failed, ${judged.toLocaleString('en')} forwarded by the proxy's count; the agent's endpoint list answered in ${inMs(api.median)} median, ${inMs(apiP99)} p99, ${inMs(api.max)} max (${flood.ms.length} calls)`,
-      "- Ours parses each request with Node's llhttp and sends it upstream through undici on the client connection's own upstream connection (Node's http client costs twice as much per request); both proxies' cost is their parsing and copying in one process, nginx's in C.",
-    );
-    goal(added.proxy <= 150, `L7 proxy's added p50 latency <= 150 µs: ${us(added.proxy)} µs`);
-    goal(vsNginx >= 0.7, `L7 requests/s >= 70% of nginx's on the same core budget: ${pct(vsNginx)}`);
-    goal(lost === 0 && flood.result.rps >= 10_000, `no L7 request lost at >= 10k req/s for ${FLOOD_SECONDS} s: ${lost} lost at ${kreq(flood.result.rps)}/s`);
-    goal(apiP99 <= 10, `the agent's API within 10 ms during the L7 flood: p99 ${inMs(apiP99)}`, `max ${inMs(api.max)}`);
 
     // Conntrack: what the GC sustains, and how fast a revoked connection stops.
     process.stderr.write('conntrack: GC rate and revocation...\n');
