@@ -1,4 +1,5 @@
 import { Socket } from 'net';
+import { readJsonLines } from '../net/json-lines';
 
 /**
  * The agent's channel to its proxy: one JSON message per line over a unix
@@ -12,22 +13,5 @@ export function send(sock: Socket, m: unknown): void {
 
 /** Calls onMessage with each message that arrives; a line that does not parse ends the channel. */
 export function receive(sock: Socket, onMessage: (m: unknown) => void): void {
-  let pending = '';
-  sock.setEncoding('utf8');
-  sock.on('data', (chunk: string) => {
-    pending += chunk;
-    let nl: number;
-    while ((nl = pending.indexOf('\n')) >= 0) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      let m: unknown;
-      try {
-        m = JSON.parse(line);
-      } catch {
-        sock.destroy(new Error('a control message that is not JSON'));
-        return;
-      }
-      onMessage(m);
-    }
-  });
+  readJsonLines(sock, onMessage, () => sock.destroy(new Error('a control message that is not JSON')));
 }

@@ -1,5 +1,6 @@
 import { request } from 'http';
 import type { EndpointView, EventView } from '../../api/types';
+import { readJsonLines } from '../../net/json-lines';
 import { Command, UsageError } from '../context';
 
 const TYPES = ['drop', 'trace', 'policy-verdict', 'l7'];
@@ -56,19 +57,16 @@ export const monitor: Command = async (ctx) => {
     }
     await new Promise<void>((resolve) => {
       const req = request({ socketPath: ctx.socket, path: `/v1/monitor?${query}` }, (res) => {
-        let buf = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          buf += chunk;
-          let nl: number;
-          while ((nl = buf.indexOf('\n')) >= 0) {
-            const e = JSON.parse(buf.slice(0, nl)) as EventView | { type: 'hello' | 'heartbeat' };
-            buf = buf.slice(nl + 1);
+        readJsonLines(
+          res,
+          (m) => {
+            const e = m as EventView | { type: 'hello' | 'heartbeat' };
             if (e.type === 'hello' && first) process.stderr.write(banner); // the stream is established
-            if (e.type === 'heartbeat' || e.type === 'hello') continue;
+            if (e.type === 'heartbeat' || e.type === 'hello') return;
             process.stdout.write(ctx.json ? `${JSON.stringify(e)}\n` : formatEvent(e as EventView));
-          }
-        });
+          },
+          () => res.destroy(new Error('the agent sent an event that is not JSON')),
+        );
         res.on('end', resolve);
         res.on('error', () => {
           resolve();
