@@ -34,13 +34,17 @@ function sniff(sock: Socket, then: (h2: boolean) => void): void {
     const h2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
     if (h2 && n < H2_PREFACE.length) return;
     sock.removeListener('data', onData);
+    sock.removeListener('timeout', silent);
     sock.setTimeout(0);
     sock.pause();
     sock.unshift(seen);
     then(h2);
   };
+  // Removed once the protocol is known: the HTTP servers time their sockets themselves.
+  const silent = () => sock.destroy();
   sock.on('data', onData);
-  sock.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => sock.destroy());
+  sock.on('timeout', silent);
+  sock.setTimeout(FIRST_BYTES_TIMEOUT_MS);
 }
 
 function flag(name: string): string {
