@@ -4,7 +4,7 @@ import { BpfDatapath } from '../datapath/bpf/loader';
 import { Endpoint } from '../endpoint/endpoint';
 import { EndpointManager } from '../endpoint/manager';
 import { PolicySync } from '../endpoint/policy-sync';
-import { protoName } from '../policy/resolve';
+import { Dir, protoName } from '../policy/resolve';
 import { EndpointRegistry } from '../endpoint/registry';
 import { IdentityAllocator } from '../identity/allocator';
 import { CidrIdentities, KnownIdentity, knownIdentities } from '../identity/cidr';
@@ -70,10 +70,16 @@ export class Views {
 
   endpoint(e: Endpoint): EndpointView {
     const p = this.d.sync.policyOf(e.id);
-    const l7Ingress = [...new Set((p?.allows ?? []).filter((a) => a.http && a.dir === 'ingress').map((a) => `${a.port}/${protoName(a.proto)}`))].sort();
+    const l7 = (dir: Dir) => [...new Set((p?.allows ?? []).filter((a) => a.http && a.dir === dir).map((a) => `${a.port}/${protoName(a.proto)}`))].sort();
     return {
       ...e,
-      policy: { ingressEnforced: p?.ingressEnforced ?? false, egressEnforced: p?.egressEnforced ?? false, allows: p?.allows.length ?? 0, l7Ingress },
+      policy: {
+        ingressEnforced: p?.ingressEnforced ?? false,
+        egressEnforced: p?.egressEnforced ?? false,
+        allows: p?.allows.length ?? 0,
+        l7Ingress: l7('ingress'),
+        l7Egress: l7('egress'),
+      },
     };
   }
 

@@ -48,8 +48,10 @@ export interface Health {
   faults: Record<string, number>;
 }
 
-/** l7Ingress: the ports whose requests the L7 proxy judges ("80/TCP"). */
-export type EndpointView = Endpoint & { policy: { ingressEnforced: boolean; egressEnforced: boolean; allows: number; l7Ingress: string[] } };
+/** l7Ingress, l7Egress: the ports whose requests the L7 proxy judges ("80/TCP"), to the endpoint and from it. */
+export type EndpointView = Endpoint & {
+  policy: { ingressEnforced: boolean; egressEnforced: boolean; allows: number; l7Ingress: string[]; l7Egress: string[] };
+};
 
 export interface IdentityView {
   id: number;

@@ -120,14 +120,15 @@ struct enforce_args {
 /*
  * A tracked connection through the proxy: the client's packets go to it;
  * the proxy's own, on to the destination; the destination's replies to
- * them, back to the proxy's socket.
+ * them, back to the proxy's socket (also where the destination's own policy
+ * has no L7 rules: the client's egress rules sent it through the proxy).
  */
 static __always_inline int ct_proxy_verdict(struct ct_value *ct, int reply, int from_proxy)
 {
-	if (!ct->proxy_port)
-		return TC_ACT_OK;
 	if (reply)
 		return ct->flags & CT_F_PROXY_UPSTREAM ? VERDICT_PROXY_REPLY : TC_ACT_OK;
+	if (!ct->proxy_port)
+		return TC_ACT_OK;
 	if (!from_proxy)
 		return VERDICT_PROXY | ct->proxy_port;
 	/* the proxy may reuse the client's own source port: one entry serves both connections */
@@ -194,7 +195,7 @@ static __attribute__((noinline)) int enforce_packet(struct __sk_buff *skb, const
 allow:
 	/* A reply without its request (an echo reply) opens nothing. */
 	if (!icmp_is_echo_reply(f, icmp_type))
-		ct_create(f, ep->owner, dir, peer, skb->len, ep, ifindex, now, proxy_port, proxied && proxy_port, s);
+		ct_create(f, ep->owner, dir, peer, skb->len, ep, ifindex, now, proxy_port, proxied, s);
 	count(REASON_FORWARDED, dir, skb->len);
 	if (proxy_port && !proxied)
 		return VERDICT_PROXY | proxy_port;

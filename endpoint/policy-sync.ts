@@ -3,7 +3,7 @@ import { failpoint } from '../failpoint/failpoint';
 import type { DatapathMaps } from '../datapath/bpf/loader';
 import { PolicyKey, PolicyMap } from '../datapath/bpf/maps';
 import { EndpointDatapathState, programEndpoint, unprogramEndpoint } from '../datapath/bpf/endpoint-program';
-import { formatAddress, parseAddress, parseCidr } from '../net/address';
+import { formatAddress, formatCidr, parseAddress, parseCidr } from '../net/address';
 import { IdentityAllocator } from '../identity/allocator';
 import { CidrIdentities, knownIdentities } from '../identity/cidr';
 import { EndpointPolicy, EnforcementMode, PolicyResolver, ServicePeers, rulePrefixes } from '../policy/resolve';
@@ -123,9 +123,10 @@ export class PolicySync {
     this.changeListeners.push(l);
   }
 
-  /** The ready endpoints with their ingress policy and addresses, for the L7 proxy. */
+  /** The ready endpoints with their policy and addresses, and the CIDR identities, for the L7 proxy. */
   proxySnapshot(): ProxySnapshot {
     return {
+      cidrs: this.cidrs.entries().map(([c, identity]) => ({ cidr: formatCidr(c), identity })),
       endpoints: this.registry
         .list()
         .filter((ep) => ep.state === 'ready')
@@ -136,7 +137,8 @@ export class PolicySync {
             identity: ep.identity,
             addresses: [ep.ipv4, ep.ipv6].flatMap((a) => (a ? [canonical(a)] : [])),
             ingressEnforced: policy?.ingressEnforced ?? false,
-            ingress: (policy?.allows ?? []).filter((a) => a.dir === 'ingress'),
+            egressEnforced: policy?.egressEnforced ?? false,
+            allows: policy?.allows ?? [],
           };
         }),
     };

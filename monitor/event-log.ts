@@ -14,13 +14,13 @@ export interface LoggedEvent extends MonitorEvent {
 
 const L7_VERDICT = { forwarded: 'Forwarded', denied: 'Denied', error: 'Error' } as const;
 
-/** The proxy's access record as a monitor event: the client's request to the endpoint, as its ingress. */
+/** The proxy's access record as a monitor event: the client's request, in the direction whose policy redirected it. */
 export function l7Event(r: AccessRecord): MonitorEvent {
   return {
     type: 'l7',
     reason: 0,
     reasonName: L7_VERDICT[r.verdict],
-    direction: 'ingress',
+    direction: r.direction,
     endpoint: r.endpoint,
     srcIdentity: r.srcIdentity,
     dstIdentity: r.dstIdentity,

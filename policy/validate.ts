@@ -118,15 +118,14 @@ function peerRule(v: Json, path: string, dir: 'from' | 'to'): void {
         fail(`${q}.protocol`, `${JSON.stringify(pp.protocol)} is not TCP, UDP or ANY`);
       }
     });
-    if (pr.rules !== undefined) l7Rules(pr.rules, `${p}.rules`, pr.ports, dir);
+    if (pr.rules !== undefined) l7Rules(pr.rules, `${p}.rules`, pr.ports);
   });
 }
 
-/** HTTP rules: on ingress, for named TCP ports (a request is only HTTP over TCP). */
-function l7Rules(v: Json, path: string, ports: Json, dir: 'from' | 'to'): void {
+/** HTTP rules, for named TCP ports (a request is only HTTP over TCP). */
+function l7Rules(v: Json, path: string, ports: Json): void {
   const r = object(v, path, ['http', 'kafka', 'dns', 'l7proto', 'l7']);
   for (const k of ['kafka', 'dns', 'l7proto', 'l7']) if (r[k] !== undefined) fail(`${path}.${k}`, `${k} rules are not supported yet (only http)`);
-  if (dir === 'to') fail(path, 'L7 rules on egress are not supported yet: write them as ingress rules of the destination');
   if (!Array.isArray(ports) || ports.length === 0) fail(path, 'L7 rules need the ports they apply to (toPorts[].ports)');
   for (const [i, p] of (ports as Array<{ port: string; protocol?: string }>).entries()) {
     const proto = (p.protocol ?? '').toUpperCase();

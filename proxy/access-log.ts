@@ -50,6 +50,7 @@ export class RequestRecord {
     this.done = true;
     const f = this.f;
     this.report({
+      direction: f.direction,
       verdict,
       status,
       ...this.req,
@@ -58,8 +59,8 @@ export class RequestRecord {
       srcIdentity: f.srcIdentity,
       dst: f.dst,
       dstPort: f.dstPort,
-      dstIdentity: f.endpoint.identity,
-      endpoint: f.endpoint.id,
+      dstIdentity: f.dstIdentity,
+      endpoint: f.endpoint,
       proxySeconds: verdict === 'forwarded' ? this.sentAfter : this.sentAfter || this.elapsed(),
     });
   }

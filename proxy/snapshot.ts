@@ -2,12 +2,14 @@ import type { Allow } from '../policy/resolve';
 
 /**
  * What the agent tells the proxy (proxy/main.ts) whenever policy or
- * endpoints change: the ready endpoints with the ingress entries of their
- * policy (those with HTTP rules are the proxied ones) and who each local
- * address is. The proxy decides from this alone.
+ * endpoints change: the ready endpoints with the entries of their policy
+ * (those with HTTP rules are the proxied ones), who each local address is,
+ * and the prefixes of CIDR identities (the ipcache's other entries; the
+ * host's own addresses the proxy knows itself). The proxy decides from this alone.
  */
 export interface ProxySnapshot {
   endpoints: ProxyEndpoint[];
+  cidrs: Array<{ cidr: string; identity: number }>;
 }
 
 export interface ProxyEndpoint {
@@ -16,8 +18,9 @@ export interface ProxyEndpoint {
   /** Canonical text addresses (IPv4 dotted, IPv6 compressed). */
   addresses: string[];
   ingressEnforced: boolean;
-  /** The endpoint's ingress allow entries, in the resolver's form. */
-  ingress: Allow[];
+  egressEnforced: boolean;
+  /** The endpoint's allow entries, both directions, in the resolver's form. */
+  allows: Allow[];
 }
 
 /**
@@ -32,6 +35,8 @@ export type AgentMessage = { type: 'policy'; snapshot: ProxySnapshot };
 
 /** One judged request, for the monitor and metrics. */
 export interface AccessRecord {
+  /** Whose L7 rules redirected the connection: the destination's ingress, or else the source's egress. */
+  direction: 'ingress' | 'egress';
   verdict: 'forwarded' | 'denied' | 'error';
   /** Status sent to the client. */
   status: number;
@@ -46,6 +51,7 @@ export interface AccessRecord {
   dst: string;
   dstPort: number;
   dstIdentity: number;
+  /** The endpoint of that direction's policy. */
   endpoint: number;
   /** Time the proxy took before the request went upstream (or was answered), in seconds. */
   proxySeconds: number;

@@ -136,8 +136,9 @@ static __always_inline __u32 source_identity(struct __sk_buff *skb, const struct
 	struct ipcache_value *v;
 	__u8 orig[16];
 
-	if ((skb->mark & MARK_MAGIC_MASK) == MARK_MAGIC_IDENTITY || from_proxy(skb))
-		return skb->mark >> 16; /* an endpoint's packet that took the host's route, or its proxy's */
+	/* an endpoint's packet that took the host's route, or its proxy's (0: an identity too large for the mark, in the ipcache) */
+	if (((skb->mark & MARK_MAGIC_MASK) == MARK_MAGIC_IDENTITY || from_proxy(skb)) && skb->mark >> 16)
+		return skb->mark >> 16;
 	v = ipcache_lookup(f->saddr);
 	if (!trusted_only_locally(v))
 		return v ? v->identity : ID_WORLD;

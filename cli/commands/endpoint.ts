@@ -3,6 +3,7 @@ import { Command, UsageError } from '../context';
 import { table } from '../table';
 
 const onOff = (b: boolean) => (b ? 'Enabled' : 'Disabled');
+const l7Ports = (ports: string[]) => (ports.length ? ` (L7 ${ports.join(',')})` : '');
 
 export const endpointList: Command = async (ctx) => {
   const eps = await ctx.api<EndpointView[]>('GET', '/v1/endpoint');
@@ -11,8 +12,8 @@ export const endpointList: Command = async (ctx) => {
       ['ENDPOINT', 'POLICY (ingress)', 'POLICY (egress)', 'IDENTITY', 'LABELS (source:key[=value])', 'IPv6', 'IPv4', 'STATUS'],
       eps.map((e) => [
         String(e.id),
-        onOff(e.policy.ingressEnforced) + (e.policy.l7Ingress.length ? ` (L7 ${e.policy.l7Ingress.join(',')})` : ''),
-        onOff(e.policy.egressEnforced),
+        onOff(e.policy.ingressEnforced) + l7Ports(e.policy.l7Ingress),
+        onOff(e.policy.egressEnforced) + l7Ports(e.policy.l7Egress),
         String(e.identity),
         e.labels.join(' ') || (e.state === 'ready' ? '(no labels)' : 'reserved:init'),
         e.ipv6 ?? '',

@@ -29,7 +29,11 @@ export function formatEvent(e: EventView): string {
   if (e.type === 'l7' && e.http) {
     // Cilium's access log line: the request, its verdict and the status the client got
     const url = `http://${e.http.host || e.dst}${e.http.url}`;
-    return `<- Request http from ${e.srcLabels.join(',') || 'unknown'}${e.srcName ? ` (${e.srcName})` : ''} to ${ep} ([${e.dstLabels.join(',')}]), identity ${e.srcIdentity}->${e.dstIdentity}, verdict ${e.reasonName} ${e.http.method} ${url} => ${e.http.status}\n`;
+    const tail = `identity ${e.srcIdentity}->${e.dstIdentity}, verdict ${e.reasonName} ${e.http.method} ${url} => ${e.http.status}\n`;
+    // As Cilium marks an access log's direction: <- the endpoint's ingress, -> its egress
+    return e.direction === 'egress'
+      ? `-> Request http from ${ep} ([${e.srcLabels.join(',')}]) to ${who(e.dstLabels, e.dstName)}, ${tail}`
+      : `<- Request http from ${who(e.srcLabels, e.srcName)} to ${ep} ([${e.dstLabels.join(',')}]), ${tail}`;
   }
   const head =
     e.type === 'drop'

@@ -69,6 +69,30 @@ const STREAM_RULE = [
 ];
 const PEERS = join(__dirname, '../harness/l7-peers.js');
 
+/** Egress L7: app3 may only GET /public from app4 (which has no policy); app2 only GET /public from app1 (whose ingress rules apply as well). */
+const EGRESS_RULE = [
+  {
+    labels: [{ key: 'name', value: 'l7-egress' }],
+    endpointSelector: { matchLabels: { id: 'app3' } },
+    egress: [
+      {
+        toEndpoints: [{ matchLabels: { id: 'app4' } }],
+        toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: '/public' }] } }],
+      },
+    ],
+  },
+  {
+    labels: [{ key: 'name', value: 'l7-egress' }],
+    endpointSelector: { matchLabels: { id: 'app2' } },
+    egress: [
+      {
+        toEndpoints: [{ matchLabels: { id: 'app1' } }],
+        toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: '/public' }] } }],
+      },
+    ],
+  },
+];
+
 describe('L7 HTTP policy through the transparent proxy (real dockerd, BPF redirect, proxy process)', function () {
   this.timeout(600_000);
   const env = new Env([`--prometheus-serve-addr=${METRICS}`, `--proxy-port=${PROXY_PORT}`]);
@@ -312,6 +336,73 @@ describe('L7 HTTP policy through the transparent proxy (real dockerd, BPF redire
       assert.deepStrictEqual(seen('/h2/private'), ['HTTP/2 Denied 403']);
       assert.deepStrictEqual(seen('/demo.Echo/Say'), ['HTTP/2 Forwarded 200']);
       assert.deepStrictEqual(seen('/ws'), ['HTTP/1.1 Forwarded 101']);
+    });
+  });
+
+  describe("egress L7 rules: the client's own policy sends its requests through the proxy", () => {
+    let app4 = '';
+    const to4 = (path: string, extra = '') => `GET ${path} HTTP/1.1\\r\\nHost: app4\\r\\n${extra}\\r\\n`;
+    before(async () => {
+      const web = ['sh', '-c', 'echo public > /www/public && echo private > /www/private && exec httpd -f -vv -p 80 -h /www'];
+      await env.runDetached('app4', 'lnet', web, ['-l', 'id=app4']);
+      app4 = await env.address('app4', 'lnet');
+      const f = join(env.agent.dir, 'l7-egress.json');
+      writeFileSync(f, JSON.stringify(EGRESS_RULE));
+      const r = await cli('policy', 'import', f);
+      assert.strictEqual(r.code, 0, r.stderr);
+    });
+    after(async () => {
+      await cli('policy', 'delete', 'name=l7-egress');
+    });
+
+    it('to a destination without policy: GET /public is answered, GET /private gets 403, each request of a keep-alive connection judged', async () => {
+      const raw = await http('app3', app4, to4('/public') + to4('/private') + to4('/public', 'Connection: close\\r\\n'));
+      assert.deepStrictEqual(statuses(raw), [200, 403, 200], raw);
+      assert.match(raw, /\r\n\r\nAccess denied\n/);
+    });
+
+    it("the destination sees the client's own address", async () => {
+      const app3 = await env.address('app3', 'lnet');
+      const all = (await env.docker(['logs', 'app4'])).stderr;
+      assert.ok(all.includes(app3), `app4's log names no request from ${app3}:\n${all.slice(-2000)}`);
+    });
+
+    it("both ends with L7 rules: a request must pass the client's egress rules and the server's ingress rules", async () => {
+      assert.deepStrictEqual(statuses(await http('app2', app1, get('/public', 'Connection: close\\r\\n'))), [200]);
+      // app1's ingress rules alone let this one through (the header rule test above)
+      assert.deepStrictEqual(statuses(await http('app2', app1, get('/private', 'X-Token: 42\\r\\nConnection: close\\r\\n'))), [403]);
+    });
+
+    it('cilium monitor -t l7 shows the request as the egress of the client, with both identities', async () => {
+      const watching = run('timeout', ['8', CLI, '--api-socket', env.agent.apiSocket, 'monitor', '-t', 'l7'], { timeoutMs: 20_000 });
+      await new Promise((r) => setTimeout(r, 1500));
+      await http('app3', app4, to4('/private', 'Connection: close\\r\\n'));
+      const out = (await watching).stdout;
+      assert.match(
+        out,
+        /-> Request http from endpoint \d+ \(app3\) \(\[container:id=app3\]\) to container:id=app4 \(app4\), identity \d+->\d+, verdict Denied GET http:\/\/app4\/private => 403/,
+        out,
+      );
+    });
+
+    it('cilium endpoint list shows the egress L7 ports', async () => {
+      const row = (await cli('endpoint', 'list')).stdout.split('\n').find((l) => l.includes('container:id=app3'));
+      assert.match(row ?? '', /Disabled\s+Enabled \(L7 80\/TCP\)/, row);
+    });
+
+    it('cilium policy trace names the egress rule that denies the request', async () => {
+      const t = await cli('policy', 'trace', '-s', 'app3', '-d', 'app4', '--dport', '80', '--http-method', 'GET', '--http-path', '/private');
+      assert.match(t.stdout, /Egress from [^\n]*container:id=app3[\s\S]*GET \/private matches none of them: DENIED[\s\S]*Final verdict: DENIED/, t.stdout);
+    });
+
+    it('a destination the egress rule does not name is dropped in BPF, before any proxy', async () => {
+      const since = await lastSeq();
+      assert.notStrictEqual((await env.exec('app3', `${WGET} http://${app1}/public`)).code, 0);
+      const drops = await env.agent.api<Ev[]>(`/v1/events?type=drop&since=${since}`);
+      assert.ok(
+        drops.some((e) => e.reasonName === 'Policy denied' && e.dport === 80 && e.srcLabels.includes('container:id=app3')),
+        JSON.stringify(drops),
+      );
     });
   });
 });

@@ -176,6 +176,42 @@ for (const iptables of [true, false]) {
       assert.strictEqual((await cli('policy', 'delete', 'name=out')).code, 0);
     });
 
+    it("egress L7 rules to the world: the proxy passes the allowed request (from the host's address, as masquerading would) and answers another 403", async () => {
+      const rules = [
+        {
+          labels: [{ key: 'name', value: 'out-l7' }],
+          endpointSelector: { matchLabels: { id: 'app1' } },
+          egress: [
+            {
+              toCIDR: [`${SERVER.v4}/32`, `${SERVER.v6}/128`],
+              toPorts: [{ ports: [{ port: '8080', protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: '/cgi-bin/ip' }] } }],
+            },
+          ],
+        },
+      ];
+      const f = join(agent.dir, 'rules-l7.json');
+      writeFileSync(f, JSON.stringify(rules));
+      assert.strictEqual((await cli('policy', 'import', f)).code, 0);
+      const since = await lastSeq();
+      assert.strictEqual(await whoAmI('client', SERVER.v4), DEVICE.v4);
+      assert.strictEqual(await whoAmI('client', SERVER.v6), DEVICE.v6);
+      const denied = await exec('client', `${WGET} http://${SERVER.v4}:8080/cgi-bin/other`);
+      assert.match(denied.stderr, /403 Forbidden/, `${denied.code} ${denied.stdout}${denied.stderr}`);
+      const l7 = await waitFor('the access records', async () => {
+        const evs = await agent.api<Array<Ev & { direction: string; http: { url: string; status: number } }>>(`/v1/events?type=l7&since=${since}`);
+        return evs.length >= 3 ? evs : undefined;
+      });
+      assert.deepStrictEqual(
+        l7.map((e) => `${e.direction} ${e.http.url} ${e.http.status}`),
+        ['egress /cgi-bin/ip 200', 'egress /cgi-bin/ip 200', 'egress /cgi-bin/other 403'],
+      );
+      assert.ok(
+        l7.every((e) => e.dstIdentity >= 1 << 24 && e.srcIdentity >= 256),
+        `the server's CIDR identity, the client's own: ${JSON.stringify(l7)}`,
+      );
+      assert.strictEqual((await cli('policy', 'delete', 'name=out-l7')).code, 0);
+    });
+
     it('--enable-masquerade=false: the server, with no route back, is unreachable; on again, reachable', async () => {
       await agent.stop();
       await agent.start({}, ['--enable-masquerade=false']);

@@ -205,7 +205,10 @@ describe('policy validation', () => {
       /toPorts\[0\]\.ports\[0\]\.protocol: HTTP rules need TCP/,
     ],
     [{ endpointSelector: {}, ingress: [{ toPorts: [{ ports: [{ port: '9092' }], rules: { kafka: [] } }] }] }, /kafka rules are not supported yet/],
-    [{ endpointSelector: {}, egress: [{ toPorts: [{ ports: [{ port: '80' }], rules: { http: [{}] } }] }] }, /L7 rules on egress are not supported yet/],
+    [
+      { endpointSelector: {}, egress: [{ toPorts: [{ ports: [{ port: '80' }], rules: { http: [{ method: '[' }] } }] }] },
+      /egress\[0\]\.toPorts\[0\]\.rules\.http\[0\]\.method: not a regular expression/,
+    ],
     [
       { endpointSelector: {}, ingress: [{ toPorts: [{ ports: [{ port: '80' }], rules: { http: [{ headers: ['X Token'] }] } }] }] },
       /headers\[0\]: "X Token" is not "Name" or "Name: value"/,
