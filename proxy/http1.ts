@@ -137,9 +137,12 @@ export class Http1 {
             res.destroy(err);
             return;
           }
-          rec.finish('error', 503);
-          res.writeHead(503, { 'content-type': 'text/plain' });
-          res.end(`upstream connect error: ${err.message}\n`);
+          // Strict parsing (bare LF line ends included) keeps the proxy and the client from reading one response two ways.
+          const invalid = err.name === 'HTTPParserError';
+          const status = invalid ? 502 : 503;
+          rec.finish('error', status);
+          res.writeHead(status, { 'content-type': 'text/plain' });
+          res.end(`${invalid ? 'upstream sent an invalid response' : 'upstream connect error'}: ${err.message}\n`);
         },
       },
     );

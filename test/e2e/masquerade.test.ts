@@ -60,7 +60,9 @@ for (const iptables of [true, false]) {
       // The outside server: HTTP on 8080 and 8081 that reports the client's address, and a UDP echo.
       www = join('/tmp', `cilium-masq-www-${process.pid}`);
       mkdirSync(join(www, 'cgi-bin'), { recursive: true });
-      writeFileSync(join(www, 'cgi-bin', 'ip'), '#!/bin/busybox sh\necho "Content-Type: text/plain"\necho\necho "$REMOTE_ADDR"\n', { mode: 0o755 });
+      // CRLF line ends, as HTTP/1.1 has them: the L7 proxy refuses a response with bare LFs (the second script)
+      writeFileSync(join(www, 'cgi-bin', 'lf'), '#!/bin/busybox sh\necho "Content-Type: text/plain"\necho\necho sloppy\n', { mode: 0o755 });
+      writeFileSync(join(www, 'cgi-bin', 'ip'), '#!/bin/busybox sh\nprintf \'Content-Type: text/plain\\r\\n\\r\\n%s\\n\' "$REMOTE_ADDR"\n', { mode: 0o755 });
       for (const port of ['8080', '8081']) {
         servers.push(spawn('ip', ['netns', 'exec', OUT, 'busybox', 'httpd', '-f', '-p', `[::]:${port}`, '-h', www], { stdio: 'ignore' }));
       }
@@ -184,7 +186,7 @@ for (const iptables of [true, false]) {
           egress: [
             {
               toCIDR: [`${SERVER.v4}/32`, `${SERVER.v6}/128`],
-              toPorts: [{ ports: [{ port: '8080', protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: '/cgi-bin/ip' }] } }],
+              toPorts: [{ ports: [{ port: '8080', protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: '/cgi-bin/(ip|lf)' }] } }],
             },
           ],
         },
@@ -193,23 +195,53 @@ for (const iptables of [true, false]) {
       writeFileSync(f, JSON.stringify(rules));
       assert.strictEqual((await cli('policy', 'import', f)).code, 0);
       const since = await lastSeq();
-      assert.strictEqual(await whoAmI('client', SERVER.v4), DEVICE.v4);
-      assert.strictEqual(await whoAmI('client', SERVER.v6), DEVICE.v6);
-      const denied = await exec('client', `${WGET} http://${SERVER.v4}:8080/cgi-bin/other`);
+      try {
+        assert.strictEqual(await whoAmI('client', SERVER.v4), DEVICE.v4);
+        assert.strictEqual(await whoAmI('client', SERVER.v6), DEVICE.v6);
+        const sloppy = await exec('client', `(printf 'GET /cgi-bin/lf HTTP/1.1\\r\\nHost: out\\r\\n\\r\\n'; sleep 2) | nc -w 4 ${SERVER.v4} 8080`);
+        assert.match(sloppy.stdout, /^HTTP\/1\.1 502 [\s\S]*upstream sent an invalid response: .*CR/, sloppy.stdout);
+        const denied = await exec('client', `${WGET} http://${SERVER.v4}:8080/cgi-bin/other`);
+        assert.match(denied.stderr, /403 Forbidden/, `${denied.code} ${denied.stdout}${denied.stderr}`);
+        const l7 = await waitFor('the access records', async () => {
+          const evs = await agent.api<Array<Ev & { direction: string; http: { url: string; status: number } }>>(`/v1/events?type=l7&since=${since}`);
+          return evs.length >= 4 ? evs : undefined;
+        });
+        assert.deepStrictEqual(
+          l7.map((e) => `${e.direction} ${e.reasonName} ${e.http.url} ${e.http.status}`),
+          ['egress Forwarded /cgi-bin/ip 200', 'egress Forwarded /cgi-bin/ip 200', 'egress Error /cgi-bin/lf 502', 'egress Denied /cgi-bin/other 403'],
+        );
+        assert.ok(
+          l7.every((e) => e.dstIdentity >= 1 << 24 && e.srcIdentity >= 256),
+          `the server's CIDR identity, the client's own: ${JSON.stringify(l7)}`,
+        );
+      } finally {
+        assert.strictEqual((await cli('policy', 'delete', 'name=out-l7')).code, 0);
+      }
+    });
+
+    it("ingress L7 rules between two containers, beside this dockerd's own netfilter rules: GET /ok answered, GET /nope 403", async () => {
+      const served = await exec('client', 'mkdir -p /www && echo ok > /www/ok && httpd -p 9090 -h /www');
+      assert.strictEqual(served.code, 0, served.stderr);
+      const rules = [
+        {
+          labels: [{ key: 'name', value: 'in-l7' }],
+          endpointSelector: { matchLabels: { id: 'app1' } },
+          ingress: [
+            {
+              fromEndpoints: [{ matchLabels: { id: 'app2' } }],
+              toPorts: [{ ports: [{ port: '9090', protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: '/ok' }] } }],
+            },
+          ],
+        },
+      ];
+      const f = join(agent.dir, 'rules-in-l7.json');
+      writeFileSync(f, JSON.stringify(rules));
+      assert.strictEqual((await cli('policy', 'import', f)).code, 0);
+      const client = (await dockerd.ok(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'client'])).trim();
+      assert.strictEqual((await exec('other', `${WGET} http://${client}:9090/ok`)).stdout.trim(), 'ok');
+      const denied = await exec('other', `${WGET} http://${client}:9090/nope`);
       assert.match(denied.stderr, /403 Forbidden/, `${denied.code} ${denied.stdout}${denied.stderr}`);
-      const l7 = await waitFor('the access records', async () => {
-        const evs = await agent.api<Array<Ev & { direction: string; http: { url: string; status: number } }>>(`/v1/events?type=l7&since=${since}`);
-        return evs.length >= 3 ? evs : undefined;
-      });
-      assert.deepStrictEqual(
-        l7.map((e) => `${e.direction} ${e.http.url} ${e.http.status}`),
-        ['egress /cgi-bin/ip 200', 'egress /cgi-bin/ip 200', 'egress /cgi-bin/other 403'],
-      );
-      assert.ok(
-        l7.every((e) => e.dstIdentity >= 1 << 24 && e.srcIdentity >= 256),
-        `the server's CIDR identity, the client's own: ${JSON.stringify(l7)}`,
-      );
-      assert.strictEqual((await cli('policy', 'delete', 'name=out-l7')).code, 0);
+      assert.strictEqual((await cli('policy', 'delete', 'name=in-l7')).code, 0);
     });
 
     it('--enable-masquerade=false: the server, with no route back, is unreachable; on again, reachable', async () => {
