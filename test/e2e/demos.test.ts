@@ -25,7 +25,7 @@ describe('compose-examples and the Vagrant lab', function () {
       env: { DOCKER_HOST: env.dockerd.host, CILIUM_DRIVER: DRIVER, CILIUM_SOCK: env.agent.apiSocket },
     });
 
-  for (const name of ['getting-started', 'three-tier', 'load-balancing']) {
+  for (const name of ['getting-started', 'three-tier', 'load-balancing', 'grpc']) {
     it(`${name}: docker-compose up, policy, and every documented outcome`, async () => {
       const r = await demo(name);
       assert.strictEqual(r.code, 0, `${r.stdout}\n${r.stderr}`);
