@@ -269,7 +269,7 @@ async function main(): Promise<void> {
       '',
       `- added p50 latency over direct: ours **${us(added.proxy)} µs**, nginx ${us(added.nginx)} µs; requests/s ours / nginx **${pct(vsNginx)}**`,
       `- a ${FLOOD_SECONDS} s flood through our proxy: ${flood.result.requests.toLocaleString('en')} requests at ${kreq(flood.result.rps)}/s, ${flood.result.failed} failed, ${judged.toLocaleString('en')} forwarded by the proxy's count; the agent's endpoint list answered in ${inMs(api.median)} median, ${inMs(apiP99)} p99, ${inMs(api.max)} max (${flood.ms.length} calls)`,
-      "- Ours parses each request with Node's llhttp and sends it upstream through undici on the client connection's own upstream connection (Node's http client costs twice as much per request); both proxies' cost is their parsing and copying in one process, nginx's in C.",
+      "- Ours parses each request and answer with Node's llhttp (its native parser, without Node's http objects) and re-frames them hop by hop on the client connection's own upstream connection, as nginx does; both proxies' cost is their parsing and copying in one process, nginx's in C.",
     );
     goal(added.proxy <= 150, `L7 proxy's added p50 latency <= 150 µs: ${us(added.proxy)} µs`);
     goal(vsNginx >= 0.7, `L7 requests/s >= 70% of nginx's on the same core budget: ${pct(vsNginx)}`);

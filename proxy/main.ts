@@ -155,7 +155,8 @@ function main(): void {
   };
   let listening = 0;
   for (const family of [4, 6] as const) {
-    new Server(accept).listen({ fd: transparentListener(family, port) }, () => {
+    // Half-open: a client may end its side after its last request and still read the answers.
+    new Server({ allowHalfOpen: true }, accept).listen({ fd: transparentListener(family, port) }, () => {
       if (++listening < 2) return;
       // Agents find it on its control socket once it can serve: a stale socket file is its own earlier one.
       rmSync(control, { force: true });
