@@ -131,6 +131,8 @@ class Http1Connection {
         this.onRequestEnd();
       },
     });
+    // Small heads and bodies go out at once (Nagle's wait would meet the peer's delayed ACK).
+    client.setNoDelay(true);
     client.setTimeout(IDLE_MS, () => {
       this.destroy();
     });
@@ -153,7 +155,14 @@ class Http1Connection {
       if (this.queue.some((e) => e.tunnel)) this.early.push(d);
       return;
     }
+    // What one read yields (a head, its body, its framing) leaves in one write.
+    const up = this.upstream?.sock;
+    up?.cork();
     const r = this.requests.execute(d);
+    if (up)
+      process.nextTick(() => {
+        up.uncork();
+      });
     if (typeof r !== 'number') {
       this.malformed(r);
       return;
@@ -268,6 +277,7 @@ class Http1Connection {
   private server(): Upstream {
     if (this.upstream) return this.upstream;
     const sock = connectUpstream(this.flow);
+    sock.setNoDelay(true);
     const up: Upstream = {
       sock,
       closing: false,
@@ -309,6 +319,10 @@ class Http1Connection {
 
   private fromServer(d: Buffer, up: Upstream): void {
     this.answersInChunk = 0;
+    this.client.cork();
+    process.nextTick(() => {
+      this.client.uncork();
+    });
     const r = up.responses.execute(d);
     if (typeof r !== 'number') {
       this.badResponse(r);
