@@ -30,7 +30,7 @@ import { formatCidr, lastAddress } from '../net/address';
 import { ContainerResolver } from '../labels/container-resolver';
 import { dockerClient } from '../labels/docker-client';
 import { Metrics } from '../metrics/metrics';
-import { EventLog, l7Event } from '../monitor/event-log';
+import { EventLog } from '../monitor/event-log';
 import { IpamDriver } from '../plugin/ipam-driver';
 import { NetworkDriver } from '../plugin/network-driver';
 import { NetworkManager } from '../network/manager';
@@ -160,9 +160,9 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     closers.push(() => manager.drain());
     await manager.restore();
     sync.regenerate(); // the first pass, over every endpoint restored
-    const l7 = new ProxySupervisor(cfg.proxyPort, cfg.stateDir, log, (r) => {
-      metrics.l7Request(r.verdict, r.proxySeconds);
-      events.push(l7Event(r));
+    const l7 = new ProxySupervisor(cfg.proxyPort, cfg.stateDir, log, (records) => {
+      metrics.l7Requests(records);
+      events.pushAccess(records);
     });
     sync.onChanged(() => {
       l7.update(sync.proxySnapshot());

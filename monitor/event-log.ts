@@ -37,31 +37,58 @@ export function l7Event(r: AccessRecord): MonitorEvent {
   };
 }
 
+/** What the log holds of one event: the event as it came (an access record stays one until read) and when. */
+interface Entry {
+  seq: number;
+  ms: number;
+  event: MonitorEvent | AccessRecord;
+  access: boolean;
+}
+
 /**
  * The last datapath events, numbered, for the API: a reader asks for what
  * came after the last number it saw, so a reconnecting monitor misses nothing
- * that is still held.
+ * that is still held. Events are shaped for readers only when read (the L7
+ * proxy reports thousands a second that nobody may ever ask for).
  */
 export class EventLog {
-  private readonly events: LoggedEvent[] = [];
+  private readonly events: Entry[] = [];
   private seq = 0;
   private readonly listeners = new Set<(e: LoggedEvent) => void>();
 
   constructor(private readonly capacity = 4096) {}
 
   push(e: MonitorEvent): void {
-    const logged = { ...e, seq: ++this.seq, time: new Date().toISOString() };
-    this.events.push(logged);
-    if (this.events.length > this.capacity) this.events.shift();
-    for (const l of this.listeners) l(logged);
+    this.add(e, false);
+  }
+
+  /** The proxy's access records, as l7 events. */
+  pushAccess(records: AccessRecord[]): void {
+    for (const r of records) this.add(r, true);
   }
 
   since(seq: number): LoggedEvent[] {
-    return this.events.filter((e) => e.seq > seq);
+    const out: LoggedEvent[] = [];
+    for (const x of this.events) if (x.seq > seq) out.push(logged(x));
+    return out;
   }
 
   subscribe(l: (e: LoggedEvent) => void): () => void {
     this.listeners.add(l);
     return () => this.listeners.delete(l);
   }
+
+  private add(event: MonitorEvent | AccessRecord, access: boolean): void {
+    const x: Entry = { seq: ++this.seq, ms: Date.now(), event, access };
+    this.events.push(x);
+    if (this.events.length > this.capacity) this.events.shift();
+    if (this.listeners.size === 0) return;
+    const e = logged(x);
+    for (const l of this.listeners) l(e);
+  }
+}
+
+function logged(x: Entry): LoggedEvent {
+  const e = x.access ? l7Event(x.event as AccessRecord) : (x.event as MonitorEvent);
+  return { ...e, seq: x.seq, time: new Date(x.ms).toISOString() };
 }

@@ -1,19 +1,25 @@
 import type { Flow } from './judge';
-import { AccessRecord, ProxyMessage } from './snapshot';
+import { AccessRecord, AccessTuple, ProxyMessage, toTuple } from './snapshot';
 
-/** Access records go to the agent in batches, at most ten messages a second whatever the request rate. */
+/** Access records go to the agent in batches: at most ten a second, or sooner when one fills. */
 const ACCESS_BATCH_MS = 100;
+/** A full batch goes at once: the agent parses each message in one go, and a small one keeps its API answering meanwhile. */
+const ACCESS_BATCH_MAX = 256;
 
 export type Report = (r: AccessRecord) => void;
 
 export function batchedReport(send: (m: ProxyMessage) => void): Report {
-  let batch: AccessRecord[] = [];
+  let batch: AccessTuple[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    send({ type: 'access', records: batch });
+    batch = [];
+  };
   return (r) => {
-    if (batch.push(r) > 1) return;
-    setTimeout(() => {
-      send({ type: 'access', records: batch });
-      batch = [];
-    }, ACCESS_BATCH_MS);
+    if (batch.push(toTuple(r)) >= ACCESS_BATCH_MAX) flush();
+    else timer ??= setTimeout(flush, ACCESS_BATCH_MS);
   };
 }
 

@@ -28,7 +28,7 @@ export interface ProxyEndpoint {
  * a hello to each agent that connects (the proxy listens for them only once
  * its own listeners are up), then access records.
  */
-export type ProxyMessage = { type: 'hello'; pid: number; port: number; build: string } | { type: 'access'; records: AccessRecord[] };
+export type ProxyMessage = { type: 'hello'; pid: number; port: number; build: string } | { type: 'access'; records: AccessTuple[] };
 
 /** Messages from the agent to the proxy. */
 export type AgentMessage = { type: 'policy'; snapshot: ProxySnapshot };
@@ -55,4 +55,35 @@ export interface AccessRecord {
   endpoint: number;
   /** Time the proxy took before the request went upstream (or was answered), in seconds. */
   proxySeconds: number;
+}
+
+/** The record's fields in the order an access message carries them: arrays parse in a third of an object's time. */
+const FIELDS = [
+  'direction',
+  'verdict',
+  'status',
+  'protocol',
+  'method',
+  'url',
+  'host',
+  'src',
+  'srcPort',
+  'srcIdentity',
+  'dst',
+  'dstPort',
+  'dstIdentity',
+  'endpoint',
+  'proxySeconds',
+] as const satisfies ReadonlyArray<keyof AccessRecord>;
+
+export type AccessTuple = Array<AccessRecord[keyof AccessRecord]>;
+
+export function toTuple(r: AccessRecord): AccessTuple {
+  return FIELDS.map((k) => r[k]);
+}
+
+export function fromTuple(t: AccessTuple): AccessRecord {
+  const r: Record<string, unknown> = {};
+  FIELDS.forEach((k, i) => (r[k] = t[i]));
+  return r as unknown as AccessRecord;
 }

@@ -5,7 +5,7 @@ import { join } from 'path';
 import { Logger } from 'winston';
 import { addProxyRouting } from '../datapath/rtnl';
 import { receive, send } from './control';
-import { AccessRecord, AgentMessage, ProxyMessage, ProxySnapshot } from './snapshot';
+import { AccessRecord, AgentMessage, ProxyMessage, ProxySnapshot, fromTuple } from './snapshot';
 
 const RESTART_DELAY_MS = 1000;
 const START_TIMEOUT_MS = 10_000;
@@ -64,7 +64,7 @@ export class ProxySupervisor {
     readonly port: number,
     private readonly stateDir: string,
     private readonly log: Logger,
-    private readonly onAccess: (r: AccessRecord) => void,
+    private readonly onAccess: (records: AccessRecord[]) => void,
   ) {
     this.files = paths(stateDir);
   }
@@ -153,7 +153,7 @@ export class ProxySupervisor {
       receive(sock, (msg) => {
         const m = msg as ProxyMessage;
         if (hello) {
-          if (m.type === 'access') for (const r of m.records) this.onAccess(r);
+          if (m.type === 'access') this.onAccess(m.records.map(fromTuple));
         } else if (m.type === 'hello') {
           clearTimeout(timer);
           sock.removeListener('error', fail);
