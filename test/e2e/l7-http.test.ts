@@ -68,6 +68,8 @@ const STREAM_RULE = [
   },
 ];
 const PEERS = join(__dirname, '../harness/l7-peers.js');
+/** busybox httpd serving /public and /private, logging each client's address. */
+const WEB = ['sh', '-c', 'echo public > /www/public && echo private > /www/private && exec httpd -f -vv -p 80 -h /www'];
 
 /** Egress L7: app3 may only GET /public from app4 (which has no policy); app2 only GET /public from app1 (whose ingress rules apply as well). */
 const EGRESS_RULE = [
@@ -107,20 +109,23 @@ describe('L7 HTTP policy through the transparent proxy (real dockerd, BPF redire
   const statuses = (raw: string) => [...raw.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
   const lastSeq = async () => Math.max(0, ...(await env.agent.api<Ev[]>('/v1/events')).map((e) => e.seq));
   const proxyPid = () => readFileSync(join(env.agent.stateDir, 'proxy.pid'), 'utf8').trim();
+  /** cilium policy import, as a user runs it, of rules written to a file. */
+  const importRules = async (name: string, rules: unknown) => {
+    const f = join(env.agent.dir, `${name}.json`);
+    writeFileSync(f, JSON.stringify(rules));
+    const r = await cli('policy', 'import', f);
+    assert.strictEqual(r.code, 0, r.stderr);
+  };
 
   let app1 = '';
   before(async () => {
     await env.up();
     await env.createNetwork('lnet', ['--ipv6']);
-    const web = ['sh', '-c', 'echo public > /www/public && echo private > /www/private && exec httpd -f -vv -p 80 -h /www'];
-    await env.runDetached('app1', 'lnet', web, ['-l', 'id=app1']);
+    await env.runDetached('app1', 'lnet', WEB, ['-l', 'id=app1']);
     await env.runDetached('app2', 'lnet', undefined, ['-l', 'id=app2']);
     await env.runDetached('app3', 'lnet', undefined, ['-l', 'id=app3']);
     app1 = await env.address('app1', 'lnet');
-    const f = join(env.agent.dir, 'l7.json');
-    writeFileSync(f, JSON.stringify(L7_RULE));
-    const r = await cli('policy', 'import', f);
-    assert.strictEqual(r.code, 0, r.stderr);
+    await importRules('l7', L7_RULE);
   });
   after(async () => {
     await env.down();
@@ -288,10 +293,7 @@ describe('L7 HTTP policy through the transparent proxy (real dockerd, BPF redire
     };
 
     before(async () => {
-      const f = join(env.agent.dir, 'l7-streams.json');
-      writeFileSync(f, JSON.stringify(STREAM_RULE));
-      const r = await cli('policy', 'import', f);
-      assert.strictEqual(r.code, 0, r.stderr);
+      await importRules('l7-streams', STREAM_RULE);
       server = spawn('nsenter', ['-t', await pidOf('app1'), '-n', process.execPath, PEERS, 'serve'], { stdio: ['ignore', 'pipe', 'inherit'] });
       server.stdout!.on('data', (d: Buffer) => (served += String(d)));
       await waitFor('the peers in app1 to listen', () => served.includes('ready\n'), 20_000);
@@ -343,13 +345,9 @@ describe('L7 HTTP policy through the transparent proxy (real dockerd, BPF redire
     let app4 = '';
     const to4 = (path: string, extra = '') => `GET ${path} HTTP/1.1\\r\\nHost: app4\\r\\n${extra}\\r\\n`;
     before(async () => {
-      const web = ['sh', '-c', 'echo public > /www/public && echo private > /www/private && exec httpd -f -vv -p 80 -h /www'];
-      await env.runDetached('app4', 'lnet', web, ['-l', 'id=app4']);
+      await env.runDetached('app4', 'lnet', WEB, ['-l', 'id=app4']);
       app4 = await env.address('app4', 'lnet');
-      const f = join(env.agent.dir, 'l7-egress.json');
-      writeFileSync(f, JSON.stringify(EGRESS_RULE));
-      const r = await cli('policy', 'import', f);
-      assert.strictEqual(r.code, 0, r.stderr);
+      await importRules('l7-egress', EGRESS_RULE);
     });
     after(async () => {
       await cli('policy', 'delete', 'name=l7-egress');

@@ -44,6 +44,13 @@ for (const iptables of [true, false]) {
     const cli = (...args: string[]) => run(CLI, ['--api-socket', agent.apiSocket, ...args], { timeoutMs: 30_000 });
     const exec = (c: string, script: string, timeoutMs = 30_000) => dockerd.docker(['exec', c, 'sh', '-c', script], timeoutMs);
     const lastSeq = async () => Math.max(0, ...(await agent.api<Ev[]>('/v1/events')).map((e) => e.seq));
+    /** cilium policy import of rules written to a file. */
+    const importRules = async (name: string, rules: unknown) => {
+      const f = join(agent.dir, `${name}.json`);
+      writeFileSync(f, JSON.stringify(rules));
+      const r = await cli('policy', 'import', f);
+      assert.strictEqual(r.code, 0, r.stderr);
+    };
     const servers: ChildProcess[] = [];
     let www = '';
     let nettool = '';
@@ -162,9 +169,7 @@ for (const iptables of [true, false]) {
           egress: [{ toCIDR: [`${SERVER.v4}/32`], toPorts: [{ ports: [{ port: '8080', protocol: 'TCP' }] }] }],
         },
       ];
-      const f = join(agent.dir, 'rules.json');
-      writeFileSync(f, JSON.stringify(rules));
-      assert.strictEqual((await cli('policy', 'import', f)).code, 0);
+      await importRules('rules', rules);
       const since = await lastSeq();
       assert.strictEqual(await whoAmI('client', SERVER.v4), DEVICE.v4);
       assert.match(await whoAmI('client', SERVER.v4, 8081), /^failed/);
@@ -191,9 +196,7 @@ for (const iptables of [true, false]) {
           ],
         },
       ];
-      const f = join(agent.dir, 'rules-l7.json');
-      writeFileSync(f, JSON.stringify(rules));
-      assert.strictEqual((await cli('policy', 'import', f)).code, 0);
+      await importRules('rules-l7', rules);
       const since = await lastSeq();
       try {
         assert.strictEqual(await whoAmI('client', SERVER.v4), DEVICE.v4);
@@ -234,9 +237,7 @@ for (const iptables of [true, false]) {
           ],
         },
       ];
-      const f = join(agent.dir, 'rules-in-l7.json');
-      writeFileSync(f, JSON.stringify(rules));
-      assert.strictEqual((await cli('policy', 'import', f)).code, 0);
+      await importRules('rules-in-l7', rules);
       const client = (await dockerd.ok(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'client'])).trim();
       assert.strictEqual((await exec('other', `${WGET} http://${client}:9090/ok`)).stdout.trim(), 'ok');
       const denied = await exec('other', `${WGET} http://${client}:9090/nope`);
