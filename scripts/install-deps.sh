@@ -13,6 +13,7 @@ APT_PACKAGES=(
   docker-compose                                # compose-examples/
   vagrant                                       # vagrant validate of the lab
   curl                                          # scripts/up.sh probes the plugin socket
+  etcd-server etcd-client                       # the cluster kvstore of scripts/lab.sh and the multi-host tests
 )
 
 missing=()

@@ -1,7 +1,8 @@
 /**
- * The key-value store every piece of persistent agent state goes through.
- * The embedded backend is LevelDB; an etcd backend can implement the same
- * contract (create-only writes map onto etcd transactions).
+ * The key-value store every piece of this host's persistent state goes
+ * through (endpoints, addresses, rules), on LevelDB. What other hosts must
+ * see (identities, nodes, endpoint addresses) goes to the cluster's etcd
+ * instead (kvstore/etcd.ts), with --kvstore etcd.
  */
 export type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
 
