@@ -74,7 +74,7 @@ export class PolicySync {
     repo.onChange(() => {
       this.regenerate();
     });
-    identities.onReleased(() => {
+    identities.onChanged(() => {
       this.regenerate();
     });
     registry.onSaved((before, after) => {

@@ -1,9 +1,7 @@
 import { Logger } from 'winston';
-import { KVStore } from '../store/kvstore';
+import { IdentityBackend } from './backend';
 import { MIN_USER_IDENTITY, RESERVED, reservedLabels } from './reserved';
 
-const ID_PREFIX = 'identity/v1/id/';
-const VALUE_PREFIX = 'identity/v1/value/';
 const MAX_IDENTITY = (1 << 24) - 1;
 
 export interface Identity {
@@ -12,11 +10,11 @@ export interface Identity {
 }
 
 /**
- * Label set -> number, the same number for the same set, through the store's
- * create-only writes (compare-and-set): two allocators racing for one set or
- * one number cannot both win, which is what makes an etcd backend safe too.
- * Local users are counted; an identity nobody uses is released after a grace
- * period, so a restarting container keeps its number.
+ * Label set -> number, the same number for the same set, through the
+ * backend's create-only writes: this host's store, or the cluster's kvstore
+ * (then every host's identities are known here, followed as they change).
+ * Local users are counted; an identity nobody here uses is released after a
+ * grace period, so a restarting container keeps its number.
  */
 export class IdentityAllocator {
   private readonly byId = new Map<number, Identity>();
@@ -24,33 +22,37 @@ export class IdentityAllocator {
   private readonly refs = new Map<number, number>();
   private readonly releaseTimers = new Map<number, NodeJS.Timeout>();
   private next = MIN_USER_IDENTITY;
-  private readonly releasedListeners: Array<() => void> = [];
+  private readonly changedListeners: Array<() => void> = [];
 
   private constructor(
-    private readonly store: KVStore,
+    private readonly backend: IdentityBackend,
     private readonly log: Logger,
     private readonly graceMs: number,
   ) {}
 
-  static async load(store: KVStore, log: Logger, graceMs: number): Promise<IdentityAllocator> {
-    const a = new IdentityAllocator(store, log, graceMs);
-    for (const [k, v] of await store.list(ID_PREFIX)) {
-      const id = Number(k.slice(ID_PREFIX.length));
-      a.remember({ id, labels: JSON.parse(v) as string[] });
-    }
+  static async load(backend: IdentityBackend, log: Logger, graceMs: number): Promise<IdentityAllocator> {
+    const a = new IdentityAllocator(backend, log, graceMs);
+    for (const i of await backend.load()) a.remember(i);
+    await backend.follow?.((all) => {
+      a.followed(all);
+    });
     return a;
   }
 
-  /** Called after an identity is released, so policy stops naming it. */
-  onReleased(listener: () => void): void {
-    this.releasedListeners.push(listener);
+  /** Called after the set of identities changed other than by this host allocating (a release, another host), so policy follows. */
+  onChanged(listener: () => void): void {
+    this.changedListeners.push(listener);
   }
 
   /** Takes a reference on the identity of these (normalized) labels, allocating it if needed. */
   async acquire(labels: string[]): Promise<Identity> {
     const key = JSON.stringify(labels);
     let id = this.byKey.get(key);
-    if (id === undefined) id = await this.allocate(labels, key);
+    if (id === undefined) {
+      id = await this.backend.allocate(labels, () => this.freeNumber());
+      if (!this.byId.has(id)) this.log.info(`identity ${id} allocated`, { identity: id, labels });
+      this.remember({ id, labels }); // its user regenerates policy once it is assigned
+    } else if (!this.refs.has(id) && !this.releaseTimers.has(id)) this.backend.use(this.byId.get(id)!);
     this.refs.set(id, (this.refs.get(id) ?? 0) + 1);
     const pending = this.releaseTimers.get(id);
     if (pending) {
@@ -103,40 +105,41 @@ export class IdentityAllocator {
     return this.refs.get(id) ?? 0;
   }
 
-  private async allocate(labels: string[], key: string): Promise<number> {
-    for (let tries = 0; tries < 1000; tries++) {
-      const existing = await this.store.get(VALUE_PREFIX + key);
-      if (existing !== undefined) {
-        this.remember({ id: Number(existing), labels });
-        return Number(existing);
-      }
-      const candidate = this.freeNumber();
-      if (!(await this.store.create(`${ID_PREFIX}${candidate}`, key))) {
-        this.next = candidate + 1; // someone else took the number: try the next
-        continue;
-      }
-      if (await this.store.create(VALUE_PREFIX + key, String(candidate))) {
-        this.remember({ id: candidate, labels });
-        this.log.info(`identity ${candidate} allocated`, { identity: candidate, labels });
-        return candidate; // its user regenerates policy once it is assigned; a second pass here would be wasted
-      }
-      // Lost the race for this label set: give the number back and use the winner's.
-      await this.store.batch([{ type: 'del', key: `${ID_PREFIX}${candidate}` }]);
-    }
-    throw new Error(`could not allocate an identity for ${labels.join(',')}: the store keeps refusing`);
-  }
-
   private async forget(id: number): Promise<void> {
     const ident = this.byId.get(id);
     if (!ident || (this.refs.get(id) ?? 0) > 0) return;
-    await this.store.batch([
-      { type: 'del', key: `${ID_PREFIX}${id}` },
-      { type: 'del', key: VALUE_PREFIX + JSON.stringify(ident.labels) },
-    ]);
-    this.byId.delete(id);
-    this.byKey.delete(JSON.stringify(ident.labels));
+    await this.backend.release(ident);
+    if (!this.backend.follow) this.drop(ident); // a cluster's identity stays for as long as the kvstore holds it
     this.log.info(`identity ${id} released`, { identity: id, labels: ident.labels });
-    for (const l of this.releasedListeners) l();
+    this.changed();
+  }
+
+  /** The kvstore's identities now: others' new ones learnt, vanished ones dropped unless this host still uses them. */
+  private followed(all: Identity[]): void {
+    const seen = new Set<number>();
+    let changed = false;
+    for (const i of all) {
+      seen.add(i.id);
+      const had = this.byId.get(i.id);
+      if (had && JSON.stringify(had.labels) === JSON.stringify(i.labels)) continue;
+      if (had) this.drop(had);
+      this.remember(i);
+      changed = true;
+    }
+    for (const i of [...this.byId.values()]) {
+      if (seen.has(i.id)) continue;
+      if (this.refs.has(i.id))
+        this.backend.use(i); // wiped from the kvstore under a user: written back
+      else {
+        this.drop(i);
+        changed = true;
+      }
+    }
+    if (changed) this.changed();
+  }
+
+  private changed(): void {
+    for (const l of this.changedListeners) l();
   }
 
   private freeNumber(): number {
@@ -154,5 +157,10 @@ export class IdentityAllocator {
     this.byId.set(i.id, i);
     this.byKey.set(JSON.stringify(i.labels), i.id);
     if (i.id >= this.next) this.next = i.id + 1;
+  }
+
+  private drop(i: Identity): void {
+    this.byId.delete(i.id);
+    if (this.byKey.get(JSON.stringify(i.labels)) === i.id) this.byKey.delete(JSON.stringify(i.labels));
   }
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import winston from 'winston';
 import { IdentityAllocator } from '../../identity/allocator';
+import { LocalIdentities } from '../../identity/local-backend';
 import { fromDocker } from '../../labels/labels';
 import { LevelStore } from '../../store/level-store';
 
@@ -22,7 +23,7 @@ describe('identity allocator (LevelDB, compare-and-set)', () => {
   });
 
   it('maps the same label set to the same number, different sets to different numbers >= 256', async () => {
-    const a = await IdentityAllocator.load(store, log, 60_000);
+    const a = await IdentityAllocator.load(new LocalIdentities(store), log, 60_000);
     const x = await a.acquire(fromDocker({ id: 'app1', tier: 'web' }));
     const y = await a.acquire(fromDocker({ tier: 'web', id: 'app1' }));
     const z = await a.acquire(fromDocker({ id: 'app2' }));
@@ -33,14 +34,14 @@ describe('identity allocator (LevelDB, compare-and-set)', () => {
   });
 
   it('concurrent requests for one new label set agree on one number', async () => {
-    const a = await IdentityAllocator.load(store, log, 60_000);
+    const a = await IdentityAllocator.load(new LocalIdentities(store), log, 60_000);
     const got = await Promise.all(Array.from({ length: 20 }, () => a.acquire(['container:id=race'])));
     assert.strictEqual(new Set(got.map((g) => g.id)).size, 1);
   });
 
   it('two allocators on one store (as two hosts on etcd) never give one set two numbers', async () => {
-    const a = await IdentityAllocator.load(store, log, 60_000);
-    const b = await IdentityAllocator.load(store, log, 60_000);
+    const a = await IdentityAllocator.load(new LocalIdentities(store), log, 60_000);
+    const b = await IdentityAllocator.load(new LocalIdentities(store), log, 60_000);
     const [x, y] = await Promise.all([a.acquire(['container:id=shared']), b.acquire(['container:id=shared'])]);
     assert.strictEqual(x.id, y.id);
     const [p, q] = await Promise.all([a.acquire(['container:id=one']), b.acquire(['container:id=two'])]);
@@ -48,9 +49,9 @@ describe('identity allocator (LevelDB, compare-and-set)', () => {
   });
 
   it('keeps numbers across a restart and releases an unused one only after the grace period', async () => {
-    let a = await IdentityAllocator.load(store, log, 150);
+    let a = await IdentityAllocator.load(new LocalIdentities(store), log, 150);
     const x = await a.acquire(['container:id=gone']);
-    a = await IdentityAllocator.load(store, log, 150);
+    a = await IdentityAllocator.load(new LocalIdentities(store), log, 150);
     assert.strictEqual((await a.acquire(['container:id=gone'])).id, x.id);
     a.release(x.id);
     await new Promise((r) => setTimeout(r, 50));
@@ -60,7 +61,7 @@ describe('identity allocator (LevelDB, compare-and-set)', () => {
     a.release(x.id);
     await new Promise((r) => setTimeout(r, 400));
     assert.strictEqual(a.get(x.id), undefined);
-    const reloaded = await IdentityAllocator.load(store, log, 150);
+    const reloaded = await IdentityAllocator.load(new LocalIdentities(store), log, 150);
     assert.strictEqual(reloaded.get(x.id), undefined, 'released in the store too');
   });
 

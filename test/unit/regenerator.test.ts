@@ -8,6 +8,7 @@ import { Endpoint } from '../../endpoint/endpoint';
 import { PolicySync } from '../../endpoint/policy-sync';
 import { EndpointRegistry } from '../../endpoint/registry';
 import { IdentityAllocator } from '../../identity/allocator';
+import { LocalIdentities } from '../../identity/local-backend';
 import { CidrIdentities } from '../../identity/cidr';
 import { RESERVED } from '../../identity/reserved';
 import { PolicyNotApplied, PolicyRepository } from '../../policy/repository';
@@ -36,7 +37,7 @@ describe('regenerator: rules, identities and endpoints into the maps', () => {
   async function setUp() {
     const { maps, raw } = memoryMaps();
     const registry = await EndpointRegistry.load(store);
-    const identities = await IdentityAllocator.load(store, log, 60_000);
+    const identities = await IdentityAllocator.load(new LocalIdentities(store), log, 60_000);
     const repo = await PolicyRepository.load(store);
     const sync = new PolicySync({ maps }, registry, identities, new CidrIdentities([]), repo, { mode: 'default', l7ProxyPort: 10080 }, log);
     sync.follow(repo, identities, registry);
