@@ -1,7 +1,8 @@
 import { readFileSync } from 'fs';
-import { networkInterfaces } from 'os';
+import { hostname, networkInterfaces } from 'os';
 import { parseArgs } from 'util';
 import { isOwnDevice } from '../datapath/host-addresses';
+import { EtcdOptions } from '../kvstore/etcd';
 import { Cidr, familyBits, formatCidr, parseCidr } from '../net/address';
 import { EnforcementMode } from '../policy/resolve';
 import { MAGLEV_TABLE_SIZES } from '../service/maglev';
@@ -13,6 +14,10 @@ export interface Config {
   dockerHost: string;
   ipv4Range: Cidr;
   ipv6Range?: Cidr;
+  /** Which ranges the flags named: in a cluster the others are claimed (the defaults first, if no other host has them). */
+  rangesGiven: { 4: boolean; 6: boolean };
+  /** --kvstore etcd: identities, nodes and endpoint addresses shared with the other hosts; undefined: this host alone. */
+  cluster?: { etcd: EtcdOptions; name: string; nodeName: string; nodeIP?: string };
   bpfRoot: string;
   enforcement: EnforcementMode;
   /** Host-to-endpoint traffic passes whatever the policy says (Cilium's --allow-localhost=always). */
@@ -52,7 +57,8 @@ export const USAGE = `Usage: cilium-agent [flags]
   --state-dir DIR        persistent state: store, logs (default /var/lib/cilium)
   --docker-host URL      Docker API (default $DOCKER_HOST, else unix:///var/run/docker.sock)
   --ipv4-range CIDR      this host's container range (default 10.N.0.0/16, N = last octet
-                         of the host's first global IPv4)
+                         of the host's first global IPv4; in a cluster the next free N
+                         if another host has it)
   --ipv6-range CIDR      this host's IPv6 range (default f00d::<host IPv4 in hex>:0:0/96)
   --enable-ipv6[=BOOL]   allocate IPv6 addresses (default true)
   --bpf-root DIR         where BPF maps are pinned, on bpffs (default /sys/fs/bpf/cilium)
@@ -92,6 +98,16 @@ export const USAGE = `Usage: cilium-agent [flags]
                          host's, else one mounted at /run/cilium/cgroupv2)
   --proxy-port PORT      the L7 proxy's port on this host: connections to ports with HTTP
                          rules are redirected to it (default 10080)
+  --kvstore etcd         share identities, nodes and endpoint addresses with other hosts
+                         through etcd (default: none, this host alone)
+  --kvstore-opt KEY=VAL  etcd.address=URL[,URL] (required with --kvstore etcd),
+                         etcd.trusted-ca-file=PEM, etcd.cert-file=PEM, etcd.key-file=PEM
+                         (TLS for https:// addresses); repeatable
+  --kvstore-lease-ttl SECS
+                         this host's keys vanish from the kvstore this long after it stops
+                         renewing them (default 60)
+  --cluster-name NAME    the cluster's name in kvstore keys (default default)
+  --node-name NAME       this host's name in the cluster (default: the host name)
   --prometheus-serve-addr HOST:PORT
                          Prometheus metrics at /metrics; empty to disable (default 127.0.0.1:9962)
   --debug                log every plugin call
@@ -137,6 +153,11 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
       'bpf-lb-algorithm': { type: 'string', default: 'random' },
       'bpf-lb-maglev-table-size': { type: 'string', default: '16381' },
       'proxy-port': { type: 'string', default: '10080' },
+      kvstore: { type: 'string', default: '' },
+      'kvstore-opt': { type: 'string', multiple: true, default: [] },
+      'kvstore-lease-ttl': { type: 'string', default: '60' },
+      'cluster-name': { type: 'string', default: 'default' },
+      'node-name': { type: 'string', default: hostname() },
       debug: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -183,6 +204,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
   const devices = values.devices === '' ? [] : values.devices?.split(',').map((d) => d.trim());
   if (devices?.some((d) => !/^[A-Za-z0-9_.:@-]{1,15}$/.test(d)))
     throw new Error(`--devices takes interface names separated by commas, got "${values.devices}"`);
+  const cluster = clusterFlags(values, hostIPv4);
   return {
     pluginSocket: values['plugin-socket'],
     apiSocket: values['api-socket'],
@@ -190,6 +212,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     dockerHost: values['docker-host'],
     ipv4Range,
     ...(ipv6Range ? { ipv6Range } : {}),
+    rangesGiven: { 4: values['ipv4-range'] !== undefined, 6: values['ipv6-range'] !== undefined },
+    ...(cluster ? { cluster } : {}),
     bpfRoot: values['bpf-root'],
     enforcement,
     allowLocalhost: values['allow-localhost'] === 'always',
@@ -207,6 +231,47 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     maglevTableSize: algorithm === 'maglev' ? tableSize : 0,
     proxyPort,
     debug: values.debug,
+  };
+}
+
+function clusterFlags(
+  values: { kvstore: string; 'kvstore-opt': string[]; 'kvstore-lease-ttl': string; 'cluster-name': string; 'node-name': string },
+  hostIPv4: string | undefined,
+): Config['cluster'] {
+  if (values.kvstore === '') {
+    if (values['kvstore-opt'].length) throw new Error('--kvstore-opt needs --kvstore etcd');
+    return undefined;
+  }
+  if (values.kvstore !== 'etcd') throw new Error(`--kvstore must be etcd, got "${values.kvstore}"`);
+  const opts: Record<string, string> = {};
+  const known = ['etcd.address', 'etcd.trusted-ca-file', 'etcd.cert-file', 'etcd.key-file'];
+  for (const o of values['kvstore-opt']) {
+    const eq = o.indexOf('=');
+    const k = o.slice(0, eq);
+    if (eq < 1 || !known.includes(k)) throw new Error(`--kvstore-opt takes ${known.join(', ')} as KEY=VALUE, got "${o}"`);
+    opts[k] = o.slice(eq + 1);
+  }
+  const endpoints = (opts['etcd.address'] ?? '').split(',').filter((a) => a.trim());
+  if (!endpoints.length) throw new Error('--kvstore etcd needs --kvstore-opt etcd.address=URL[,URL]');
+  for (const e of endpoints) if (!/^https?:\/\/[^/]+\/?$/.test(e.trim())) throw new Error(`etcd.address takes http:// or https:// URLs, got "${e}"`);
+  if (Boolean(opts['etcd.cert-file']) !== Boolean(opts['etcd.key-file'])) throw new Error('etcd.cert-file and etcd.key-file go together');
+  const ttl = Number(values['kvstore-lease-ttl']);
+  if (!/^\d+$/.test(values['kvstore-lease-ttl']) || ttl < 2)
+    throw new Error(`--kvstore-lease-ttl must be a whole number of seconds >= 2, got "${values['kvstore-lease-ttl']}"`);
+  for (const flag of ['cluster-name', 'node-name'] as const) {
+    if (!/^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62})$/.test(values[flag])) throw new Error(`--${flag} takes letters, digits, '.', '_' and '-', got "${values[flag]}"`);
+  }
+  return {
+    etcd: {
+      endpoints: endpoints.map((e) => e.trim().replace(/\/$/, '')),
+      leaseTtlSeconds: ttl,
+      ...(opts['etcd.trusted-ca-file'] ? { trustedCaFile: opts['etcd.trusted-ca-file'] } : {}),
+      ...(opts['etcd.cert-file'] ? { certFile: opts['etcd.cert-file'] } : {}),
+      ...(opts['etcd.key-file'] ? { keyFile: opts['etcd.key-file'] } : {}),
+    },
+    name: values['cluster-name'],
+    nodeName: values['node-name'],
+    ...(hostIPv4 ? { nodeIP: hostIPv4 } : {}),
   };
 }
 

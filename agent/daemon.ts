@@ -24,9 +24,16 @@ import { EndpointManager } from '../endpoint/manager';
 import { PolicySync } from '../endpoint/policy-sync';
 import { EndpointRegistry } from '../endpoint/registry';
 import { IdentityAllocator } from '../identity/allocator';
+import { ClusterIdentities } from '../identity/cluster-backend';
+import { LocalIdentities } from '../identity/local-backend';
+import { EtcdStore } from '../kvstore/etcd';
+import { IpcacheSync } from '../node/ipcache-sync';
+import { claimRanges } from '../node/ranges';
+import { NodeRegistry } from '../node/registry';
+import { NativeRoutes } from '../node/routes';
 import { CidrIdentities } from '../identity/cidr';
 import { Ipam } from '../ipam/ipam';
-import { formatCidr, lastAddress } from '../net/address';
+import { Cidr, formatCidr, lastAddress, parseCidr } from '../net/address';
 import { ContainerResolver } from '../labels/container-resolver';
 import { dockerClient } from '../labels/docker-client';
 import { Metrics } from '../metrics/metrics';
@@ -62,6 +69,12 @@ async function secureStateDir(dir: string): Promise<void> {
   await walk(dir);
 }
 
+/** The destinations never masqueraded, with this host's claimed ranges where the flags left the defaults. */
+function withRanges(cfg: Config, ranges: { ipv4Range: Cidr; ipv6Range?: Cidr }): Cidr[] {
+  const same = (a: Cidr, b?: Cidr) => b !== undefined && formatCidr(a) === formatCidr(b);
+  return cfg.noMasqueradeTo.map((c) => (same(c, cfg.ipv4Range) ? ranges.ipv4Range : same(c, cfg.ipv6Range) && ranges.ipv6Range ? ranges.ipv6Range : c));
+}
+
 export interface Daemon {
   stop(): Promise<void>;
 }
@@ -79,19 +92,29 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     for (const c of closers.reverse()) await c();
   };
   try {
-    const routerV4 = cfg.ipv4Range.base + 1n;
-    const routerV6 = cfg.ipv6Range && cfg.ipv6Range.base + 1n;
-    if (lastAddress(cfg.ipv4Range) <= routerV4) throw new Error('--ipv4-range leaves no room for a router address');
+    let kv: EtcdStore | undefined;
+    let ranges: { ipv4Range: Cidr; ipv6Range?: Cidr } = { ipv4Range: cfg.ipv4Range, ...(cfg.ipv6Range ? { ipv6Range: cfg.ipv6Range } : {}) };
+    if (cfg.cluster) {
+      if (!cfg.cluster.nodeIP) throw new Error('--kvstore etcd: this host has no global IPv4 address to announce itself by');
+      const etcd = await EtcdStore.connect(cfg.cluster.etcd, log);
+      kv = etcd;
+      closers.push(() => etcd.close());
+      ranges = await claimRanges(etcd, store, cfg.cluster, { ...ranges, rangesGiven: cfg.rangesGiven }, log);
+    }
+    const { ipv4Range, ipv6Range } = ranges;
+    const routerV4 = ipv4Range.base + 1n;
+    const routerV6 = ipv6Range && ipv6Range.base + 1n;
+    if (lastAddress(ipv4Range) <= routerV4) throw new Error('--ipv4-range leaves no room for a router address');
     const host = await localAddresses();
     const ipam = await Ipam.load(store, {
-      4: { range: cfg.ipv4Range, router: routerV4 },
-      ...(cfg.ipv6Range && routerV6 ? { 6: { range: cfg.ipv6Range, router: routerV6 } } : {}),
+      4: { range: ipv4Range, router: routerV4 },
+      ...(ipv6Range && routerV6 ? { 6: { range: ipv6Range, router: routerV6 } } : {}),
       hostAddresses: host,
     });
     const baseRouters: RouterAddress[] = [{ family: 4, value: routerV4 }, ...(routerV6 ? [{ family: 6 as const, value: routerV6 }] : [])];
     const networks = await NetworkManager.load(store, baseRouters);
     const registry = await EndpointRegistry.load(store);
-    await ensureHostRouter(networks.routerAddresses(), cfg.ipv6Range !== undefined);
+    await ensureHostRouter(networks.routerAddresses(), ipv6Range !== undefined);
 
     const natPorts = cfg.masquerade ? masqueradePorts() : { min: 1024, max: 65535 };
     const dp = BpfDatapath.load({
@@ -116,7 +139,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     });
     const devices = new HostDevices(
       dp,
-      { masquerade: cfg.masquerade, ...(cfg.devices ? { devices: cfg.devices } : {}), noMasqueradeTo: cfg.noMasqueradeTo },
+      { masquerade: cfg.masquerade, ...(cfg.devices ? { devices: cfg.devices } : {}), noMasqueradeTo: withRanges(cfg, ranges) },
       log,
     );
     await devices.start(10_000);
@@ -131,7 +154,11 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
       reader.close();
     });
 
-    const identities = await IdentityAllocator.load(store, log, cfg.identityGraceMs);
+    const identities = await IdentityAllocator.load(
+      kv && cfg.cluster ? new ClusterIdentities(kv, cfg.cluster.nodeName, log) : new LocalIdentities(store),
+      log,
+      cfg.identityGraceMs,
+    );
     const repo = await PolicyRepository.load(store);
     const conntrack = new ConntrackGc(dp.maps.ct, [dp.maps.snat, dp.maps.lbCt], () => new Set(registry.list().map((e) => ownerOf(e.sandboxKey))), log);
     const metrics = new Metrics({
@@ -149,6 +176,35 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
     const cidrIdentities = new CidrIdentities(dp.maps.ipcache.entries());
     const sync = new PolicySync(dp, registry, identities, cidrIdentities, repo, { mode: cfg.enforcement, l7ProxyPort: cfg.proxyPort }, log, metrics);
     sync.follow(repo, identities, registry);
+    let cluster: { nodes: NodeRegistry; routes: NativeRoutes; ipcache: IpcacheSync; kv: EtcdStore } | undefined;
+    if (kv && cfg.cluster) {
+      const nodes = await NodeRegistry.join(
+        kv,
+        {
+          Name: cfg.cluster.nodeName,
+          Cluster: cfg.cluster.name,
+          IPAddresses: [{ Type: 'InternalIP', IP: cfg.cluster.nodeIP! }],
+          IPv4AllocCIDR: formatCidr(ipv4Range),
+          ...(ipv6Range ? { IPv6AllocCIDR: formatCidr(ipv6Range) } : {}),
+          EncryptionKey: 0,
+        },
+        log,
+      );
+      const routes = new NativeRoutes(nodes, log);
+      await routes.start();
+      // The cluster's ranges are reached as they are, never masqueraded.
+      const clusterRanges = () => nodes.list().flatMap((n) => [n.IPv4AllocCIDR, n.IPv6AllocCIDR].filter((c): c is string => Boolean(c)).map(parseCidr));
+      devices.excludeAlso(clusterRanges());
+      nodes.onChanged(() => {
+        devices.excludeAlso(clusterRanges());
+      });
+      const ipcacheSync = new IpcacheSync(kv, cfg.cluster.name, nodes, dp.maps.ipcache, [ipv4Range, ...(ipv6Range ? [ipv6Range] : [])], log);
+      await ipcacheSync.start(registry);
+      closers.push(() => {
+        ipcacheSync.stop();
+      });
+      cluster = { nodes, routes, ipcache: ipcacheSync, kv };
+    }
     const docker = dockerClient(cfg.dockerHost);
     const resolver = new ContainerResolver(docker, log);
     closers.push(() => {
@@ -185,6 +241,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
       dockerView: () => dockerView(docker, driver),
       log,
       bpfRoot: cfg.bpfRoot,
+      ...(cluster ? { remoteAddresses: () => cluster.ipcache.remoteAddresses() } : {}),
       graceMs: cfg.reconcileGraceMs,
     });
 
@@ -244,6 +301,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
         stateDir: cfg.stateDir,
         pluginSocket: cfg.pluginSocket,
         hooks: metrics,
+        ...(cluster && cfg.cluster ? { cluster: { name: cfg.cluster.name, kv: cluster.kv, nodes: cluster.nodes, routes: cluster.routes } } : {}),
         health: {
           docker: () =>
             docker.ping().then(
@@ -264,7 +322,7 @@ export async function startDaemon(cfg: Config, log: Logger, recent: RecentErrors
             enabled: cfg.masquerade,
             devices: devices.devices(),
             ports: natPorts,
-            excluded: cfg.noMasqueradeTo.map(formatCidr),
+            excluded: devices.excluded().map(formatCidr),
           }),
           loadBalancing: {
             algorithm: cfg.maglevTableSize ? 'maglev' : 'random',

@@ -1,6 +1,6 @@
 import { readFileSync } from 'fs';
 import { Logger } from 'winston';
-import { Cidr, Family, formatAddress, parseAddress } from '../net/address';
+import { Cidr, Family, formatAddress, formatCidr, parseAddress } from '../net/address';
 import type { Maps } from './bpf/loader';
 import { isOwnDevice } from './host-addresses';
 import { AddressEntry, HostLink, listAddresses, listLinks } from './rtnl';
@@ -47,6 +47,7 @@ export class HostDevices {
   private current = new Map<number, MasqueradeDevice>();
   private timer?: NodeJS.Timeout;
   private readonly missingLogged = new Set<string>();
+  private also: Cidr[] = [];
 
   constructor(
     private readonly dp: { maps: Pick<Maps, 'natDevices' | 'natExclude'>; attachNetdev(ifindex: number): void },
@@ -59,8 +60,20 @@ export class HostDevices {
     return this.cfg.masquerade ? [...this.current.values()] : [];
   }
 
+  /** Every destination never masqueraded: the configured ones and those of excludeAlso. */
+  excluded(): Cidr[] {
+    const all = new Map([...this.cfg.noMasqueradeTo, ...this.also].map((c) => [formatCidr(c), c]));
+    return [...all.values()];
+  }
+
+  /** More destinations reached as they are (the cluster's ranges, as hosts come and go), on top of the configured ones. */
+  excludeAlso(cidrs: Cidr[]): void {
+    this.also = cidrs;
+    this.dp.maps.natExclude.replaceAll(this.excluded().map((c) => ({ family: c.family, base: c.base, bits: c.bits })));
+  }
+
   async start(intervalMs: number): Promise<void> {
-    this.dp.maps.natExclude.replaceAll(this.cfg.noMasqueradeTo.map((c) => ({ family: c.family, base: c.base, bits: c.bits })));
+    this.dp.maps.natExclude.replaceAll(this.excluded().map((c) => ({ family: c.family, base: c.base, bits: c.bits })));
     await this.sync();
     this.timer = setInterval(() => void this.sync().catch((err: unknown) => this.log.warn(`host devices: ${(err as Error).message}`)), intervalMs);
     this.timer.unref();

@@ -167,6 +167,28 @@ export async function replaceRoute(family: Family, dst: bigint, bits: number, oi
   );
 }
 
+/** A route to dst/bits through a gateway on a directly connected network (another host's range over the underlay). */
+export async function replaceGatewayRoute(family: Family, dst: bigint, bits: number, gateway: bigint): Promise<void> {
+  await call(`route to ${dst}/${bits} via ${gateway}`, (s) =>
+    s.newRoute(
+      { family: AF[family], dstLen: bits, table: 254, protocol: 'STATIC', scope: 'UNIVERSE', type: 'UNICAST' },
+      { dst: addressBytes(family, dst), gateway: addressBytes(family, gateway) },
+      { flags: FlagsNew.CREATE | FlagsNew.REPLACE, timeout: TIMEOUT_MS },
+    ),
+  );
+}
+
+/** Removes the route to dst/bits; one already gone is fine. */
+export async function deleteRoute(family: Family, dst: bigint, bits: number): Promise<void> {
+  try {
+    await call(`delete route to ${dst}/${bits}`, (s) =>
+      s.delRoute({ family: AF[family], dstLen: bits, table: 254 }, { dst: addressBytes(family, dst) }, { timeout: TIMEOUT_MS }),
+    );
+  } catch (err) {
+    if (!(err instanceof NetlinkError && err.code === 'ESRCH')) throw err;
+  }
+}
+
 export interface RouteEntry {
   family: Family;
   dst: Buffer;

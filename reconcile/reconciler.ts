@@ -38,6 +38,8 @@ export interface ReconcilerDeps {
   /** What Docker holds on this driver's networks; throws when Docker cannot be asked. */
   dockerView: () => Promise<DockerView>;
   bpfRoot: string;
+  /** Other hosts' endpoint addresses in the ipcache (a cluster's): not this host's to remove. */
+  remoteAddresses?: () => Set<string>;
   log: Logger;
   /** Anything younger than this, relative to Docker's answer, may still be on its way: left alone. */
   graceMs: number;
@@ -213,7 +215,7 @@ export class Reconciler {
    */
   private async maps(r: ReconcileReport, repair: (s: string) => void): Promise<void> {
     let n = 0;
-    for (const sweep of staleEntrySweeps(this.d.maps, this.d.endpoints)) {
+    for (const sweep of staleEntrySweeps(this.d.maps, this.d.endpoints, this.d.remoteAddresses)) {
       n += sweep();
       await new Promise((resolve) => setImmediate(resolve));
     }

@@ -15,9 +15,10 @@ export interface LiveEndpoints {
  * One sweep per map of the entries no live endpoint owns, each to run
  * against a fresh look at the owner: the caller frees the event loop in
  * between. Each answers how many entries it removed. CIDR identities, the
- * host's and reserved entries are not endpoints' and are never touched here.
+ * host's and reserved entries are not endpoints' and are never touched here,
+ * nor other hosts' endpoints (remote).
  */
-export function staleEntrySweeps(maps: Maps, live: LiveEndpoints): Array<() => number> {
+export function staleEntrySweeps(maps: Maps, live: LiveEndpoints, remote: () => Set<string> = () => new Set()): Array<() => number> {
   const addresses = () => new Set(live.list().flatMap((e) => [e.ipv4, e.ipv6].filter(Boolean)));
   return [
     () => {
@@ -31,7 +32,7 @@ export function staleEntrySweeps(maps: Maps, live: LiveEndpoints): Array<() => n
       return stale.length;
     },
     () => {
-      const held = addresses();
+      const held = new Set([...addresses(), ...remote()]);
       return maps.ipcache.entries().filter((e) => {
         const endpointIdentity = e.identity === RESERVED.init || (e.identity >= MIN_USER_IDENTITY && e.identity < MIN_CIDR_IDENTITY);
         const host = e.bits === familyBits(e.family);
