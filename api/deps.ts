@@ -17,6 +17,9 @@ import { Reconciler } from '../reconcile/reconciler';
 import type { LoadBalancer } from '../service/load-balancer';
 import type { PublishedPorts } from '../service/published-ports';
 import type { UserServices } from '../service/user-services';
+import type { EtcdStore } from '../kvstore/etcd';
+import type { NodeRegistry } from '../node/registry';
+import type { NativeRoutes } from '../node/routes';
 import type { EndpointView, EventView, Health } from './types';
 
 /** What the API reads and asks: the owners of each piece of state. */
@@ -42,6 +45,8 @@ export interface ApiDeps {
   stateDir: string;
   pluginSocket: string;
   hooks?: Pick<Hooks, 'apiCall'>;
+  /** With --kvstore etcd. */
+  cluster?: { name: string; kv: EtcdStore; nodes: NodeRegistry; routes: NativeRoutes };
   health: {
     docker: () => Promise<string>;
     store: () => Promise<string>;

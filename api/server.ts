@@ -2,6 +2,7 @@ import express, { NextFunction, Request, Response } from 'express';
 import { ApiDeps, Views } from './deps';
 import { HttpError } from './http';
 import { bpfRoutes } from './routes/bpf';
+import { clusterRoutes } from './routes/cluster';
 import { endpointRoutes } from './routes/endpoint';
 import { eventRoutes } from './routes/events';
 import { healthRoutes } from './routes/health';
@@ -28,7 +29,7 @@ export function apiApp(d: ApiDeps): express.Express {
   });
   app.use(express.json({ limit: '4mb', type: () => true }));
   const views = new Views(d);
-  app.use(healthRoutes(d), endpointRoutes(d, views), policyRoutes(d, views), eventRoutes(d, views), bpfRoutes(d, views), serviceRoutes(d));
+  app.use(healthRoutes(d), endpointRoutes(d, views), policyRoutes(d, views), eventRoutes(d, views), bpfRoutes(d, views), serviceRoutes(d), clusterRoutes(d));
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: `no such API route: ${req.method} ${req.path}` });
   });

@@ -1,3 +1,4 @@
+import type { KvstoreStatus } from '../kvstore/etcd';
 /**
  * The agent API's answers, as the CLI (and anyone) reads them. The routes
  * build them with `satisfies`, the CLI imports them type-only, so the two
@@ -46,6 +47,34 @@ export interface Health {
   };
   recentErrors: Array<{ time: string; level: string; message: string }>;
   faults: Record<string, number>;
+  /** With --kvstore etcd: the cluster this host is part of. */
+  cluster?: ClusterHealth;
+}
+
+export interface ClusterHealth {
+  name: string;
+  node: string;
+  kvstore: KvstoreStatus;
+  /** Hosts in the kvstore, this one included. */
+  nodes: number;
+  routing: 'native';
+  /** Other hosts' ranges routed through their addresses. */
+  routes: Array<{ range: string; via: string }>;
+}
+
+/** `cilium node list`: a host as the kvstore holds it. */
+export interface NodeView {
+  name: string;
+  cluster: string;
+  ipv4: string;
+  ipv4AllocCIDR?: string;
+  ipv6AllocCIDR?: string;
+  self: boolean;
+}
+
+export interface KvEntryView {
+  key: string;
+  value: string;
 }
 
 /** l7Ingress, l7Egress: the ports whose requests the L7 proxy judges ("80/TCP"), to the endpoint and from it. */

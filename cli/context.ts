@@ -42,6 +42,6 @@ export class Ctx {
   }
 }
 
-const BOOLEAN_FLAGS = new Set(['--all', '--verbose', '-v']);
+const BOOLEAN_FLAGS = new Set(['--all', '--verbose', '-v', '--recursive']);
 
 export type Command = (ctx: Ctx) => Promise<number>;

@@ -1,4 +1,5 @@
 import { bpfCtFlush, bpfCtList, bpfEndpointList, bpfIpcacheList, bpfNatList, bpfPolicyGet, ipList } from './commands/bpf';
+import { kvstoreGet, nodeList } from './commands/cluster';
 import { endpointGet, endpointLabels, endpointList } from './commands/endpoint';
 import { identityGet, identityList } from './commands/identity';
 import { ipam } from './commands/ipam';
@@ -34,6 +35,8 @@ const COMMANDS: Record<string, [Command, string]> = {
   'service delete': [serviceDelete, 'ID: a user service'],
   'ip list': [ipList, 'addresses and prefixes with their identities and labels'],
   ipam: [ipam, 'address pools and allocations'],
+  'node list': [nodeList, 'the hosts of the cluster (--kvstore etcd): name, address, ranges'],
+  'kvstore get': [kvstoreGet, 'KEY, or PREFIX --recursive: the kvstore as it is (key => value)'],
   monitor: [monitor, 'live datapath events [-t drop|trace|policy-verdict] [--related-to EP]'],
   'completion bash': [() => Promise.resolve(completion()), 'a bash completion script: source <(cilium completion bash)'],
 };

@@ -29,6 +29,18 @@ export function healthRoutes(d: ApiDeps): Router {
       loadBalancing: { services: d.lb.list().length, ...d.health.loadBalancing },
       recentErrors: d.health.recentErrors,
       faults: d.health.faults,
+      ...(d.cluster
+        ? {
+            cluster: {
+              name: d.cluster.name,
+              node: d.cluster.nodes.self.Name,
+              kvstore: d.cluster.kv.status(),
+              nodes: d.cluster.nodes.list().length,
+              routing: 'native' as const,
+              routes: d.cluster.routes.list(),
+            },
+          }
+        : {}),
     } satisfies Health);
   });
   r.get('/v1/reconcile', (_req, res) => {

@@ -13,8 +13,16 @@ export const status: Command = async (ctx) => {
         .map(([s, n]) => `${n} ${s}`)
         .join(', ') || 'none';
     const maps = h.bpfMaps.filter((m) => m.pinned).length;
+    const c = h.cluster;
     const lines = [
-      `KVStore:      ${ok(h.kvstore.status)}   ${h.kvstore.backend} ${h.kvstore.path}`,
+      ...(c
+        ? [
+            `KVStore:      ${c.kvstore.connected ? 'Ok' : `Failure: ${c.kvstore.lastError ?? 'unreachable'}`}   etcd ${c.kvstore.endpoints.join(',')}${c.kvstore.lease ? ` (lease ${c.kvstore.lease}, TTL ${c.kvstore.leaseTtlSeconds}s)` : ''}`,
+            `Host store:   ${ok(h.kvstore.status)}   ${h.kvstore.backend} ${h.kvstore.path}`,
+            `Cluster:      ${c.name}, node ${c.node}, ${c.nodes} node${c.nodes === 1 ? '' : 's'} (cilium node list)`,
+            `Routing:      Network: Native   ${c.routes.length} route${c.routes.length === 1 ? '' : 's'} to other nodes${c.routes.length ? `: ${c.routes.map((r) => `${r.range} via ${r.via}`).join(', ')}` : ''}`,
+          ]
+        : [`KVStore:      ${ok(h.kvstore.status)}   ${h.kvstore.backend} ${h.kvstore.path}`]),
       `Docker:       ${ok(h.docker.status)}   ${h.docker.host}`,
       `Cilium:       Ok   ${h.version} (up ${h.uptimeSeconds}s)`,
       `Plugin:       ${h.pluginSocket}`,
@@ -47,7 +55,7 @@ export const status: Command = async (ctx) => {
     ];
     return `${lines.join('\n')}\n`;
   });
-  return h.kvstore.status === 'ok' ? 0 : 1;
+  return h.kvstore.status === 'ok' && (!h.cluster || h.cluster.kvstore.connected) ? 0 : 1;
 };
 
 export const version: Command = async (ctx) => {
